@@ -1,0 +1,1 @@
+"""Lines -> requests: encoding events and packing them into payloads."""

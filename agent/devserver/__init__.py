@@ -1,0 +1,1 @@
+"""A local Polaris-compatible endpoint for trying the product and for its tests."""

@@ -1,0 +1,1 @@
+"""The Polaris contract: management API client and `setup` provisioning."""

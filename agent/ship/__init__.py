@@ -1,0 +1,1 @@
+"""Requests -> Polaris: HTTP, pacing, retries."""

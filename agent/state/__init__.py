@@ -1,0 +1,1 @@
+"""What survives a restart: checkpoints and the acknowledgements that move them."""

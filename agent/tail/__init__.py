@@ -1,0 +1,1 @@
+"""Files -> lines: discovery, identity, reading and watching."""
