@@ -45,6 +45,7 @@ _SIZE_UNITS = {
 }
 _INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CONNECTION_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ISO_PERIOD = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 
 
 def parse_duration(value: object) -> float:
@@ -52,8 +53,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as '500ms' or '30s'")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
+        if not 0 <= value < float("inf"):  # TOML allows inf and nan; neither is a timeout
+            raise ValueError("a duration must be a finite number of seconds, not negative")
         return float(value)
     if not isinstance(value, str):
         raise ValueError("expected a duration such as '500ms' or '30s'")
@@ -205,6 +206,23 @@ class JobConfig(_Section):
     mappings: list[Mapping_] = Field(min_length=1)
     late_message_rejection_period: str | None = None
     early_message_rejection_period: str | None = None
+
+    @field_validator("late_message_rejection_period", "early_message_rejection_period")
+    @classmethod
+    def _iso_period(cls, period: str | None) -> str | None:
+        # Polaris takes ISO 8601 periods; a typo here would only surface as a 400 at setup.
+        if period is not None and not _ISO_PERIOD.match(period):
+            raise ValueError(f"invalid ISO 8601 period {period!r}; use e.g. 'P30D' or 'PT12H'")
+        return period
+
+    @field_validator("input_schema", "mappings")
+    @classmethod
+    def _unique_names(cls, items: list[InputField] | list[Mapping_]) -> list[Any]:
+        names = [i.name if isinstance(i, InputField) else i.column for i in items]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"names must be unique; repeated: {', '.join(repeated)}")
+        return list(items)
 
     @model_validator(mode="after")
     def _maps_time(self) -> JobConfig:
