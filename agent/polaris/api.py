@@ -8,6 +8,7 @@ exceptions: each becomes one of the types in ``errors.py``.
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +63,15 @@ class Job:
         )
 
 
+def basic_auth(api_key: str) -> str:
+    """Polaris' API key auth: HTTP Basic, the key as user name, an empty password.
+
+    Built by hand (aiohttp deprecates ``BasicAuth``), and sent only to ``polaris.url``:
+    requests never follow redirects, so the header cannot leak to another host.
+    """
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+
+
 def tls_setting(config: PolarisConfig) -> ssl.SSLContext | bool:
     """The ``ssl`` argument for aiohttp: verified by default, a private CA, or (explicitly) off."""
     if not config.tls_verify:
@@ -97,11 +107,15 @@ class PolarisApi:
         """A client for ``config``'s project; the session closes when the block ends."""
         secret = config.api_key.get_secret_value()
         connector = aiohttp.TCPConnector(ssl=tls_setting(config))
+        headers = {
+            "Authorization": basic_auth(secret),
+            "Accept": "application/json",
+            "User-Agent": f"polaris-agent/{__version__}",
+        }
         async with aiohttp.ClientSession(
             connector=connector,
-            auth=aiohttp.BasicAuth(secret, ""),
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=config.request_timeout),
-            headers={"Accept": "application/json", "User-Agent": f"polaris-agent/{__version__}"},
         ) as session:
             yield cls(session, config.url, config.project_id, secret)
 
@@ -161,7 +175,9 @@ class PolarisApi:
         data = None if body is None else orjson.dumps(body)
         headers = {} if body is None else {"Content-Type": "application/json"}
         try:
-            async with self._session.request(method, url, data=data, headers=headers) as resp:
+            async with self._session.request(
+                method, url, data=data, headers=headers, allow_redirects=False
+            ) as resp:
                 text = await resp.text(errors="replace")
                 status = resp.status
         except aiohttp.ClientSSLError as exc:
