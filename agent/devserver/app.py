@@ -1,0 +1,332 @@
+"""The HTTP surface of the dev-server: routes, Basic auth, and the Events API request flow.
+
+Events request order (as a gateway in front of Polaris would do it): auth (401) -> rate limit
+(429) -> faults -> connection (404) -> size/encoding (413/415/400) -> NDJSON check (400) ->
+append (200). Every Events response carries the rate-limit headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from agent.devserver.errors import ApiError, BadRequest, NotFound, Unauthorized
+from agent.devserver.events import count_lines, decode_body, split_events
+from agent.devserver.faults import FaultAnswer, apply_admin_command
+from agent.devserver.names import check_name
+from agent.devserver.ratelimit import RateState
+from agent.devserver.tables import QueryError
+
+if TYPE_CHECKING:
+    from agent.devserver.server import DevServer
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PREFIX = "/v1/projects/{project}"
+_DEV_SERVER = web.AppKey("dev_server", object)
+
+
+def json_response(
+    document: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(document),
+        status=status,
+        content_type="application/json",
+        headers=dict(headers or {}),
+    )
+
+
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return json_response({"message": message}, status, headers)
+
+
+def _server(request: web.Request) -> DevServer:
+    server: DevServer = request.app[_DEV_SERVER]  # type: ignore[assignment]
+    return server
+
+
+def api_key_of(request: web.Request) -> str | None:
+    """The API key from `Authorization: Basic base64(KEY:)` (or a Bearer token)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, _password = decoded.partition(":")
+    return user or None
+
+
+def _authorize(request: web.Request) -> str:
+    key = api_key_of(request)
+    if key is None:
+        raise Unauthorized("missing credentials: use HTTP Basic auth with the API key as user name")
+    if key not in _server(request).api_keys:
+        raise Unauthorized("invalid API key")
+    return key
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """ApiError -> `{"message": ...}` with its status; aiohttp's own 404/405 as JSON too."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error_response(exc.status, exc.reason)
+        raise
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- Events API
+
+
+def _measure(raw: bytes, encoding: str | None) -> tuple[int, int]:
+    """Decompressed size and line count of a body we will not process, best effort."""
+    try:
+        data = decode_body(raw, encoding, 64 * 1024 * 1024).data
+    except ApiError:
+        return len(raw), 0
+    return len(data), count_lines(data)
+
+
+def _fault_response(answer: FaultAnswer, rate: RateState) -> web.Response:
+    headers = rate.headers()
+    if answer.retry_after is not None:
+        headers["Retry-After"] = _seconds(answer.retry_after)
+    headers.update(answer.headers)
+    return error_response(answer.status, f"injected fault: HTTP {answer.status}", headers)
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _reset_connection(request: web.Request) -> None:
+    """Abort the TCP connection with an RST so the client sees a connection error."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    server = _server(request)
+    faults = server.faults
+    connection = request.match_info["connection"]
+    encoding = request.headers.get("Content-Encoding")
+    raw = await request.read()
+    key = api_key_of(request)
+
+    def finish(
+        status: int, response: web.StreamResponse, measured: tuple[int, int] | None = None
+    ) -> web.StreamResponse:
+        body_bytes, lines = measured if measured is not None else _measure(raw, encoding)
+        server.record(_record(status, connection, encoding, key, body_bytes, lines))
+        return response
+
+    if key is None or key not in server.api_keys:
+        message = "invalid API key" if key else "missing credentials: use HTTP Basic auth"
+        headers = faults.rate_limiter.peek().headers()
+        return finish(401, error_response(401, message, headers))
+    rate = faults.rate_limiter.acquire()
+    headers = rate.headers()
+    if not rate.allowed:
+        headers["Retry-After"] = str(max(1, rate.reset_seconds))
+        return finish(429, error_response(429, "API rate limit exceeded", headers))
+    plan = faults.next_request()
+    if plan.reset:
+        finish(0, web.Response())
+        _reset_connection(request)
+        raise asyncio.CancelledError  # nothing can be written to an aborted connection
+    if plan.answer is not None:
+        await asyncio.sleep(plan.delay)
+        return finish(plan.answer.status, _fault_response(plan.answer, rate))
+    try:
+        if connection not in server.catalog.connections:
+            raise NotFound(f"connection {connection!r} does not exist")
+        data = decode_body(raw, encoding, faults.max_payload_bytes).data
+        lines = split_events(data)
+    except ApiError as exc:
+        await asyncio.sleep(plan.delay)
+        return finish(exc.status, error_response(exc.status, exc.message, headers))
+    server.accept_events(connection, lines)
+    await asyncio.sleep(plan.delay)
+    return finish(200, web.Response(text="OK", headers=headers), measured=(len(data), len(lines)))
+
+
+def _record(
+    status: int,
+    connection: str,
+    encoding: str | None,
+    key: str | None,
+    body_bytes: int,
+    lines: int,
+) -> Any:
+    from agent.devserver.server import RequestRecord
+
+    return RequestRecord(
+        status=status,
+        connection=connection,
+        content_encoding=encoding,
+        auth_user=key,
+        body_bytes=body_bytes,
+        line_count=lines,
+        at=time.monotonic(),
+    )
+
+
+# ---------------------------------------------------------------------------- Connections
+
+
+def _endpoint_url(request: web.Request, name: str) -> str:
+    project = request.match_info["project"]
+    return f"{request.scheme}://{request.host}/v1/projects/{project}/events/{name}"
+
+
+async def create_connection(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("connection spec must be a JSON object")
+    if body.get("type") != "push_streaming":
+        raise BadRequest(
+            f"connection type {body.get('type')!r} is not supported by the dev-server; "
+            "use 'push_streaming'"
+        )
+    name = check_name("connection", body.get("name"))
+    server = _server(request)
+    server.create_connection(name)
+    document = server.catalog.connection(name).to_json(_endpoint_url(request, name))
+    return json_response(document, 201)
+
+
+async def list_connections(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    connections = _server(request).catalog.connections.values()
+    return json_response(
+        {"values": [c.to_json(_endpoint_url(request, c.name)) for c in connections]}
+    )
+
+
+async def get_connection(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    name = request.match_info["name"]
+    connection = _server(request).catalog.connection(name)
+    return json_response(connection.to_json(_endpoint_url(request, name)))
+
+
+async def delete_connection(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    _server(request).delete_connection(request.match_info["name"])
+    return web.Response(status=204)
+
+
+# ---------------------------------------------------------------------------- Jobs
+
+
+async def create_job(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    body = await _json_body(request)
+    server = _server(request)
+    job = server.create_job(body)
+    return json_response(job.to_json(server.job_stats(job.id)), 201)
+
+
+async def list_jobs(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    server = _server(request)
+    jobs = [job.to_json(server.job_stats(job.id)) for job in server.catalog.jobs.values()]
+    return json_response({"values": jobs})
+
+
+async def get_job(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    server = _server(request)
+    job = server.job(request.match_info["job_id"])
+    return json_response(job.to_json(server.job_stats(job.id)))
+
+
+# ---------------------------------------------------------------------------- Query
+
+
+async def query(request: web.Request) -> web.StreamResponse:
+    """`{"query": SQL}` -> `{"columns": [names], "rows": [[values]]}` after ingestion caught up."""
+    _authorize(request)
+    body = await _json_body(request)
+    sql = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(sql, str) or not sql.strip():
+        raise BadRequest('body must be {"query": "SELECT ..."}')
+    try:
+        result = await _server(request).query(sql)
+    except QueryError as exc:
+        raise BadRequest(str(exc)) from None
+    return json_response({"columns": result.columns, "rows": result.rows})
+
+
+# ---------------------------------------------------------------------------- Admin
+
+
+async def post_faults(request: web.Request) -> web.StreamResponse:
+    """One command object or a list of them; see `faults.apply_admin_command`."""
+    body = await _json_body(request)
+    commands = body if isinstance(body, list) else [body]
+    faults = _server(request).faults
+    for command in commands:
+        if not isinstance(command, dict):
+            raise BadRequest('each fault command must be an object like {"action": "fail_next"}')
+        apply_admin_command(faults, command)
+    return json_response({"faults": repr(faults)})
+
+
+async def delete_faults(request: web.Request) -> web.StreamResponse:
+    _server(request).faults.clear()
+    return web.Response(status=204)
+
+
+async def get_stats(request: web.Request) -> web.StreamResponse:
+    return json_response(_server(request).stats())
+
+
+def build_app(server: DevServer) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=256 * 1024 * 1024)
+    app[_DEV_SERVER] = server
+    app.router.add_post(PREFIX + "/events/{connection}", events)
+    app.router.add_post(PREFIX + "/connections", create_connection)
+    app.router.add_get(PREFIX + "/connections", list_connections)
+    app.router.add_get(PREFIX + "/connections/{name}", get_connection)
+    app.router.add_delete(PREFIX + "/connections/{name}", delete_connection)
+    app.router.add_post(PREFIX + "/jobs", create_job)
+    app.router.add_get(PREFIX + "/jobs", list_jobs)
+    app.router.add_get(PREFIX + "/jobs/{job_id}", get_job)
+    app.router.add_post(PREFIX + "/query/sql", query)
+    app.router.add_post("/_dev/faults", post_faults)
+    app.router.add_delete("/_dev/faults", delete_faults)
+    app.router.add_get("/_dev/stats", get_stats)
+    return app

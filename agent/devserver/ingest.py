@@ -1,0 +1,142 @@
+"""Ingestion: a job reads its connection's stream from its position and writes rows.
+
+Each job has one runner task that wakes when its connection receives events and drains the
+stream in batches; the mapping work and the SQLite insert run in a worker thread, so the
+Events API stays fast whatever the jobs cost. Connections with no job cost nothing here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from agent.devserver.expressions import Timestamp
+from agent.devserver.jobs import Column, Job
+from agent.devserver.streams import Stream
+from agent.devserver.tables import Database, JobProgress
+
+BATCH_LINES = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Transformed:
+    rows: list[list[Any]]
+    filtered: int
+    unparseable: int
+
+
+def storable(value: Any) -> Any:
+    """A Python value as SQLite stores it: timestamps as ISO text, JSON as text."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, Timestamp):
+        return value.iso()
+    return orjson.dumps(value).decode()
+
+
+class Mapper:
+    """Applies a job's inputSchema and mappings to event lines, with Polaris' time window."""
+
+    def __init__(self, job: Job, clock: Callable[[], float] = time.time) -> None:
+        self._columns: list[Column] = job.spec.columns()
+        self._convert = job.spec.input_converter()
+        self._late_ms = job.spec.late_seconds * 1000
+        self._early_ms = job.spec.early_seconds * 1000
+        self._clock = clock
+        self.column_names = [c.name for c in self._columns]
+        self._time_index = self.column_names.index("__time")
+
+    def transform(self, lines: Sequence[bytes]) -> Transformed:
+        """Rows for the lines that map to a valid, in-window `__time`; the rest are counted."""
+        now_ms = self._clock() * 1000
+        oldest, newest = now_ms - self._late_ms, now_ms + self._early_ms
+        evaluators = [c.compiled.evaluate for c in self._columns]
+        rows: list[list[Any]] = []
+        filtered = unparseable = 0
+        for line in lines:
+            try:
+                row = self._convert(orjson.loads(line))
+                values = [evaluate(row) for evaluate in evaluators]
+            except Exception:
+                unparseable += 1
+                continue
+            event_time = values[self._time_index]
+            if isinstance(event_time, int | float) and not isinstance(event_time, bool):
+                event_time = Timestamp(int(event_time))
+            if not isinstance(event_time, Timestamp) or not (
+                -62135596800000 <= event_time.millis <= 253402300799999
+            ):
+                unparseable += 1
+                continue
+            if not oldest <= event_time.millis <= newest:
+                filtered += 1
+                continue
+            values[self._time_index] = event_time
+            rows.append([storable(v) for v in values])
+        return Transformed(rows, filtered, unparseable)
+
+
+class JobRunner:
+    """Drains one job's stream into its table; `wake()` after the stream grows."""
+
+    def __init__(self, job: Job, stream: Stream, database: Database) -> None:
+        self.job = job
+        self._stream = stream
+        self._database = database
+        self._mapper = Mapper(job)
+        saved = database.progress(job.id)
+        self.progress = saved if saved is not None else JobProgress(job.start_position)
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._busy = False
+
+    def __repr__(self) -> str:
+        return f"<JobRunner {self.job.id} table={self.job.spec.table_name} {self.progress}>"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def caught_up(self) -> bool:
+        return (
+            not self._busy
+            and not self._wake.is_set()
+            and (self.progress.position >= self._stream.end())
+        )
+
+    async def run(self) -> None:
+        """Runs until cancelled (at server stop)."""
+        while True:
+            await self._wake.wait()
+            self._busy = True
+            self._wake.clear()
+            try:
+                await self._drain()
+            finally:
+                self._busy = False
+
+    async def _drain(self) -> None:
+        while (before := self.progress.position) < (end := self._stream.end()):
+            await asyncio.to_thread(self._ingest_batch, end)
+            if self.progress.position == before:  # a partial line: never the case, but no spin
+                return
+
+    def _ingest_batch(self, end: int) -> None:
+        """Worker thread: read, map, write rows and the new position in one transaction."""
+        lines, position = self._stream.read(self.progress.position, end, BATCH_LINES)
+        result = self._mapper.transform(lines)
+        progress = JobProgress(
+            position=position,
+            ingested=self.progress.ingested + len(result.rows),
+            filtered=self.progress.filtered + result.filtered,
+            unparseable=self.progress.unparseable + result.unparseable,
+        )
+        self._database.write_batch(
+            self.job.spec.table_name, self._mapper.column_names, result.rows, self.job.id, progress
+        )
+        self.progress = progress

@@ -1,0 +1,271 @@
+"""`DevServer`: the local Polaris endpoint's state and lifecycle, and the Python API tests use.
+
+The HTTP surface lives in `app.py`; this module owns what it acts on (catalog, streams,
+database, job runners, faults, request records) and starts/stops the aiohttp site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agent.devserver.catalog import Catalog, Connection
+from agent.devserver.errors import BadRequest, Conflict, NotFound
+from agent.devserver.faults import Faults
+from agent.devserver.ingest import JobRunner
+from agent.devserver.jobs import Job, now_timestamp, parse_job_spec
+from agent.devserver.names import check_name
+from agent.devserver.streams import StreamStore
+from agent.devserver.tables import Database, QueryResult
+
+# Bodies up to this size are read so that oversized payloads get a proper 413 with headers.
+READ_LIMIT_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One Events API request as the server saw it.
+
+    `status` is 0 for a request whose connection was reset by a fault. `body_bytes` is the
+    decompressed size (the raw size when it could not be decompressed); `line_count` counts
+    the non-blank lines of the body whether or not they were kept.
+    """
+
+    status: int
+    connection: str
+    content_encoding: str | None
+    auth_user: str | None = field(repr=False)  # an API key: kept out of reprs and logs
+    body_bytes: int
+    line_count: int
+    at: float
+
+
+class DevServer:
+    """A faithful local stand-in for the Polaris Events, Connections, Jobs and Query APIs."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: Collection[str] = ("dev-key",),
+        data_dir: Path | None = None,
+        rate_limit_per_minute: int = 6000,
+        max_payload_bytes: int = 1_000_000,
+        auto_create_connections: Collection[str] = (),
+    ) -> None:
+        self.api_keys = frozenset(api_keys)
+        self.data_dir = data_dir
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.faults = Faults(
+            rate_limit_per_minute=rate_limit_per_minute, max_payload_bytes=max_payload_bytes
+        )
+        self.requests: list[RequestRecord] = []
+        self.status_counts: Counter[int] = Counter()
+        self.catalog = Catalog(None if data_dir is None else data_dir / "catalog.json")
+        self.streams = StreamStore(None if data_dir is None else data_dir / "streams")
+        self.database = Database(None if data_dir is None else data_dir / "tables.sqlite")
+        self.runners: dict[str, JobRunner] = {}
+        self._readers: dict[str, list[JobRunner]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        for name in auto_create_connections:
+            if name not in self.catalog.connections:
+                self.create_connection(name)
+
+    def __repr__(self) -> str:
+        return (
+            f"<DevServer {self._url or 'stopped'} connections={len(self.catalog.connections)} "
+            f"jobs={len(self.catalog.jobs)} requests={len(self.requests)}>"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on host:port (0 picks a free port; see `url`) and start the job runners."""
+        from agent.devserver.app import build_app
+
+        for job in self.catalog.jobs.values():
+            self._start_runner(job)
+        runner = web.AppRunner(
+            build_app(self), access_log=None, auto_decompress=False, handle_signals=False
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound = runner.addresses[0]
+        self._url = f"http://{_host_for_url(host)}:{bound[1]}"
+
+    async def stop(self) -> None:
+        """Stop listening, stop the job runners (a batch in flight finishes), close storage."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.streams.close()
+        self.database.close()
+        self._url = None
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT` once started."""
+        if self._url is None:
+            raise RuntimeError("the dev-server is not running; call start() first")
+        return self._url
+
+    # ------------------------------------------------------------------ Python API for tests
+
+    def received_lines(self, connection: str | None = None) -> list[bytes]:
+        """Every accepted event line of `connection`, in arrival order, without the newline.
+
+        With no connection: the lines of all connections, one connection after another.
+        """
+        if connection is None:
+            return [line for name in self.streams.known() for line in self.received_lines(name)]
+        if connection not in self.streams.known():
+            return []
+        return self.streams.get(connection).all_lines()
+
+    def create_connection(self, name: str) -> None:
+        """Create a push_streaming connection (like `POST /connections`)."""
+        self.catalog.add_connection(Connection(check_name("connection", name), now_timestamp()))
+        self.streams.get(name)
+
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Shortcut for `faults.fail_next`."""
+        self.faults.fail_next(status, count, retry_after=retry_after, headers=headers)
+
+    def fail_for(self, status: int, seconds: float, *, retry_after: float | None = None) -> None:
+        """Shortcut for `faults.fail_for`."""
+        self.faults.fail_for(status, seconds, retry_after=retry_after)
+
+    def delay(self, seconds: float, count: int | None = None) -> None:
+        """Shortcut for `faults.delay`."""
+        self.faults.delay(seconds, count)
+
+    def reset_next(self, count: int = 1) -> None:
+        """Shortcut for `faults.reset_next`."""
+        self.faults.reset_next(count)
+
+    async def wait_for_ingestion(self, max_wait: float = 10.0) -> None:
+        """Return once every job has ingested everything its connection holds."""
+        deadline = time.monotonic() + max_wait
+        while not all(runner.caught_up for runner in self.runners.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jobs still ingesting after {max_wait} s: {self.runners}")
+            await asyncio.sleep(0.005)
+
+    async def query(self, sql: str) -> QueryResult:
+        """Run read-only SQL after ingestion caught up (raises tables.QueryError)."""
+        await self.wait_for_ingestion()
+        return await asyncio.to_thread(self.database.query, sql)
+
+    def job_stats(self, job_id: str) -> dict[str, int]:
+        """Counters of a job: ingested, filtered (outside the time window), unparseable."""
+        return self.runners[job_id].progress.stats() if job_id in self.runners else {}
+
+    def stats(self) -> dict[str, Any]:
+        """What `GET /_dev/stats` answers."""
+        return {
+            "requests": {
+                "total": len(self.requests),
+                "byStatus": {str(k): v for k, v in sorted(self.status_counts.items())},
+            },
+            "lines": {name: self.streams.get(name).line_count for name in self.streams.known()},
+            "connections": sorted(self.catalog.connections),
+            "jobs": {
+                job_id: {"tableName": runner.job.spec.table_name, **runner.progress.stats()}
+                for job_id, runner in self.runners.items()
+            },
+        }
+
+    # ------------------------------------------------------------------ used by app.py
+
+    def record(self, record: RequestRecord) -> None:
+        self.requests.append(record)
+        self.status_counts[record.status] += 1
+
+    def accept_events(self, connection: str, lines: list[bytes]) -> None:
+        """Append accepted lines; wake only the jobs that read this connection."""
+        self.streams.get(connection).append(lines)
+        for runner in self._readers.get(connection, ()):
+            runner.wake()
+
+    def delete_connection(self, name: str) -> None:
+        self.catalog.remove_connection(name)
+        self.streams.drop(name)
+
+    def create_job(self, body: Any) -> Job:
+        """Validate and start a streaming job; raises InvalidSpec/Conflict/BadRequest."""
+        spec = parse_job_spec(body)
+        if spec.connection_name not in self.catalog.connections:
+            raise BadRequest(f"source.connectionName {spec.connection_name!r}: no such connection")
+        for other in self.catalog.jobs.values():
+            if other.spec.table_name == spec.table_name:
+                raise Conflict(
+                    f"table {spec.table_name!r} already has a streaming job ({other.id})"
+                )
+        if not spec.create_table_if_not_exists and not self.database.table_exists(spec.table_name):
+            raise BadRequest(
+                f"table {spec.table_name!r} does not exist; set createTableIfNotExists to true"
+            )
+        self.database.ensure_table(spec.table_name, [(c.name, c.sql_type) for c in spec.columns()])
+        stream = self.streams.get(spec.connection_name)
+        start = 0 if spec.read_from_point == "earliest" else stream.end()
+        job = Job.create(spec, body, start)
+        self.catalog.add_job(job)
+        self._start_runner(job)
+        return job
+
+    def job(self, job_id: str) -> Job:
+        found = self.catalog.jobs.get(job_id)
+        if found is None:
+            raise NotFound(f"job {job_id!r} does not exist")
+        return found
+
+    def _start_runner(self, job: Job) -> None:
+        runner = JobRunner(job, self.streams.get(job.spec.connection_name), self.database)
+        self.runners[job.id] = runner
+        self._readers.setdefault(job.spec.connection_name, []).append(runner)
+        # start()/stop() are separate calls, so no single TaskGroup can span them: the tasks
+        # are kept here and cancelled and awaited in stop().
+        task = asyncio.get_running_loop().create_task(runner.run(), name=f"job-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _host_for_url(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+@asynccontextmanager
+async def running_dev_server(**kwargs: Any) -> AsyncIterator[DevServer]:
+    """A DevServer listening on 127.0.0.1 and a free port for the duration of the block."""
+    server = DevServer(**kwargs)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.stop()
