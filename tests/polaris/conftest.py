@@ -1,0 +1,14 @@
+"""Fixtures of the `setup` tests; the helpers live in polaris_testkit.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from polaris_testkit import Polaris, serve_polaris
+
+
+@pytest.fixture
+async def polaris() -> AsyncIterator[Polaris]:
+    async for server in serve_polaris():
+        yield server

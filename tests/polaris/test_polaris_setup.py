@@ -1,0 +1,157 @@
+"""`polaris-agent setup` against the local dev-server: create, re-run, differ, fail clearly."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from polaris_testkit import (
+    API_KEY,
+    CONNECTION,
+    MAPPINGS,
+    TABLE,
+    Outcome,
+    Polaris,
+    run_setup_cli,
+    write_config,
+)
+
+from agent.config import load_config
+from agent.polaris.provision import EXIT_CONFIG, EXIT_DIFFERS, EXIT_FAILED, EXIT_OK, provision
+
+
+async def run_setup(config: Path, capsys: pytest.CaptureFixture[str], **kw: bool) -> Outcome:
+    """`setup` in-process (same code path as the CLI after argument parsing)."""
+    code = await provision(load_config(config), replace=kw.get("replace", False))
+    out, err = capsys.readouterr()
+    return Outcome(code, out, err)
+
+
+async def test_setup_creates_the_connection_and_the_job(polaris: Polaris, tmp_path: Path) -> None:
+    result = await run_setup_cli(write_config(tmp_path, polaris.url))
+
+    assert result.code == EXIT_OK, result.stderr
+    assert f"connection {CONNECTION}: created" in result.stdout
+    [job] = await polaris.jobs_for(TABLE)
+    assert f"job for table {TABLE}: created, id {job['id']}" in result.stdout
+    connection = await polaris.get(f"/connections/{CONNECTION}")
+    assert connection["type"] == "push_streaming"
+    assert job["type"] == "streaming"
+    assert job["source"]["connectionName"] == CONNECTION
+    assert job["source"]["formatSettings"] == {"format": "nd-json"}
+    assert [(m["columnName"], m["expression"]) for m in job["mappings"]] == MAPPINGS
+
+
+async def test_setup_twice_changes_nothing_the_second_time(
+    polaris: Polaris, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, polaris.url)
+    first = await run_setup_cli(config)
+    assert first.code == EXIT_OK, first.stderr
+    [job_before] = await polaris.jobs_for(TABLE)
+
+    second = await run_setup_cli(config)
+
+    assert second.code == EXIT_OK, second.stderr
+    assert second.stdout == (
+        f"connection {CONNECTION}: exists\njob for table {TABLE}: exists, matches\n"
+    )
+    assert await polaris.jobs_for(TABLE) == [job_before]
+
+
+async def test_a_differing_mapping_is_shown_and_nothing_changes(
+    polaris: Polaris, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (await run_setup(write_config(tmp_path, polaris.url), capsys)).code == EXIT_OK
+    [job_before] = await polaris.jobs_for(TABLE)
+    changed = [MAPPINGS[0], ("message", 'LOWER("message")'), MAPPINGS[2]]
+
+    result = await run_setup(write_config(tmp_path, polaris.url, mappings=changed), capsys)
+
+    assert result.code == EXIT_DIFFERS
+    assert f"job for table {TABLE}: exists, differs from the config" in result.stdout
+    assert "  mappings[1].expression: '\"message\"' -> 'LOWER(\"message\")'\n" in result.stdout
+    assert "nothing changed" in result.stderr
+    assert await polaris.jobs_for(TABLE) == [job_before]
+
+
+async def test_apply_on_an_existing_job_says_it_is_not_supported_yet(
+    polaris: Polaris, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await run_setup(write_config(tmp_path, polaris.url), capsys)
+    [job_before] = await polaris.jobs_for(TABLE)
+    changed = [*MAPPINGS[:2], ("level", 'UPPER("level")')]
+
+    result = await run_setup(
+        write_config(tmp_path, polaris.url, mappings=changed), capsys, replace=True
+    )
+
+    assert result.code == EXIT_DIFFERS
+    assert "mappings[2].expression" in result.stdout
+    assert "--apply is not supported yet for existing jobs" in result.stderr
+    assert await polaris.jobs_for(TABLE) == [job_before]
+
+
+async def test_a_wrong_key_fails_with_one_line_and_never_shows_the_key(
+    polaris: Polaris, tmp_path: Path
+) -> None:
+    wrong_key = "pok_wrongKey_0c4b7d"
+    result = await run_setup_cli(write_config(tmp_path, polaris.url, api_key=wrong_key))
+
+    assert result.code == EXIT_FAILED
+    assert result.stderr == "error: authentication failed: check polaris.api_key\n"
+    assert wrong_key not in result.stdout + result.stderr
+    assert await polaris.jobs_for(TABLE) == []
+
+
+async def test_a_spec_polaris_rejects_shows_polaris_message(
+    polaris: Polaris, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = [MAPPINGS[0], ("message", 'LOWER("message"')]
+
+    result = await run_setup(write_config(tmp_path, polaris.url, mappings=broken), capsys)
+
+    assert result.code == EXIT_FAILED
+    assert result.stderr.startswith(f"error: Polaris rejected POST {polaris.url}/v1/projects/")
+    assert "(400): " in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert API_KEY not in result.stdout + result.stderr
+
+
+async def test_an_unreachable_url_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+
+    result = await run_setup(write_config(tmp_path, url), capsys)
+
+    assert result.code == EXIT_FAILED
+    assert result.stderr == (
+        f"error: cannot reach Polaris at {url}: connection refused by 127.0.0.1:{port}\n"
+    )
+    assert API_KEY not in result.stdout + result.stderr
+
+
+async def test_a_host_that_does_not_resolve_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "http://polaris-agent-test.invalid"
+
+    result = await run_setup(write_config(tmp_path, url), capsys)
+
+    assert result.code == EXIT_FAILED
+    assert result.stderr.startswith(f"error: cannot reach Polaris at {url}: ")
+    assert API_KEY not in result.stdout + result.stderr
+
+
+async def test_a_config_without_a_job_section_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await run_setup(write_config(tmp_path, "http://127.0.0.1:1", job=False), capsys)
+
+    assert result.code == EXIT_CONFIG
+    assert "job: required key is missing" in result.stderr
