@@ -295,7 +295,11 @@ def parse_config(raw: dict[str, Any], source: str, environ: Mapping[str, str]) -
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
-        problems.extend(_problem(error) for error in exc.errors())
+        # A key whose ${VAR} is unset is reported once, for the variable, not again for the
+        # empty string that stood in for it.
+        unresolved = {p.path for p in problems}
+        validation = (_problem(error) for error in exc.errors())
+        problems.extend(p for p in validation if p.path not in unresolved)
         raise ConfigError(source, problems) from None
     if problems:
         raise ConfigError(source, problems)

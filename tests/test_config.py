@@ -113,6 +113,13 @@ def test_a_missing_variable_without_default_is_named_with_its_key_path(tmp_path:
     assert problems == {"polaris.api_key": "environment variable POLARIS_API_KEY is not set"}
 
 
+def test_an_unset_variable_is_reported_once_not_again_as_an_empty_value(tmp_path: Path) -> None:
+    toml = MINIMAL.replace('"https://example.us-east-1.aws.api.imply.io"', '"${POLARIS_URL}"')
+    assert _problems(tmp_path, toml) == {
+        "polaris.url": "environment variable POLARIS_URL is not set"
+    }
+
+
 # -- durations -------------------------------------------------------------------------
 
 
