@@ -155,3 +155,16 @@ async def test_a_config_without_a_job_section_is_a_config_error(
 
     assert result.code == EXIT_CONFIG
     assert "job: required key is missing" in result.stderr
+
+
+async def test_turning_tls_verification_off_is_warned_about(
+    polaris: Polaris, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, polaris.url, polaris_extra="tls_verify = false")
+
+    result = await run_setup(config, capsys)
+
+    assert result.code == EXIT_OK
+    assert "warning: polaris.tls_verify = false: TLS certificates are NOT verified" in (
+        result.stderr
+    )
