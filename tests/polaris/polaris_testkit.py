@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from agent.devserver import running_dev_server
 from agent.polaris.api import basic_auth
 
 API_KEY = "pok_devKey_3f9a1c77e2"
@@ -58,11 +59,6 @@ class Polaris:
 
 async def serve_polaris() -> AsyncIterator[Polaris]:
     """A dev-server that accepts API_KEY; the body of the `polaris` fixture."""
-    try:  # imported late: the dev-server is built in parallel with these tests
-        from agent.devserver import running_dev_server
-    except ImportError:
-        from agent.devserver.server import running_dev_server
-
     async with running_dev_server(api_keys=[API_KEY]) as server:
         yield Polaris(server.url)
 
