@@ -48,9 +48,9 @@ class Job:
     raw: JsonObject = field(repr=False)
 
     @classmethod
-    def from_json(cls, data: object, what: str) -> Job:
+    def from_json(cls, data: object) -> Job:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise ValueError(f"{what}: expected a job object with an id")
+            raise ValueError("expected a job object with an id")
         target = data.get("target")
         table = target.get("tableName") if isinstance(target, dict) else None
         status = data.get("desiredExecutionStatus")
@@ -141,7 +141,7 @@ class PolarisApi:
         data = await self._request("GET", "/jobs")
         values = data.get("values") if isinstance(data, dict) else data
         if not isinstance(values, list):
-            raise errors.UnexpectedAnswer("GET", self._url("/jobs"), "expected a list of jobs")
+            raise errors.UnexpectedAnswer("GET /jobs", "expected a list of jobs")
         return [self._job(item, "GET /jobs") for item in values]
 
     async def get_job(self, job_id: str) -> Job:
@@ -160,14 +160,14 @@ class PolarisApi:
 
     def _connection(self, data: object, what: str) -> Connection:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            raise errors.UnexpectedAnswer("", what, "expected a connection object with a name")
+            raise errors.UnexpectedAnswer(what, "expected a connection object with a name")
         return Connection(name=data["name"], type=str(data.get("type", "")), raw=data)
 
     def _job(self, data: object, what: str) -> Job:
         try:
-            return Job.from_json(data, what)
+            return Job.from_json(data)
         except ValueError as exc:
-            raise errors.UnexpectedAnswer("", what, str(exc)) from None
+            raise errors.UnexpectedAnswer(what, str(exc)) from None
 
     async def _request(self, method: str, path: str, body: JsonObject | None = None) -> Any:
         """Send one request; a 2xx JSON body comes back decoded, anything else is raised."""
@@ -200,7 +200,7 @@ class PolarisApi:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
-            raise errors.UnexpectedAnswer(method, url, "body is not JSON") from None
+            raise errors.UnexpectedAnswer(f"{method} {url}", "body is not JSON") from None
 
     def _status_error(self, status: int, method: str, url: str, text: str) -> Exception:
         if status == 401:

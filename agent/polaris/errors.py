@@ -76,8 +76,8 @@ class TlsFailure(Unreachable):
 class UnexpectedAnswer(PolarisApiError):
     """A 2xx whose body is not the JSON shape the reference page documents."""
 
-    def __init__(self, method: str, url: str, what: str) -> None:
-        super().__init__(f"unexpected answer from Polaris to {method} {url}: {what}")
+    def __init__(self, request: str, what: str) -> None:
+        super().__init__(f"unexpected answer from Polaris to {request}: {what}")
 
 
 class ConnectionTypeMismatch(PolarisApiError):
