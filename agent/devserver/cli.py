@@ -70,7 +70,13 @@ def _query_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point used by `agent.cli`; returns the exit code."""
+    """Entry point used by `agent.cli`; returns the exit code.
+
+    A leading `--` is dropped: `polaris-agent dev-server -- --port 0` is how options reach us
+    through the top-level parser's REMAINDER argument.
+    """
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
     if argv and argv[0] == "query":
         return _query(_query_parser().parse_args(argv[1:]))
     args = _serve_parser().parse_args(argv)

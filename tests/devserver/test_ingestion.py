@@ -45,6 +45,7 @@ async def test_earliest_ingests_what_the_connection_already_holds(
 
 async def test_late_and_early_events_are_filtered_and_counted(api: Api) -> None:
     status, job, _ = await api.post("/jobs", job_spec())
+    assert status == 201
     body = b"\n".join(
         [event(40, "forty-days-old"), event(29, "recent"), event(-3000, "far-future")]
     )
@@ -62,6 +63,7 @@ async def test_late_window_is_configurable(api: Api) -> None:
 
 async def test_unparseable_time_is_counted_not_stored(api: Api, dev_server: DevServer) -> None:
     status, job, _ = await api.post("/jobs", job_spec())
+    assert status == 201
     body = b"\n".join(
         [
             b'{"event_time":"yesterday-ish","user":"bad"}',
