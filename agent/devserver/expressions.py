@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,8 +37,14 @@ class Timestamp:
 
     def iso(self) -> str:
         """ISO 8601 with millisecond precision and `Z`, which sorts like the time itself."""
-        moment = EPOCH + timedelta(milliseconds=self.millis)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        seconds, millis = divmod(self.millis, 1000)
+        return f"{_second_prefix(seconds)}{millis:03d}Z"
+
+
+@lru_cache(maxsize=8192)
+def _second_prefix(seconds: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.` of a second; cached because events cluster in time."""
+    return (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 class ValueType(Enum):

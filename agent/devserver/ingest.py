@@ -30,9 +30,12 @@ class Transformed:
     unparseable: int
 
 
+_NATIVE = frozenset({type(None), str, int, float})
+
+
 def storable(value: Any) -> Any:
     """A Python value as SQLite stores it: timestamps as ISO text, JSON as text."""
-    if value is None or isinstance(value, str | int | float):
+    if type(value) in _NATIVE:
         return value
     if isinstance(value, Timestamp):
         return value.iso()
