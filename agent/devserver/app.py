@@ -256,13 +256,13 @@ async def create_job(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
     server = _server(request)
     job = server.create_job(body)
-    return json_response(job.to_json(server.job_stats(job.id)), 201)
+    return json_response(server.job_json(job), 201)
 
 
 async def list_jobs(request: web.Request) -> web.StreamResponse:
     _authorize(request)
     server = _server(request)
-    jobs = [job.to_json(server.job_stats(job.id)) for job in server.catalog.jobs.values()]
+    jobs = [server.job_json(job) for job in server.catalog.jobs.values()]
     return json_response({"values": jobs})
 
 
@@ -270,7 +270,24 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     _authorize(request)
     server = _server(request)
     job = server.job(request.match_info["job_id"])
-    return json_response(job.to_json(server.job_stats(job.id)))
+    return json_response(server.job_json(job))
+
+
+async def update_job(request: web.Request) -> web.StreamResponse:
+    """`PUT /jobs/{id}` with `"desiredExecutionStatus": "canceled"` cancels the job; the
+    dev-server supports no other change (create a new job instead)."""
+    _authorize(request)
+    body = await _json_body(request)
+    server = _server(request)
+    job = server.job(request.match_info["job_id"])
+    status = body.get("desiredExecutionStatus") if isinstance(body, dict) else None
+    if status == job.desired_status:
+        return json_response(server.job_json(job))
+    if status != "canceled":
+        raise BadRequest(
+            'the dev-server can only cancel a job: send {"desiredExecutionStatus": "canceled"}'
+        )
+    return json_response(server.job_json(await server.cancel_job(job.id)))
 
 
 # ---------------------------------------------------------------------------- Query
@@ -325,6 +342,7 @@ def build_app(server: DevServer) -> web.Application:
     app.router.add_post(PREFIX + "/jobs", create_job)
     app.router.add_get(PREFIX + "/jobs", list_jobs)
     app.router.add_get(PREFIX + "/jobs/{job_id}", get_job)
+    app.router.add_put(PREFIX + "/jobs/{job_id}", update_job)
     app.router.add_post(PREFIX + "/query/sql", query)
     app.router.add_post("/_dev/faults", post_faults)
     app.router.add_delete("/_dev/faults", delete_faults)

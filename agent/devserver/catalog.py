@@ -58,7 +58,9 @@ class Catalog:
 
     def remove_connection(self, name: str) -> None:
         self.connection(name)
-        readers = [job.id for job in self.jobs.values() if job.spec.connection_name == name]
+        readers = [
+            job.id for job in self.jobs.values() if job.running and job.spec.connection_name == name
+        ]
         if readers:
             raise Conflict(f"connection {name!r} is read by job(s) {', '.join(readers)}")
         del self.connections[name]
@@ -66,10 +68,16 @@ class Catalog:
 
     def add_job(self, job: Job) -> None:
         for other in self.jobs.values():
-            if other.spec.table_name == job.spec.table_name:
+            if other.running and other.spec.table_name == job.spec.table_name:
                 raise Conflict(
                     f"table {job.spec.table_name!r} already has a streaming job ({other.id})"
                 )
+        self.jobs[job.id] = job
+        self._save()
+
+    def replace_job(self, job: Job) -> None:
+        """Store a changed job (e.g. canceled) under its id."""
+        self.job(job.id)
         self.jobs[job.id] = job
         self._save()
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import structlog
 
 from agent.devserver.expressions import Timestamp
 from agent.devserver.jobs import Column, Job
@@ -66,6 +67,7 @@ class Mapper:
                 row = self._convert(orjson.loads(line))
                 values = [evaluate(row) for evaluate in evaluators]
             except Exception:
+                # A row that breaks a mapping is unparseable, as in Polaris; never a crash.
                 unparseable += 1
                 continue
             event_time = values[self._time_index]
@@ -97,6 +99,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._wake.set()
         self._busy = False
+        self.failure: str | None = None
 
     def __repr__(self) -> str:
         return f"<JobRunner {self.job.id} table={self.job.spec.table_name} {self.progress}>"
@@ -106,20 +109,30 @@ class JobRunner:
 
     @property
     def caught_up(self) -> bool:
+        """Nothing left to do: everything read, or stopped for good by a failure."""
+        if self.failure is not None:
+            return True
         return (
             not self._busy
             and not self._wake.is_set()
-            and (self.progress.position >= self._stream.end())
+            and self.progress.position >= self._stream.end()
         )
 
     async def run(self) -> None:
-        """Runs until cancelled (at server stop)."""
+        """Runs until cancelled (server stop, job canceled) or until a batch fails to write;
+        then the job reports itself unhealthy rather than dying unseen."""
         while True:
             await self._wake.wait()
             self._busy = True
             self._wake.clear()
             try:
                 await self._drain()
+            except Exception as exc:  # any failure becomes the job's health, and a log line
+                self.failure = f"ingestion stopped: {exc}"
+                structlog.get_logger("agent.devserver").error(
+                    "devserver.job_failed", job_id=self.job.id, error=str(exc)
+                )
+                return
             finally:
                 self._busy = False
 

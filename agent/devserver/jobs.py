@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -253,26 +253,44 @@ class Job:
     created_timestamp: str
     start_position: int
     raw: dict[str, Any]
+    desired_status: str = "running"
+    last_updated_timestamp: str = ""
 
     @classmethod
     def create(cls, spec: JobSpec, raw: dict[str, Any], start_position: int) -> Job:
         return cls(str(uuid.uuid4()), spec, now_timestamp(), start_position, raw)
 
-    def to_json(self, stats: dict[str, int] | None = None) -> dict[str, Any]:
-        """The reference page's job response shape, plus our `ingestionStats` extension."""
+    @property
+    def running(self) -> bool:
+        return self.desired_status == "running"
+
+    def canceled(self) -> Job:
+        """This job, canceled: it stops reading and its table can take a new job."""
+        return replace(self, desired_status="canceled", last_updated_timestamp=now_timestamp())
+
+    def to_json(
+        self, stats: dict[str, int] | None = None, failure: str | None = None
+    ) -> dict[str, Any]:
+        """The reference page's job response shape, plus our `ingestionStats` extension.
+
+        `failure` is why the job's runner stopped, if it did; the job is then unhealthy.
+        """
         spec = self.spec
+        health: dict[str, Any] = {"status": "ok"}
+        if failure is not None:
+            health = {"status": "unhealthy", "issues": [failure]}
         document: dict[str, Any] = {
             "type": "streaming",
             "id": self.id,
             "target": spec.target,
             "createTableIfNotExists": spec.create_table_if_not_exists,
-            "desiredExecutionStatus": "running",
+            "desiredExecutionStatus": self.desired_status,
             "createdBy": DEV_USER,
             "lastModifiedBy": DEV_USER,
-            "executionStatus": "running",
-            "health": {"status": "ok"},
+            "executionStatus": "failed" if failure else self.desired_status,
+            "health": health,
             "createdTimestamp": self.created_timestamp,
-            "lastUpdatedTimestamp": self.created_timestamp,
+            "lastUpdatedTimestamp": self.last_updated_timestamp or self.created_timestamp,
             "source": spec.source,
             "mappings": [
                 {"columnName": m.column_name, "expression": m.expression} for m in spec.mappings
@@ -290,6 +308,8 @@ class Job:
             "id": self.id,
             "createdTimestamp": self.created_timestamp,
             "startPosition": self.start_position,
+            "desiredExecutionStatus": self.desired_status,
+            "lastUpdatedTimestamp": self.last_updated_timestamp,
             "spec": self.raw,
         }
 
@@ -297,4 +317,12 @@ class Job:
     def from_record(cls, record: dict[str, Any]) -> Job:
         raw = record["spec"]
         spec = parse_job_spec(raw)
-        return cls(record["id"], spec, record["createdTimestamp"], record["startPosition"], raw)
+        return cls(
+            record["id"],
+            spec,
+            record["createdTimestamp"],
+            record["startPosition"],
+            raw,
+            record.get("desiredExecutionStatus", "running"),
+            record.get("lastUpdatedTimestamp", ""),
+        )

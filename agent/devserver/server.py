@@ -7,6 +7,7 @@ database, job runners, faults, request records) and starts/stops the aiohttp sit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -24,7 +25,7 @@ from agent.devserver.ingest import JobRunner
 from agent.devserver.jobs import Job, now_timestamp, parse_job_spec
 from agent.devserver.names import check_name
 from agent.devserver.streams import StreamStore
-from agent.devserver.tables import Database, QueryResult
+from agent.devserver.tables import Database, JobProgress, QueryResult
 
 # Bodies up to this size are read so that oversized payloads get a proper 413 with headers.
 READ_LIMIT_BYTES = 256 * 1024 * 1024
@@ -74,7 +75,7 @@ class DevServer:
         self.database = Database(None if data_dir is None else data_dir / "tables.sqlite")
         self.runners: dict[str, JobRunner] = {}
         self._readers: dict[str, list[JobRunner]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         for name in auto_create_connections:
@@ -93,8 +94,11 @@ class DevServer:
         """Listen on host:port (0 picks a free port; see `url`) and start the job runners."""
         from agent.devserver.app import build_app
 
+        for name in self.catalog.connections:
+            self.streams.get(name)
         for job in self.catalog.jobs.values():
-            self._start_runner(job)
+            if job.running:
+                self._start_runner(job)
         runner = web.AppRunner(
             build_app(self), access_log=None, auto_decompress=False, handle_signals=False
         )
@@ -110,7 +114,7 @@ class DevServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        tasks = list(self._tasks)
+        tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -176,13 +180,23 @@ class DevServer:
             await asyncio.sleep(0.005)
 
     async def query(self, sql: str) -> QueryResult:
-        """Run read-only SQL after ingestion caught up (raises tables.QueryError)."""
-        await self.wait_for_ingestion()
+        """Run read-only SQL once ingestion caught up, or after 10 s regardless
+        (raises tables.QueryError). Waiting makes "push, then query" scripts deterministic."""
+        with contextlib.suppress(TimeoutError):
+            await self.wait_for_ingestion()
         return await asyncio.to_thread(self.database.query, sql)
 
     def job_stats(self, job_id: str) -> dict[str, int]:
         """Counters of a job: ingested, filtered (outside the time window), unparseable."""
-        return self.runners[job_id].progress.stats() if job_id in self.runners else {}
+        if job_id in self.runners:
+            return self.runners[job_id].progress.stats()
+        saved = self.database.progress(job_id)
+        return (saved or JobProgress(0)).stats()
+
+    def job_json(self, job: Job) -> dict[str, Any]:
+        """A job as the Jobs API shows it, with its counters and health."""
+        runner = self.runners.get(job.id)
+        return job.to_json(self.job_stats(job.id), runner.failure if runner else None)
 
     def stats(self) -> dict[str, Any]:
         """What `GET /_dev/stats` answers."""
@@ -221,7 +235,7 @@ class DevServer:
         if spec.connection_name not in self.catalog.connections:
             raise BadRequest(f"source.connectionName {spec.connection_name!r}: no such connection")
         for other in self.catalog.jobs.values():
-            if other.spec.table_name == spec.table_name:
+            if other.running and other.spec.table_name == spec.table_name:
                 raise Conflict(
                     f"table {spec.table_name!r} already has a streaming job ({other.id})"
                 )
@@ -243,6 +257,22 @@ class DevServer:
             raise NotFound(f"job {job_id!r} does not exist")
         return found
 
+    async def cancel_job(self, job_id: str) -> Job:
+        """Stop the job's runner (a batch in flight completes) and free its table."""
+        job = self.job(job_id)
+        if not job.running:
+            return job
+        task = self._tasks.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        runner = self.runners.pop(job_id, None)
+        if runner is not None:
+            self._readers[job.spec.connection_name].remove(runner)
+        canceled = job.canceled()
+        self.catalog.replace_job(canceled)
+        return canceled
+
     def _start_runner(self, job: Job) -> None:
         runner = JobRunner(job, self.streams.get(job.spec.connection_name), self.database)
         self.runners[job.id] = runner
@@ -250,8 +280,7 @@ class DevServer:
         # start()/stop() are separate calls, so no single TaskGroup can span them: the tasks
         # are kept here and cancelled and awaited in stop().
         task = asyncio.get_running_loop().create_task(runner.run(), name=f"job-{job.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[job.id] = task
 
 
 def _host_for_url(host: str) -> str:

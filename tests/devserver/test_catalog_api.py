@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from .devkit import Api
+from .devkit import Api, basic
 from .test_reference_examples import JOB_SPEC
 
 
@@ -66,6 +67,33 @@ async def test_one_streaming_job_per_table(api: Api) -> None:
     status, body, _ = await api.post("/jobs", job_spec())
     assert status == 409
     assert "demo_table" in body["message"]
+
+
+async def test_canceling_a_job_stops_it_and_frees_its_table(api: Api) -> None:
+    status, job, _ = await api.post("/jobs", job_spec())
+    assert status == 201
+    async with api.session.put(
+        api.url(f"/jobs/{job['id']}"),
+        json={**job, "desiredExecutionStatus": "canceled"},
+        headers=basic(),
+    ) as response:
+        assert response.status == 200
+        canceled = await response.json()
+    assert canceled["desiredExecutionStatus"] == "canceled"
+    assert canceled["executionStatus"] == "canceled"
+    now = datetime.now(UTC).isoformat()
+    await api.events("demo_connection", b'{"event_time":"%s","user":"x"}' % now.encode())
+    await api.server.wait_for_ingestion()
+    assert (await api.get(f"/jobs/{job['id']}"))[1]["ingestionStats"]["ingested"] == 0
+    status, replacement, _ = await api.post("/jobs", job_spec())
+    assert status == 201
+    assert replacement["id"] != job["id"]
+    async with api.session.put(
+        api.url(f"/jobs/{job['id']}"),
+        json={"desiredExecutionStatus": "running"},
+        headers=basic(),
+    ) as response:
+        assert response.status == 400
 
 
 def _without_time(spec: dict[str, Any]) -> None:

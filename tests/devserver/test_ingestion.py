@@ -137,6 +137,7 @@ async def test_state_survives_a_restart_with_a_data_dir(tmp_path: Path) -> None:
             assert await users(api) == ["early-bird", "second"]
         async with running_dev_server(data_dir=tmp_path) as server:
             api = Api(server, session)
+            assert len(server.received_lines("demo_connection")) == 2
             await api.events("demo_connection", event(1, "third"))
             assert await users(api) == ["early-bird", "second", "third"]
             assert len(server.received_lines("demo_connection")) == 3
