@@ -7,8 +7,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import orjson
-
 from agent import __version__
 from agent.config import Config, ConfigError, load_config
 
@@ -18,7 +16,13 @@ EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["dev-server"]:
+        # The dev-server parses its own options (argparse.REMAINDER would swallow `--port`).
+        from agent.devserver.cli import main as dev_main
+
+        return dev_main(arguments[1:])
+    args = _parser().parse_args(arguments)
     handler = args.handler
     try:
         code: int = handler(args)
@@ -92,11 +96,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = _load(args)
-    resolved = config.model_dump(mode="json")
-    sys.stdout.write(orjson.dumps(resolved, option=orjson.OPT_INDENT_2).decode() + "\n")
-    print(f"config ok: {args.config}", file=sys.stderr)
-    return EXIT_OK
+    from agent.checkcmd import check_main
+
+    return check_main(args.config)
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -114,4 +116,5 @@ def _status(args: argparse.Namespace) -> int:
 def _dev_server(args: argparse.Namespace) -> int:
     from agent.devserver.cli import main as dev_main
 
-    return dev_main(list(args.dev_args))
+    code: int = dev_main(list(args.dev_args))
+    return code

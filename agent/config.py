@@ -253,9 +253,7 @@ class Config(_Section):
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         for source in self.sources:
             if source.max_line_bytes > self.batch.max_bytes:
-                raise ValueError(
-                    f"sources[{source.name}].max_line_bytes exceeds batch.max_bytes"
-                )
+                raise ValueError(f"sources[{source.name}].max_line_bytes exceeds batch.max_bytes")
         return self
 
 

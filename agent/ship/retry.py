@@ -1,0 +1,36 @@
+"""Waiting in the delivery path: capped, jittered exponential backoff that ends at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+
+async def sleep_or_stop(stop: asyncio.Event, delay: float) -> bool:
+    """Sleep `delay` seconds, or less if stopping. Returns True when stopping."""
+    if stop.is_set():
+        return True
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(delay, 0.0)):
+            await stop.wait()
+    return stop.is_set()
+
+
+class Backoff:
+    """Equal jitter: a random wait in [c/2, c] with c = min(cap, initial * 2**attempt); spreads
+    a pool's retries so a recovering endpoint is not hit by all workers at once."""
+
+    def __init__(self, initial: float, cap: float, rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.initial * (2**self.attempt))
+        self.attempt += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0

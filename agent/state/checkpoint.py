@@ -1,0 +1,70 @@
+"""The checkpoint file: which file content has been read safely up to which offset.
+
+Files are known by a checksum of their first bytes, not by path (rotation renames) nor by
+inode alone (inodes are reused), so that a file renamed while the agent was stopped is found
+again and finished, and a new file on a reused inode starts from its beginning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+import structlog
+
+from agent.state.files import write_atomically
+
+FORMAT_VERSION = 1
+log = structlog.get_logger("agent.checkpoint")
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheckpoint:
+    fingerprint: str  # checksum of the first `fingerprint_len` bytes
+    fingerprint_len: int
+    offset: int  # first byte not yet safely delivered: the start of a line
+    path: str  # where it was last seen, for people and for `status`
+    dev: int
+    ino: int
+    seen_at: float  # wall-clock time it was last seen, to prune files long gone
+
+
+class CheckpointStore:
+    """Loads and saves checkpoints; keeps the previous good file to recover a torn write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.previous = path.with_name(path.name + ".prev")
+
+    def load(self) -> list[FileCheckpoint]:
+        for candidate in (self.path, self.previous):
+            try:
+                records = _decode(candidate.read_bytes())
+            except FileNotFoundError:
+                continue
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("checkpoint_unreadable", path=str(candidate), error=str(exc))
+                continue
+            if candidate is self.previous:
+                log.warning("checkpoint_recovered", path=str(candidate))
+            return records
+        return []
+
+    def save(self, records: Iterable[FileCheckpoint]) -> None:
+        data = orjson.dumps(
+            {"version": FORMAT_VERSION, "files": [asdict(r) for r in records]},
+            option=orjson.OPT_INDENT_2,
+        )
+        with contextlib.suppress(FileNotFoundError):
+            self.path.replace(self.previous)
+        write_atomically(self.path, data)
+
+
+def _decode(data: bytes) -> list[FileCheckpoint]:
+    doc = orjson.loads(data)
+    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported checkpoint format {doc.get('version')!r}")
+    return [FileCheckpoint(**entry) for entry in doc["files"]]

@@ -1,0 +1,66 @@
+"""Dead letters: what cannot be delivered is written down with its reason, never dropped."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import orjson
+import structlog
+
+from agent.state.files import private_dir
+
+log = structlog.get_logger("agent.dead_letter")
+MAX_STORED_BYTES = 1_048_576
+
+
+class DeadLetters:
+    """Appends NDJSON records to `data_dir/dead-letter/YYYY-MM-DD.ndjson` (0600)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.count = 0
+        self._day = ""
+        self._file: IO[bytes] | None = None
+
+    def write(self, reason: str, path: str, offset: int, data: bytes, detail: str = "") -> None:
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "reason": reason,
+            "path": path,
+            "offset": offset,
+            "bytes": len(data),
+            "line": data[:MAX_STORED_BYTES].decode("utf-8", "replace"),
+        }
+        if detail:
+            record["detail"] = detail
+        self._open().write(orjson.dumps(record) + b"\n")
+        self.count += 1
+        log.warning("dead_lettered", reason=reason, path=path, offset=offset, bytes=len(data))
+
+    def sync(self) -> None:
+        """Make written records durable: called before a checkpoint moves past them."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self.sync()
+            self._file.close()
+            self._file = None
+
+    def _open(self) -> IO[bytes]:
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        if self._file is None or day != self._day:
+            self.close()
+            private_dir(self.directory)
+            fd = os.open(
+                self.directory / f"{day}.ndjson", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+            )
+            self._file = os.fdopen(fd, "ab")
+            self._day = day
+        return self._file
