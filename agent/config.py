@@ -234,7 +234,7 @@ class JobConfig(_Section):
 class Config(_Section):
     data_dir: Path = Path("/var/lib/polaris-agent")
     shutdown_timeout: Duration = 10.0
-    checkpoint_interval: Duration = 1.0
+    checkpoint_interval: Duration = 0.25
     polaris: PolarisConfig
     sources: list[SourceConfig] = Field(min_length=1)
     batch: BatchConfig = BatchConfig()
@@ -251,9 +251,13 @@ class Config(_Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
-        for source in self.sources:
-            if source.max_line_bytes > self.batch.max_bytes:
-                raise ValueError(f"sources[{source.name}].max_line_bytes exceeds batch.max_bytes")
+        for index, source in enumerate(self.sources):
+            explicit = "max_line_bytes" in source.model_fields_set
+            if explicit and source.max_line_bytes >= self.batch.max_bytes:
+                raise ValueError(
+                    f"sources[{index}].max_line_bytes must be below batch.max_bytes: "
+                    "a line has to fit in one request"
+                )
         return self
 
 

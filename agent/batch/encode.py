@@ -66,10 +66,15 @@ class Encoder:
             b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in self._fields.items()
         )
         self._max_event = max_event_bytes - 1  # room for the newline
-        self._max_line = source.max_line_bytes
+        self._max_line = min(source.max_line_bytes, self._max_event)
         self._piece_bytes = piece_bytes
         self._now = now
         self._stamp = ""
+
+    @property
+    def max_line_bytes(self) -> int:
+        """The source's limit, or less when a line that long could never fit a request."""
+        return self._max_line
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
         """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""

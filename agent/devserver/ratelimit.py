@@ -40,6 +40,7 @@ class FixedWindowRateLimiter:
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._limit = per_minute
         self._clock = clock
+        self.window_seconds = WINDOW_SECONDS  # tests shorten it to see resets in seconds
         self._window_start: float | None = None
         self._used = 0
 
@@ -69,14 +70,14 @@ class FixedWindowRateLimiter:
         return self._state(self._roll(self._clock()), True)
 
     def _roll(self, now: float) -> float:
-        if self._window_start is None or now - self._window_start >= WINDOW_SECONDS:
+        if self._window_start is None or now - self._window_start >= self.window_seconds:
             self._window_start = now
             self._used = 0
         return now
 
     def _state(self, now: float, allowed: bool) -> RateState:
         start = self._window_start if self._window_start is not None else now
-        reset = max(0, math.ceil(start + WINDOW_SECONDS - now))
+        reset = max(0, math.ceil(start + self.window_seconds - now))
         return RateState(
             allowed=allowed,
             limit=self._limit,

@@ -179,9 +179,8 @@ class Tailer:
         offset, how = self._resume_offset(source, fd, stat, fp)
         file_id = self._new_id()
         self._acks.track(file_id, offset)
-        reader = Reader(
-            file_id, source.name, path, fd, offset, fp, max_line_bytes=source.max_line_bytes
-        )
+        max_line = self._encoders[source.name].max_line_bytes
+        reader = Reader(file_id, source.name, path, fd, offset, fp, max_line_bytes=max_line)
         self._readers[key] = reader
         log.info("file_opened", path=path, source=source.name, offset=offset, start=how)
         return key

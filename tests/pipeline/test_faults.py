@@ -1,0 +1,125 @@
+"""Polaris misbehaves; the agent waits, paces, splits, and still delivers every line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from pathlib import Path
+
+import orjson
+from conftest import CONNECTION
+from test_delivery import write_json_lines
+
+from agent.devserver import DevServer
+
+
+def seqs(server: DevServer) -> list[int]:
+    return [orjson.loads(line)["seq"] for line in server.received_lines(CONNECTION)]
+
+
+async def test_503s_then_429s_are_waited_out_and_everything_arrives(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    write_json_lines(log_dir / "app.log", 0, 2000)
+    dev_server.faults.fail_for(503, 1.5)
+    agent = make_agent(batch="max_bytes = 20000")
+    await agent.start("--once")
+    await asyncio.sleep(1.6)
+    dev_server.faults.fail_next(429, 3, retry_after=1)
+
+    assert await agent.wait(60) == 0
+
+    assert sorted(seqs(dev_server)) == list(range(2000))
+    statuses = [r.status for r in dev_server.requests]
+    assert 503 in statuses and statuses.count(429) == 3
+    after_throttle = [r for r in dev_server.requests if r.status != 503]
+    first_429 = next(i for i, r in enumerate(after_throttle) if r.status == 429)
+    resumed = next(r for r in after_throttle[first_429:] if r.status == 200)
+    assert resumed.at - after_throttle[first_429].at >= 0.9, "a 429 pauses the pool"
+
+
+async def test_pacing_keeps_within_the_rate_limit_window(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    limiter = dev_server.faults.rate_limiter
+    limiter.window_seconds = 2.0
+    dev_server.faults.set_rate_limit(6)
+    write_json_lines(log_dir / "app.log", 0, 1500)
+    agent = make_agent(batch="max_bytes = 20000", sender="workers = 2")
+
+    assert await agent.run_once(within=90) == 0
+
+    assert sorted(seqs(dev_server)) == list(range(1500))
+    statuses = [r.status for r in dev_server.requests]
+    assert statuses.count(200) >= 7, "the batches needed more than one window"
+    assert statuses.count(429) <= 1, f"sent faster than allowed: {statuses}"
+
+
+async def test_413_splits_the_batch_until_it_fits(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    dev_server.faults.set_max_payload(30_000)
+    write_json_lines(log_dir / "app.log", 0, 3000)
+    agent = make_agent()
+
+    assert await agent.run_once() == 0
+
+    assert sorted(seqs(dev_server)) == list(range(3000))
+    assert 413 in [r.status for r in dev_server.requests]
+    assert all(r.body_bytes <= 30_000 for r in dev_server.requests if r.status == 200)
+
+
+async def test_connection_resets_and_slow_answers_lose_nothing(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    dev_server.faults.reset_next(3)
+    dev_server.faults.delay(0.3, count=3)
+    write_json_lines(log_dir / "app.log", 0, 5000)
+    agent = make_agent(batch="max_bytes = 50000")
+
+    assert await agent.run_once() == 0
+
+    assert sorted(seqs(dev_server)) == list(range(5000))
+
+
+async def test_sigkill_at_random_moments_while_writing_loses_nothing(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    rng = random.Random(int(os.environ.get("CHAOS_SEED", "7")))
+    log = log_dir / "app.log"
+    log.write_bytes(b"")
+    agent = make_agent(batch="max_bytes = 30000")
+    written = 0
+    for _round in range(6):
+        await agent.start()
+        for _ in range(rng.randint(2, 6)):
+            count = rng.randint(50, 800)
+            write_json_lines(log, written, count)
+            written += count
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
+        dev_server.faults.delay(rng.uniform(0.0, 0.2), count=2)
+        await asyncio.sleep(rng.uniform(0.0, 0.4))
+        assert await agent.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert await agent.run_once() == 0
+
+    received = seqs(dev_server)
+    duplicates = len(received) - len(set(received))
+    print(f"chaos: written={written} received={len(received)} duplicates={duplicates}")
+    assert sorted(set(received)) == list(range(written)), "lines lost"
+    # Only what was delivered since the last checkpoint (every 250 ms) or in flight repeats.
+    assert duplicates <= written // 4, "far more repeated than was in flight"
+
+
+async def test_wrong_key_keeps_the_data_and_says_so(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    write_json_lines(log_dir / "app.log", 0, 10)
+    agent = make_agent()
+    dev_server.faults.fail_next(401, 2)
+
+    assert await agent.run_once() == 0
+
+    assert sorted(seqs(dev_server)) == list(range(10))
+    assert any(e["event"] == "auth_failed" for e in agent.events())
