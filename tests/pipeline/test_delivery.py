@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
-from conftest import API_KEY, CONNECTION, eventually
+from harness import API_KEY, CONNECTION, eventually
 
 from agent.devserver import DevServer
 

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import orjson
-from conftest import CONNECTION
+from harness import CONNECTION
 from test_delivery import write_json_lines
 
 from agent.devserver import DevServer
