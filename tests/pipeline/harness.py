@@ -50,6 +50,7 @@ class Agent:
         log_dir: Path,
         *,
         source: str = "",
+        scan_interval: str = "200ms",
         batch: str = "",
         sender: str = "",
         top: str = "",
@@ -67,7 +68,7 @@ api_key = "${{TEST_POLARIS_KEY}}"
 [[sources]]
 name = "app"
 include = ["{log_dir}/*.log"]
-scan_interval = "200ms"
+scan_interval = "{scan_interval}"
 {source}
 [batch]
 max_wait = "100ms"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -154,3 +157,44 @@ async def test_follow_mode_ships_appended_lines_and_sigterm_exits_cleanly(
     names = [e["event"] for e in agent.events()]
     assert "agent_stopping" in names and names[-1] == "agent_stopped"
     assert API_KEY not in agent.stderr.read_text()
+
+
+async def test_a_new_line_is_noticed_by_file_notifications_not_by_the_scan(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    log.write_bytes(b"")
+    agent = make_agent(scan_interval="60s")
+    await agent.start()
+    await eventually(lambda: any(e["event"] == "file_opened" for e in agent.events()))
+
+    with log.open("ab") as out:
+        out.write(b'{"n":1}\n')
+
+    # Without the watch the line would wait for the next scan, a minute away.
+    await eventually(lambda: len(dev_server.received_lines(CONNECTION)) == 1, within=10)
+    assert await agent.stop() == 0
+
+
+async def test_status_shows_each_file_checkpoint_and_the_dead_letters(
+    dev_server: DevServer, make_agent, log_dir: Path
+) -> None:
+    (log_dir / "app.log").write_bytes(b'{"n":1}\nbroken\n{"n":')
+    agent = make_agent()
+    assert await agent.run_once() == 0
+
+    status = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent",
+        "status",
+        "--config",
+        str(agent.config),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "TEST_POLARIS_KEY": API_KEY},
+    )
+    output = (await status.communicate())[0].decode()
+    assert status.returncode == 0
+    assert f"{log_dir / 'app.log'}  offset=15  (5 bytes behind)" in output
+    assert "dead letters: 1" in output
+    assert API_KEY not in output
