@@ -132,20 +132,20 @@ class Tailer:
 
     def checkpoints(self) -> list[FileCheckpoint]:
         now = time.time()
-        records = [
-            FileCheckpoint(
-                fingerprint=r.fingerprint.digest,
-                fingerprint_len=r.fingerprint.length,
-                offset=self._acks.committed(r.file_id),
-                path=r.path,
-                dev=r.dev,
-                ino=r.ino,
-                seen_at=now,
-            )
-            for r in self._readers.values()
-        ]
+        records = [self._record(r, now) for r in self._readers.values()]
         self._dormant = [d for d in self._dormant if now - d.seen_at < DORMANT_KEEP_SECS]
         return records + self._dormant
+
+    def _record(self, reader: Reader, now: float) -> FileCheckpoint:
+        return FileCheckpoint(
+            fingerprint=reader.fingerprint.digest,
+            fingerprint_len=reader.fingerprint.length,
+            offset=self._acks.committed(reader.file_id),
+            path=reader.path,
+            dev=reader.dev,
+            ino=reader.ino,
+            seen_at=now,
+        )
 
     def close(self) -> None:
         for reader in self._readers.values():
@@ -282,17 +282,7 @@ class Tailer:
         if not finished or self._acks.pending_bytes(reader.file_id):
             return
         if not deleted:
-            self._dormant.append(
-                FileCheckpoint(
-                    fingerprint=reader.fingerprint.digest,
-                    fingerprint_len=reader.fingerprint.length,
-                    offset=self._acks.committed(reader.file_id),
-                    path=reader.path,
-                    dev=reader.dev,
-                    ino=reader.ino,
-                    seen_at=time.time(),
-                )
-            )
+            self._dormant.append(self._record(reader, time.time()))
         self._acks.forget(reader.file_id)
         reader.close()
         del self._readers[key]
