@@ -114,6 +114,14 @@ class Reader:
         self._skipping_from = None
         return LongLine(head, start, self.offset)
 
+    def rewind(self, file_id: FileId) -> None:
+        """Start over at byte 0 as a new file: it was truncated in place."""
+        self.file_id = file_id
+        self.offset = 0
+        self.held = 0
+        self._skipping_from = None
+        self.fingerprint = fingerprint(self.fd, self.size())
+
     def _refresh_fingerprint(self) -> None:
         """A young file's fingerprint grows with it, up to its full length."""
         if not self.fingerprint.complete:

@@ -262,9 +262,7 @@ class Tailer:
         log.warning("file_truncated", path=reader.path, offset=reader.offset)
         self.stats.truncations += 1
         self._acks.forget(reader.file_id)
-        reader.file_id = self._new_id()
-        reader.offset = 0
-        reader.fingerprint = fingerprint(reader.fd, reader.size())
+        reader.rewind(self._new_id())
         self._acks.track(reader.file_id, 0)
 
     def _maybe_release(self, key: tuple[int, int], reader: Reader) -> None:

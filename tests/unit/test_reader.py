@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from agent.records import FileId
 from agent.tail.fingerprint import fingerprint
-from agent.tail.reader import Block, LongLine, Reader
+from agent.tail.reader import Block, LongLine, Reader, Truncated
 
 
 def open_reader(path: Path, offset: int = 0, max_line: int = 1000) -> Reader:
@@ -63,3 +63,20 @@ def test_an_over_long_line_is_reported_once_and_reading_resumes_after_it(tmp_pat
     rest = reader.read()
     assert rest == LongLine(b"", 3, 3 + 53 + 1)
     assert reader.read() == Block(b"next\n", 57)
+
+
+def test_a_file_truncated_while_skipping_a_long_line_is_read_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    path.write_bytes(b"x" * 50)
+    reader = open_reader(path, max_line=20)
+    assert isinstance(reader.read(), LongLine)
+    path.write_bytes(b"new\n")  # truncated and rewritten in place
+
+    try:
+        reader.read()
+    except Truncated:
+        reader.rewind(FileId(2))
+    else:
+        raise AssertionError("a shrunken file must be reported as truncated")
+
+    assert reader.read() == Block(b"new\n", 0)
