@@ -8,7 +8,7 @@ the closing brace instead of re-serializing the object.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,9 +62,7 @@ class Encoder:
         self._time_field = source.time_field
         self._time_key = orjson.dumps(source.time_field)
         self._fields = dict(source.fields)
-        self._fields_suffix = b"".join(
-            b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in self._fields.items()
-        )
+        self._fields_suffix = _members(self._fields.items())
         self._max_event = max_event_bytes - 1  # room for the newline
         self._max_line = min(source.max_line_bytes, self._max_event)
         self._piece_bytes = piece_bytes
@@ -132,11 +130,7 @@ class Encoder:
                 suffix = time_suffix
         if self._fields:
             if any(key in obj for key in self._fields):
-                suffix += b"".join(
-                    b"," + orjson.dumps(k) + b":" + orjson.dumps(v)
-                    for k, v in self._fields.items()
-                    if k not in obj
-                )
+                suffix += _members((k, v) for k, v in self._fields.items() if k not in obj)
             else:
                 suffix += self._fields_suffix
         if not suffix:
@@ -146,6 +140,11 @@ class Encoder:
     def _text_event(self, line: bytes, time_suffix: bytes) -> bytes:
         message = orjson.dumps(line.decode("utf-8", "replace"))
         return b'{"message":' + message + time_suffix + self._fields_suffix + b"}"
+
+
+def _members(fields: Iterable[tuple[str, object]]) -> bytes:
+    """``,"k":v`` for each field: what `_splice` inserts."""
+    return b"".join(b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in fields)
 
 
 def _splice(line: bytes, suffix: bytes) -> bytes:

@@ -147,9 +147,9 @@ class Sender:
         """Halve a payload Polaris refused until the refused event stands alone."""
         cut = _middle_newline(body)
         if cut is None:
-            detail = str(error)
-            self._dead_letters.write(f"http_{error.reason}", self._settings.connection, -1, body)
-            log.warning("event_rejected", reason=error.reason, detail=detail)
+            self._dead_letters.write(
+                f"http_{error.reason}", self._settings.connection, -1, body, detail=str(error)
+            )
             return True
         self.stats.splits += 1
         log.info("payload_split", reason=error.reason, bytes=len(body))
