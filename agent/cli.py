@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument(
         "--apply",
         action="store_true",
-        help="when the job exists but differs from the config, replace it",
+        help="when the job exists but differs from the config, update it in place",
     )
     setup.set_defaults(handler=_setup)
 

@@ -274,20 +274,26 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 
 async def update_job(request: web.Request) -> web.StreamResponse:
-    """`PUT /jobs/{id}` with `"desiredExecutionStatus": "canceled"` cancels the job; the
-    dev-server supports no other change (create a new job instead)."""
+    """`PUT /jobs/{id}`: `"desiredExecutionStatus": "canceled"` cancels the job; a full job
+    spec replaces the running job's inputSchema, mappings and rejection periods in place,
+    keeping its place in the stream (its table and connection cannot change)."""
     _authorize(request)
     body = await _json_body(request)
     server = _server(request)
     job = server.job(request.match_info["job_id"])
-    status = body.get("desiredExecutionStatus") if isinstance(body, dict) else None
-    if status == job.desired_status:
-        return json_response(server.job_json(job))
-    if status != "canceled":
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    status = body.get("desiredExecutionStatus", job.desired_status)
+    if status == "canceled":
+        return json_response(server.job_json(await server.cancel_job(job.id)))
+    if status != "running" or not job.running:
         raise BadRequest(
-            'the dev-server can only cancel a job: send {"desiredExecutionStatus": "canceled"}'
+            f"job {job.id} is {job.desired_status}: desiredExecutionStatus can only be"
+            " set to 'canceled'"
         )
-    return json_response(server.job_json(await server.cancel_job(job.id)))
+    if "source" in body or "mappings" in body:
+        job = await server.update_job(job.id, body)
+    return json_response(server.job_json(job))
 
 
 # ---------------------------------------------------------------------------- Query

@@ -264,6 +264,10 @@ class Job:
     def running(self) -> bool:
         return self.desired_status == "running"
 
+    def updated(self, spec: JobSpec, raw: dict[str, Any]) -> Job:
+        """This job with a new spec; its id, creation and stream position stay."""
+        return replace(self, spec=spec, raw=raw, last_updated_timestamp=now_timestamp())
+
     def canceled(self) -> Job:
         """This job, canceled: it stops reading and its table can take a new job."""
         return replace(self, desired_status="canceled", last_updated_timestamp=now_timestamp())

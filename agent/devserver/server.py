@@ -262,16 +262,40 @@ class DevServer:
         job = self.job(job_id)
         if not job.running:
             return job
-        task = self._tasks.pop(job_id, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        runner = self.runners.pop(job_id, None)
-        if runner is not None:
-            self._readers[job.spec.connection_name].remove(runner)
+        await self._stop_runner(job)
         canceled = job.canceled()
         self.catalog.replace_job(canceled)
         return canceled
+
+    async def update_job(self, job_id: str, body: Any) -> Job:
+        """Replace a running job's spec in place: its runner restarts with the new mappings
+        at the position it had reached, so nothing is read twice or skipped."""
+        job = self.job(job_id)
+        spec = parse_job_spec(body)
+        for what, before, after in (
+            ("target.tableName", job.spec.table_name, spec.table_name),
+            ("source.connectionName", job.spec.connection_name, spec.connection_name),
+        ):
+            if before != after:
+                raise BadRequest(
+                    f"{what} cannot change on an existing job ({before!r} -> {after!r});"
+                    " cancel the job and create a new one"
+                )
+        self.database.ensure_table(spec.table_name, [(c.name, c.sql_type) for c in spec.columns()])
+        await self._stop_runner(job)
+        updated = job.updated(spec, body)
+        self.catalog.replace_job(updated)
+        self._start_runner(updated)
+        return updated
+
+    async def _stop_runner(self, job: Job) -> None:
+        task = self._tasks.pop(job.id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        runner = self.runners.pop(job.id, None)
+        if runner is not None:
+            self._readers[job.spec.connection_name].remove(runner)
 
     def _start_runner(self, job: Job) -> None:
         runner = JobRunner(job, self.streams.get(job.spec.connection_name), self.database)

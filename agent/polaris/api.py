@@ -153,6 +153,12 @@ class PolarisApi:
         data = await self._request("POST", "/jobs", spec)
         return self._job(data, "POST /jobs")
 
+    async def update_job(self, job_id: str, spec: JsonObject) -> Job:
+        """Replace a streaming job's spec in place (``PUT /jobs/{id}``); Polaris keeps its
+        place in the connection's stream."""
+        data = await self._request("PUT", f"/jobs/{quote(job_id, safe='')}", spec)
+        return self._job(data, "PUT /jobs/{id}")
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _url(self, path: str) -> str:

@@ -2,9 +2,9 @@
 
 Idempotent by design: running it twice changes nothing the second time. What exists and
 matches is left alone; what exists and differs is shown field by field and left alone too,
-because replacing a running ingestion job is a decision for a human (the Polaris page
-documents creating jobs, not replacing them, so ``--apply`` on an existing job says so
-instead of guessing at an API).
+unless ``--apply`` asks for it: then the job is updated in place (``PUT /jobs/{id}``), which
+keeps its position in the connection's stream. Cancelling and recreating it instead would
+re-ingest the stream (``earliest``) or leave a gap (``latest``), so setup never does that.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ EXIT_CONFIG: Final = 2
 EXIT_DIFFERS: Final = 3
 
 CONNECTION_TYPE: Final = "push_streaming"
+# What identifies a job rather than describes it: an update cannot change these.
+FIXED_FIELDS: Final = frozenset({"type", "source.type", "source.connectionName"})
 FORMAT_SETTINGS: Final = {"format": "nd-json"}
 
 
@@ -168,14 +170,19 @@ async def ensure_job(api: PolarisApi, job: JobConfig, connection: str, *, replac
     _out(f"job for table {job.table}: exists, differs from the config (job {existing.id}):")
     for difference in differences:
         _out(f"  {difference}")
-    if replace:
+    fixed = [d for d in differences if d.path in FIXED_FIELDS]
+    if not replace:
+        _err("nothing changed (run setup --apply to update the job in place)")
+        return EXIT_DIFFERS
+    if fixed:
         _err(
-            "--apply is not supported yet for existing jobs: nothing changed; update or cancel"
-            f" job {existing.id} in Polaris, then run setup again"
+            f"nothing changed: {', '.join(d.path for d in fixed)} cannot change on an existing"
+            f" job; cancel job {existing.id} in Polaris, then run setup again"
         )
-    else:
-        _err("nothing changed")
-    return EXIT_DIFFERS
+        return EXIT_DIFFERS
+    updated = await api.update_job(existing.id, wanted)
+    _out(f"job for table {job.table}: updated in place, id {updated.id}")
+    return EXIT_OK
 
 
 async def find_streaming_job(api: PolarisApi, table: str) -> Job | None:

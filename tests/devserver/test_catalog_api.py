@@ -96,6 +96,27 @@ async def test_canceling_a_job_stops_it_and_frees_its_table(api: Api) -> None:
         assert response.status == 400
 
 
+async def test_a_job_spec_can_change_in_place_but_not_its_table(api: Api) -> None:
+    status, job, _ = await api.post("/jobs", job_spec())
+    assert status == 201
+    other_table = job_spec(target={"type": "table", "tableName": "elsewhere"})
+    async with api.session.put(
+        api.url(f"/jobs/{job['id']}"), json=other_table, headers=basic()
+    ) as response:
+        assert response.status == 400
+        assert "target.tableName cannot change" in (await response.json())["message"]
+    lowered = job_spec()
+    lowered["mappings"][-1]["expression"] = 'LOWER("user")'
+    async with api.session.put(
+        api.url(f"/jobs/{job['id']}"), json=lowered, headers=basic()
+    ) as response:
+        assert response.status == 200
+        updated = await response.json()
+    assert updated["id"] == job["id"]
+    assert updated["mappings"][-1]["expression"] == 'LOWER("user")'
+    assert updated["lastUpdatedTimestamp"] > job["lastUpdatedTimestamp"]
+
+
 def _without_time(spec: dict[str, Any]) -> None:
     spec["mappings"] = spec["mappings"][1:]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -50,6 +51,26 @@ class Polaris:
         ):
             assert response.status == 200, await response.text()
             return await response.json()
+
+    async def post(self, path: str, body: bytes | dict[str, Any]) -> str:
+        auth = {"Authorization": basic_auth(API_KEY)}
+        kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
+        async with (
+            aiohttp.ClientSession(headers=auth) as session,
+            session.post(f"{self.url}/v1/projects/{PROJECT}{path}", **kwargs) as response,
+        ):
+            text = await response.text()
+            assert response.status == 200, text
+            return text
+
+    async def push(self, *events: dict[str, Any]) -> None:
+        """Send events to CONNECTION as one NDJSON payload, as the agent would."""
+        body = b"".join(json.dumps(event).encode() + b"\n" for event in events)
+        await self.post(f"/events/{CONNECTION}", body)
+
+    async def sql(self, query: str) -> list[list[Any]]:
+        answer = json.loads(await self.post("/query/sql", {"query": query}))
+        return [list(row) for row in answer["rows"]]
 
     async def jobs_for(self, table: str) -> list[dict[str, Any]]:
         listing = await self.get("/jobs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,21 +77,51 @@ async def test_a_differing_mapping_is_shown_and_nothing_changes(
     assert await polaris.jobs_for(TABLE) == [job_before]
 
 
-async def test_apply_on_an_existing_job_says_it_is_not_supported_yet(
+async def test_apply_updates_the_job_in_place_without_reading_the_stream_again(
     polaris: Polaris, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await run_setup(write_config(tmp_path, polaris.url), capsys)
     [job_before] = await polaris.jobs_for(TABLE)
+    await polaris.push({"event_time": now_iso(), "message": "before", "level": "info"})
+    assert await polaris.sql(f"SELECT level FROM {TABLE}") == [["info"]]
     changed = [*MAPPINGS[:2], ("level", 'UPPER("level")')]
 
     result = await run_setup(
         write_config(tmp_path, polaris.url, mappings=changed), capsys, replace=True
     )
+    await polaris.push({"event_time": now_iso(), "message": "after", "level": "info"})
+
+    assert result.code == EXIT_OK, result.stderr
+    assert "  mappings[2].expression: '\"level\"' -> 'UPPER(\"level\")'\n" in result.stdout
+    assert f"job for table {TABLE}: updated in place, id {job_before['id']}" in result.stdout
+    [job_after] = await polaris.jobs_for(TABLE)
+    assert job_after["id"] == job_before["id"]
+    assert job_after["mappings"][2]["expression"] == 'UPPER("level")'
+    rows = await polaris.sql(f"SELECT message, level FROM {TABLE} ORDER BY message DESC")
+    assert rows == [["before", "info"], ["after", "INFO"]]  # the first event was not re-read
+    again = await run_setup(write_config(tmp_path, polaris.url, mappings=changed), capsys)
+    assert again.code == EXIT_OK
+    assert f"job for table {TABLE}: exists, matches" in again.stdout
+
+
+async def test_apply_refuses_to_move_a_job_to_another_connection(
+    polaris: Polaris, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await run_setup(write_config(tmp_path, polaris.url), capsys)
+    [job_before] = await polaris.jobs_for(TABLE)
+    moved = write_config(tmp_path, polaris.url)
+    moved.write_text(moved.read_text().replace(f'"{CONNECTION}"', '"other_connection"'))
+
+    result = await run_setup(moved, capsys, replace=True)
 
     assert result.code == EXIT_DIFFERS
-    assert "mappings[2].expression" in result.stdout
-    assert "--apply is not supported yet for existing jobs" in result.stderr
+    assert "source.connectionName: 'demo_connection' -> 'other_connection'" in result.stdout
+    assert "source.connectionName cannot change on an existing job" in result.stderr
     assert await polaris.jobs_for(TABLE) == [job_before]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def test_a_wrong_key_fails_with_one_line_and_never_shows_the_key(
