@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo clean
+.PHONY: test lint typecheck pytest demo bench soak package-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/python -m agent.demo
+
+# Benchmarks (issue 7): a table of MB/s, CPU-s/GB, RSS and latency; never part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# The long reliability runs (10-minute outage, many chaos rounds); not part of `make test`.
+soak: $(STAMP)
+	$(BIN)/pytest -q -m soak -p no:cacheprovider tests/reliability
+
+# Heavy packaging checks: wheel, .deb into a debootstrap chroot, systemd boot in nspawn, image.
+package-check: $(STAMP)
+	bash packaging/check-heavy.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
