@@ -1,0 +1,259 @@
+"""Prometheus metrics, read from one `AgentSnapshot` per scrape.
+
+The hot path never touches prometheus_client: it bumps plain integers that the runtime
+freezes into an `AgentSnapshot` on demand. This module only translates that value into metric
+families, so a scrape costs one snapshot and nothing is counted twice or in two places.
+
+Each agent gets its own `CollectorRegistry` (no module-level default registry), which keeps
+tests and several agents in one process from seeing each other's numbers.
+
+Names follow `polaris_agent_<what>_<unit>[_total]`. Label values are bounded: `source` comes
+from the config, `status` from HTTP status codes, `reason` from a fixed set in the code.
+Process metrics (`process_*`: RSS, CPU, open fds) keep their conventional unprefixed names,
+because that is what every dashboard and alert rule expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import accumulate
+from typing import Final
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from agent import __version__
+from agent.ops.snapshot import AgentSnapshot, LatencySnapshot, SourceSnapshot
+
+PREFIX: Final = "polaris_agent"
+
+CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
+"""What `/metrics` answers with. `render` writes the classic text format (names are escaped to
+legacy characters), so we declare version 0.0.4, which every Prometheus version parses."""
+
+SnapshotFn = Callable[[], AgentSnapshot]
+
+
+class SnapshotCollector:
+    """A prometheus_client collector that turns one fresh snapshot into all agent metrics."""
+
+    def __init__(self, snapshot: SnapshotFn) -> None:
+        self._snapshot = snapshot
+
+    def __repr__(self) -> str:
+        return f"<SnapshotCollector {self._snapshot!r}>"
+
+    def describe(self) -> Iterable[Metric]:
+        """Nothing up front: registering must not call `snapshot()` before the agent runs."""
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        yield from snapshot_metrics(self._snapshot())
+
+
+def build_registry(snapshot: SnapshotFn, *, process_metrics: bool = True) -> CollectorRegistry:
+    """A registry holding only this agent's metrics (and, by default, its process metrics)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    if process_metrics:
+        ProcessCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition of `registry`; serve it with `CONTENT_TYPE`."""
+    return generate_latest(registry)
+
+
+def snapshot_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
+    """Every agent metric family for one snapshot, in a stable order."""
+    yield _info()
+    yield from _source_metrics(snap.sources)
+    yield from _delivery_metrics(snap)
+    yield from _buffer_metrics(snap)
+    yield from _loss_metrics(snap)
+    yield _latency_histogram(snap.request_latency)
+    yield from _health_metrics(snap)
+
+
+def _name(name: str) -> str:
+    return f"{PREFIX}_{name}"
+
+
+def _info() -> Metric:
+    info = InfoMetricFamily(_name("build"), "The running polaris-agent version.")
+    info.add_metric([], {"version": __version__})
+    return info
+
+
+def _counter(name: str, doc: str, value: float) -> Metric:
+    # prometheus_client appends `_total` to counter samples; the family name goes without it.
+    return CounterMetricFamily(_name(name), doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> Metric:
+    return GaugeMetricFamily(_name(name), doc, value=value)
+
+
+def _labelled_counter(name: str, doc: str, label: str, values: Mapping[str, int]) -> Metric:
+    family = CounterMetricFamily(_name(name), doc, labels=[label])
+    for key in sorted(values):
+        family.add_metric([key], values[key])
+    return family
+
+
+def _per_source(
+    family: CounterMetricFamily | GaugeMetricFamily,
+    sources: Iterable[SourceSnapshot],
+    value: Callable[[SourceSnapshot], int],
+) -> Metric:
+    for source in sources:
+        family.add_metric([source.name], value(source))
+    return family
+
+
+def _source_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
+    label = ["source"]
+    yield _per_source(
+        CounterMetricFamily(
+            _name("read_lines"),
+            "Complete lines read from the source's files (events, dead letters and blank lines).",
+            labels=label,
+        ),
+        sources,
+        lambda s: s.lines_read,
+    )
+    yield _per_source(
+        CounterMetricFamily(
+            _name("read_bytes"), "File bytes consumed from the source's files.", labels=label
+        ),
+        sources,
+        lambda s: s.bytes_read,
+    )
+    yield _per_source(
+        GaugeMetricFamily(
+            _name("checkpoint_lag_bytes"),
+            "Bytes on disk beyond the checkpoint (read but not yet acknowledged, or unread); "
+            "what a restart would read again. Growing without bound means the agent falls behind.",
+            labels=label,
+        ),
+        sources,
+        lambda s: s.checkpoint_lag_bytes,
+    )
+    yield _per_source(
+        GaugeMetricFamily(
+            _name("open_files"), "File descriptors held open for the source's files.", labels=label
+        ),
+        sources,
+        lambda s: s.open_files,
+    )
+    yield _per_source(
+        GaugeMetricFamily(
+            _name("tracked_files"),
+            "Files the source follows, open or closed for inactivity.",
+            labels=label,
+        ),
+        sources,
+        lambda s: s.files,
+    )
+
+
+def _delivery_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
+    yield _counter("sent_events", "Events acknowledged by Polaris.", snap.events_sent)
+    yield _counter(
+        "sent_bytes", "Uncompressed NDJSON bytes acknowledged by Polaris.", snap.bytes_sent
+    )
+    yield _counter(
+        "posted_bytes",
+        "Request body bytes put on the wire (compressed when gzip is on), every attempt counted.",
+        snap.bytes_posted,
+    )
+    yield _labelled_counter(
+        "requests",
+        "Requests to the Events API by HTTP status, or transport_error when no answer came.",
+        "status",
+        snap.requests,
+    )
+    yield _counter("retries", "Requests sent again after a retryable failure.", snap.retries)
+    if snap.ratelimit_remaining is not None:
+        yield _gauge(
+            "ratelimit_remaining_requests",
+            "RateLimit-Remaining from the last Polaris answer: requests left in this minute's "
+            "window, shared by the whole organisation.",
+            snap.ratelimit_remaining,
+        )
+
+
+def _buffer_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
+    yield _gauge(
+        "queue_bytes",
+        "Encoded events waiting between the readers and the batcher; at its limit readers pause.",
+        snap.queue_bytes,
+    )
+    yield _gauge(
+        "in_flight_batches",
+        "Sealed batches waiting for a sender or inside a request.",
+        snap.in_flight_batches,
+    )
+    yield _gauge("spool_bytes", "Bytes held in the disk spool for retry.", snap.spool_bytes)
+    yield _gauge("spool_files", "Batches held in the disk spool.", snap.spool_files)
+    yield _gauge(
+        "spool_max_bytes", "Configured spool capacity (spool.max_size).", snap.spool_max_bytes
+    )
+    yield _counter(
+        "spool_corrupt_files",
+        "Spool files found unreadable and quarantined since start; their data was not sent.",
+        snap.spool_corrupt_files,
+    )
+
+
+def _loss_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
+    yield _labelled_counter(
+        "dead_letters",
+        "Lines or events written to dead-letter files in data_dir instead of Polaris, by reason.",
+        "reason",
+        snap.dead_letters,
+    )
+    yield _labelled_counter(
+        "dropped_events",
+        "Events given up without a dead letter, by reason (e.g. spool_full). Should stay 0.",
+        "reason",
+        snap.drops,
+    )
+
+
+def _latency_histogram(latency: LatencySnapshot) -> Metric:
+    """The snapshot counts per bucket; Prometheus buckets are cumulative (`le`)."""
+    if len(latency.counts) != len(latency.bounds) + 1:
+        raise ValueError(
+            f"latency snapshot has {len(latency.counts)} counts for {len(latency.bounds)} bounds"
+        )
+    edges = [str(float(bound)) for bound in latency.bounds] + ["+Inf"]
+    return HistogramMetricFamily(
+        _name("request_duration_seconds"),
+        "Time from sending a request to the Events API until its answer (or failure).",
+        buckets=list(zip(edges, accumulate(latency.counts), strict=True)),
+        sum_value=latency.total_seconds,
+    )
+
+
+def _health_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
+    yield _gauge(
+        "auth_failing",
+        "1 while Polaris answers 401/403 (data is kept and retried): check polaris.api_key.",
+        1 if snap.auth_failing else 0,
+    )
+    if snap.seconds_since_success is not None:
+        yield _gauge(
+            "last_success_age_seconds",
+            "Seconds since Polaris last acknowledged a request; absent before the first.",
+            snap.seconds_since_success,
+        )
+    yield _gauge("uptime_seconds", "Seconds since the agent started.", snap.uptime_seconds)
