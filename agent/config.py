@@ -173,12 +173,25 @@ class SenderConfig(_Section):
 
 
 class SpoolConfig(_Section):
+    """Where batches wait on disk while Polaris cannot take them (see agent/ship/spool.py)."""
+
+    enabled: bool = True
+    after: Duration = 30.0  # a batch still failing this long after its first try is spooled
     max_size: Size = 2**30
     when_full: Literal["block", "drop_oldest"] = "block"
 
 
 class ApiConfig(_Section):
-    listen: str = "127.0.0.1:8686"
+    """The admin HTTP server (/metrics, /healthz, /readyz); off unless `listen` is set."""
+
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):\d{1,5}", value):
+            raise ValueError(f"{value!r} must be host:port, e.g. 127.0.0.1:8686 or [::1]:8686")
+        return value
 
 
 class LogConfig(_Section):

@@ -35,12 +35,22 @@ class Ticket:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a piece's events came from: kept so that an event Polaris refuses can be
+    dead-lettered with its file and offset, long after the reader moved on."""
+
+    path: str
+    offsets: list[int]  # where each event's line starts in the file, one per event
+
+
+@dataclass(frozen=True, slots=True)
 class Piece:
     """Whole encoded events from one file; `data` is NDJSON, every event ending in a newline."""
 
     data: bytes
     events: int
     ticket: Ticket
+    origin: Origin | None = None
 
     def __repr__(self) -> str:
         return f"<Piece file={self.ticket.file} events={self.events} bytes={len(self.data)}>"
@@ -55,15 +65,29 @@ class Batch:
     size: int = 0
     events: int = 0
     tickets: list[Ticket] = field(default_factory=list)
+    origins: list[Origin | None] = field(default_factory=list)  # one per chunk
 
     def add(self, piece: Piece) -> None:
         self.chunks.append(piece.data)
         self.size += len(piece.data)
         self.events += piece.events
         self.tickets.append(piece.ticket)
+        self.origins.append(piece.origin)
 
     def payload(self) -> bytes:
         return b"".join(self.chunks)
+
+    def locate(self, position: int) -> tuple[str, int]:
+        """The file and offset of the event starting at byte `position` of the payload;
+        ("", -1) when unknown. Only called for refused events, so it may be slow."""
+        for chunk, origin in zip(self.chunks, self.origins, strict=True):
+            if position < len(chunk):
+                if origin is None:
+                    return "", -1
+                index = chunk.count(b"\n", 0, position)
+                return origin.path, origin.offsets[index]
+            position -= len(chunk)
+        return "", -1
 
     def __repr__(self) -> str:
         return f"<Batch #{self.seq} events={self.events} bytes={self.size}>"

@@ -1,17 +1,23 @@
 """The running agent: wires the stages together and shuts them down in data-flow order.
 
     tailer ──► ByteQueue ──► Batcher ──► asyncio.Queue ──► Sender workers ──► Polaris
-      ▲                                                        │
-      └──── checkpoints ◄──── AckTracker ◄──── acknowledged ◄──┘
+      ▲                                                        │   ▲
+      │                                                  spool ▼   │ replayer
+      └──── checkpoints ◄──── AckTracker ◄──── delivered, dead-lettered or spooled
 
-Shutdown (SIGTERM/SIGINT): stop reading → seal the partial batch → drain the senders (no
-new retries, bounded by `shutdown_timeout`) → write checkpoints. What was read but not
-delivered stays behind the checkpoint and is read again at the next start.
+Shutdown (SIGTERM/SIGINT): stop reading → seal the partial batch → drain the senders (no new
+retries: what is not delivered goes to the spool; bounded by `shutdown_timeout`) → write
+checkpoints. What was read but is neither delivered nor spooled stays behind the checkpoint
+and is read again at the next start.
+
+SIGHUP reloads the config file: sources, endpoint, batching, retry, spool policy and logging
+apply at once; a config with problems is refused with a logged reason and the old one runs on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,19 +28,24 @@ import structlog
 
 from agent.batch.batcher import Batcher
 from agent.batch.queue import ByteQueue
-from agent.config import Config, load_config
+from agent.config import Config, ConfigError, load_config
+from agent.ops.admin import AdminError, serve_admin
+from agent.ops.health import status_line
 from agent.ops.logging import configure_logging
+from agent.ops.sdnotify import Notifier, ping_watchdog
+from agent.ops.snapshot import AgentSnapshot
 from agent.records import Batch, Piece
 from agent.ship.compress import gzip_compressor
 from agent.ship.http import EventsClient
 from agent.ship.ratelimit import Pacer
-from agent.ship.retry import sleep_or_stop
+from agent.ship.retry import first_of, sleep_or_stop
 from agent.ship.sender import Sender, SenderSettings
+from agent.ship.spool import Spool, SpoolStats
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import CheckpointStore
 from agent.state.deadletter import DeadLetters
 from agent.state.files import private_dir
-from agent.state.status import checkpoint_path, dead_letter_dir
+from agent.state.status import checkpoint_path, dead_letter_dir, spool_dir
 from agent.tail.tailer import Tailer
 from agent.tail.watch import watch_hints
 
@@ -42,23 +53,55 @@ log = structlog.get_logger("agent")
 
 PIECE_BYTES = 64 * 1024
 """Pieces are small next to a batch so that batches fill to within a piece of max_bytes."""
+STATUS_EVERY_SECS = 10.0
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+RESTART_ONLY = ("data_dir", "queue", "api", "checkpoint_interval")
+"""Settings a reload cannot change in a running agent: said in the log, applied at restart."""
 
 
 def run_agent(config_path: Path, *, once: bool) -> int:
     config = load_config(config_path)
     configure_logging(config.log)
-    return asyncio.run(Agent(config).run(once=once))
+    return asyncio.run(Agent(config, config_path=config_path).run(once=once))
+
+
+def sender_settings(config: Config) -> SenderSettings:
+    return SenderSettings(
+        connection=config.polaris.connection,
+        compress=gzip_compressor(config.sender.compression_level)
+        if config.sender.compression == "gzip"
+        else None,
+        retry_initial=config.sender.retry_initial,
+        retry_max=config.sender.retry_max,
+        spool_after=config.spool.after,
+    )
 
 
 class Agent:
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: Path | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.config = config
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
         data_dir = private_dir(config.data_dir)
         self.store = CheckpointStore(checkpoint_path(data_dir))
         self.acks = AckTracker()
         self.dead_letters = DeadLetters(dead_letter_dir(data_dir))
+        self.spool = (
+            Spool(spool_dir(data_dir), config.spool.max_size, config.spool.when_full)
+            if config.spool.enabled
+            else None
+        )
         self.queue: ByteQueue[Piece] = ByteQueue(config.queue.max_bytes)
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(config.sender.workers)
+        self.batcher = Batcher(config.batch.max_bytes, config.batch.max_wait)
         self.tailer = Tailer(
             config.sources,
             self.store.load(),
@@ -70,74 +113,94 @@ class Agent:
         )
         self.stopping = asyncio.Event()  # a signal arrived: no new reads, no new retries
         self.wake = asyncio.Event()  # look at the files now
+        self.reload_requested = asyncio.Event()
+        self.sender: Sender | None = None
+        self._clients: list[EventsClient] = []
         self._reading: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+
+    def __repr__(self) -> str:
+        state = "stopping" if self.stopping.is_set() else "running"
+        return f"<Agent {state} sources={len(self.config.sources)} {self.sender!r}>"
 
     async def run(self, *, once: bool) -> int:
         config = self.config
-        started = time.monotonic()
         self._install_signals()
         log.info(
             "agent_started",
             sources=[s.name for s in config.sources],
             endpoint=config.polaris.events_url(),
             mode="once" if once else "follow",
+            spool=str(self.spool.directory) if self.spool else None,
         )
         executor = ThreadPoolExecutor(config.sender.workers, thread_name_prefix="compress")
         client = EventsClient(config.polaris, connections=config.sender.workers)
-        sender = Sender(
+        self._clients.append(client)
+        sender = self.sender = Sender(
             client,
             Pacer(),
-            SenderSettings(
-                connection=config.polaris.connection,
-                compress=gzip_compressor(config.sender.compression_level)
-                if config.sender.compression == "gzip"
-                else None,
-                retry_initial=config.sender.retry_initial,
-                retry_max=config.sender.retry_max,
-            ),
+            sender_settings(config),
             acks=self.acks,
             dead_letters=self.dead_letters,
             executor=executor,
             stopping=self.stopping,
+            spool=self.spool,
         )
-        saver_done = asyncio.Event()
         try:
-            async with client, asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._save_every(config.checkpoint_interval, saver_done))
-                watcher = tasks.create_task(
-                    watch_hints(self.tailer.watch_roots, self.wake, saver_done)
-                )
-                batcher = tasks.create_task(
-                    Batcher(config.batch.max_bytes, config.batch.max_wait).run(
-                        self.queue, self.batches
+            async with client, contextlib.AsyncExitStack() as stack:
+                if config.api.listen:
+                    admin = await stack.enter_async_context(
+                        serve_admin(config.api.listen, self.snapshot)
                     )
-                )
-                workers = [
-                    tasks.create_task(sender.work(self.batches))
-                    for _ in range(config.sender.workers)
-                ]
-                self._reading = tasks.create_task(
-                    self.tailer.run(self.stopping, self.wake, once=once)
-                )
-                await asyncio.wait([self._reading])
-                await self.queue.close()  # the batcher seals what is left and ends the stream
-                await self._drain([batcher, *workers])
-                saver_done.set()
-                watcher.cancel()
+                    log.info("admin_listening", url=admin.url)
+                await self._pipeline(sender, once=once)
+        except AdminError as exc:
+            log.error("admin_failed", error=str(exc))
+            return EXIT_FAILED
         finally:
+            self.notifier.stopping()
             executor.shutdown(wait=False, cancel_futures=True)
             self._save()
             self.dead_letters.close()
             self.tailer.close()
+            for extra in self._clients[1:]:
+                await extra.__aexit__(None, None, None)
         log.info(
             "agent_stopped",
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(time.monotonic() - self._started, 3),
             events_read=self.tailer.stats.events,
             events_delivered=sender.stats.events_delivered,
+            batches_spooled=sender.stats.batches_spooled,
+            spooled_files_left=len(self.spool) if self.spool else 0,
             dead_letters=self.dead_letters.count,
             unacknowledged=self.acks.outstanding(),
         )
-        return 0
+        return EXIT_OK
+
+    async def _pipeline(self, sender: Sender, *, once: bool) -> None:
+        """Every stage in one TaskGroup, ended in data-flow order."""
+        config = self.config
+        done = asyncio.Event()  # the data has been made safe: background helpers end
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._save_every(config.checkpoint_interval, done))
+            tasks.create_task(self._reload_on_request(done))
+            tasks.create_task(sender.replay(done))
+            tasks.create_task(ping_watchdog(self.notifier, done))
+            tasks.create_task(self._status_every(done))
+            watcher = tasks.create_task(watch_hints(self.tailer.watch_roots, self.wake, done))
+            batcher = tasks.create_task(self.batcher.run(self.queue, self.batches))
+            workers = [
+                tasks.create_task(sender.work(self.batches)) for _ in range(config.sender.workers)
+            ]
+            self._reading = tasks.create_task(self.tailer.run(self.stopping, self.wake, once=once))
+            self.notifier.ready(status_line(self.snapshot()))
+            await asyncio.wait([self._reading])
+            await self.queue.close()  # the batcher seals what is left and ends the stream
+            await self._drain([batcher, *workers])
+            if once and self.spool is not None:
+                await first_of(self.spool.wait_until_empty(), self.stopping.wait())
+            done.set()
+            watcher.cancel()
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
         """Let the senders finish: unbounded in `--once` mode, bounded once stopping."""
@@ -164,24 +227,129 @@ class Agent:
                 saved_version = self.acks.version
                 self._save()
 
+    async def _status_every(self, done: asyncio.Event) -> None:
+        if not self.notifier.enabled:
+            return
+        while not await sleep_or_stop(done, STATUS_EVERY_SECS):
+            self.notifier.status(status_line(self.snapshot()))
+
     def _save(self) -> None:
         self.dead_letters.sync()  # a checkpoint may only move past lines durably dead-lettered
         self.store.save(self.tailer.checkpoints())
+
+    # -- what operators see --------------------------------------------------------------
+
+    def snapshot(self) -> AgentSnapshot:
+        """Everything /metrics, /readyz and the STATUS line show, read in one go."""
+        assert self.sender is not None, "snapshot() is for a running agent"
+        stats = self.sender.stats
+        spool = self.spool.stats if self.spool is not None else SpoolStats()
+        requests = {str(status): count for status, count in stats.requests.items()}
+        if stats.transport_errors:
+            requests["transport_error"] = stats.transport_errors
+        return AgentSnapshot(
+            sources=self.tailer.source_snapshots(),
+            events_sent=stats.events_delivered,
+            bytes_sent=stats.bytes_delivered,
+            bytes_posted=stats.bytes_posted,
+            requests=requests,
+            retries=stats.retries,
+            ratelimit_remaining=self.sender.pacer.remaining,
+            queue_bytes=self.queue.bytes,
+            in_flight_batches=self.sender.in_flight + self.batches.qsize(),
+            spool_bytes=spool.bytes,
+            spool_files=spool.files,
+            spool_max_bytes=self.spool.max_bytes if self.spool is not None else 0,
+            spool_corrupt_files=spool.corrupt,
+            dead_letters=dict(self.dead_letters.by_reason),
+            drops={"spool_full": spool.dropped_events},
+            request_latency=stats.latency.frozen(),
+            auth_failing=stats.auth_failing,
+            seconds_since_success=time.monotonic() - stats.last_success
+            if stats.last_success
+            else None,
+            uptime_seconds=time.monotonic() - self._started,
+        )
+
+    # -- signals and reload --------------------------------------------------------------
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_requested)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
 
     def request_stop(self, why: str = "requested") -> None:
         if self.stopping.is_set():
             return
         log.info("agent_stopping", signal=why, timeout=self.config.shutdown_timeout)
+        self.notifier.stopping()
         self.stopping.set()
         self.wake.set()
         if self._reading is not None:
             self._reading.cancel()  # it may be waiting for room in a full queue
 
-    def _reload_requested(self) -> None:
-        log.warning("reload_not_supported", detail="restart the agent to apply a new config")
+    async def _reload_on_request(self, done: asyncio.Event) -> None:
+        while True:
+            await first_of(self.reload_requested.wait(), done.wait())
+            if done.is_set():
+                return
+            self.reload_requested.clear()
+            self.notifier.reloading()
+            try:
+                await self.reload()
+            finally:
+                self.notifier.ready(status_line(self.snapshot()))
+
+    async def reload(self) -> bool:
+        """Read the config file again and apply it; False (old config kept) on problems."""
+        if self.config_path is None:
+            log.warning("reload_skipped", reason="no config file")
+            return False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_rejected", problems=[str(p) for p in exc.problems])
+            return False
+        except OSError as exc:
+            log.error("reload_rejected", problems=[f"{self.config_path}: {exc.strerror}"])
+            return False
+        old, self.config = self.config, new
+        await self._apply(old, new)
+        return True
+
+    async def _apply(self, old: Config, new: Config) -> None:
+        assert self.sender is not None
+        applied: list[str] = []
+        if new.log != old.log:
+            configure_logging(new.log)
+            applied.append("log")
+        if new.sources != old.sources:
+            self.tailer.reconfigure(new.sources)
+            self.wake.set()
+            applied.append("sources")
+        if new.polaris != old.polaris:
+            client = EventsClient(new.polaris, connections=new.sender.workers)
+            await client.__aenter__()
+            self._clients.append(client)  # the old one may still carry requests: closed at exit
+            self.sender.client = client
+            applied.append("polaris")
+        if (new.sender, new.spool, new.polaris) != (old.sender, old.spool, old.polaris):
+            self.sender.settings = sender_settings(new)
+            applied.append("sender")
+        if new.batch != old.batch:
+            self.batcher.max_bytes = new.batch.max_bytes
+            self.batcher.max_wait = new.batch.max_wait
+            applied.append("batch")
+        if self.spool is not None and new.spool != old.spool:
+            self.spool.max_bytes = new.spool.max_size
+            self.spool.when_full = new.spool.when_full
+            applied.append("spool")
+        later = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
+        if new.sender.workers != old.sender.workers:
+            later.append("sender.workers")
+        if new.spool.enabled != old.spool.enabled:
+            later.append("spool.enabled")
+        log.info("config_reloaded", applied=applied)
+        if later:
+            log.warning("reload_needs_restart", keys=later)

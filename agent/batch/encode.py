@@ -34,6 +34,7 @@ class EncodedPiece:
     data: bytes  # NDJSON, every event ending in a newline; may be empty
     events: int
     end_offset: int  # first file byte after the last line this piece covers
+    offsets: list[int]  # where each event's line starts, for dead letters of refused events
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class Encoder:
         self._stamp = iso_utc(self._now())
         time_suffix = b"," + self._time_key + b":" + orjson.dumps(self._stamp)
         events: list[bytes] = []
+        starts: list[int] = []
         piece_size = 0
         pieces: list[EncodedPiece] = []
         rejected: list[Rejected] = []
@@ -106,11 +108,12 @@ class Encoder:
                 )
                 continue
             if events and piece_size + len(event) + 1 > self._piece_bytes:
-                pieces.append(_piece(events, line_start))
-                events, piece_size = [], 0
+                pieces.append(_piece(events, starts, line_start))
+                events, starts, piece_size = [], [], 0
             events.append(event)
+            starts.append(line_start)
             piece_size += len(event) + 1
-        pieces.append(_piece(events, offset))
+        pieces.append(_piece(events, starts, offset))
         return Encoded(pieces, rejected, blank)
 
     def _json_event(self, line: bytes, time_suffix: bytes) -> bytes | str:
@@ -155,6 +158,6 @@ def _splice(line: bytes, suffix: bytes) -> bytes:
     return body + suffix + b"}"
 
 
-def _piece(events: list[bytes], end_offset: int) -> EncodedPiece:
+def _piece(events: list[bytes], starts: list[int], end_offset: int) -> EncodedPiece:
     data = b"\n".join(events) + b"\n" if events else b""
-    return EncodedPiece(data, len(events), end_offset)
+    return EncodedPiece(data, len(events), end_offset, starts)

@@ -65,7 +65,7 @@ class AgentSnapshot:
     sources: tuple[SourceSnapshot, ...]
     events_sent: int  # acknowledged by Polaris
     bytes_sent: int  # uncompressed NDJSON acknowledged
-    bytes_posted: int  # request bodies on the wire (compressed when gzip is on)
+    bytes_posted: int  # request bodies on the wire, every answered attempt (compressed if gzip)
     requests: Mapping[str, int]  # by HTTP status ("200", "429", ...) or "transport_error"
     retries: int
     ratelimit_remaining: int | None  # from the last RateLimit-Remaining header seen
@@ -76,7 +76,7 @@ class AgentSnapshot:
     spool_max_bytes: int
     spool_corrupt_files: int  # quarantined since start
     dead_letters: Mapping[str, int]  # by reason (invalid_json, line_too_long, rejected_4xx, ...)
-    drops: Mapping[str, int]  # data given up without a dead letter, by reason (spool_full)
+    drops: Mapping[str, int]  # events given up without a dead letter, by reason (spool_full)
     request_latency: LatencySnapshot
     auth_failing: bool  # the last answer was 401/403
     seconds_since_success: float | None  # None before the first acknowledged request
@@ -84,7 +84,7 @@ class AgentSnapshot:
 
     @property
     def spool_full(self) -> bool:
-        return self.spool_bytes >= self.spool_max_bytes
+        return self.spool_max_bytes > 0 and self.spool_bytes >= self.spool_max_bytes
 
     @property
     def open_files(self) -> int:

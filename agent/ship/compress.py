@@ -28,3 +28,11 @@ def gzip_compressor(level: int) -> Callable[[bytes], bytes]:
         return gzip.compress(data, compresslevel=level)
 
     return compress_zlib
+
+
+def gunzip(data: bytes) -> bytes:
+    """Undo `gzip_compressor`: for spooled payloads that must be split or inspected."""
+    if IMPLEMENTATION == "isal":
+        result: bytes = igzip.decompress(data)  # type: ignore[no-untyped-call]
+        return result
+    return gzip.decompress(data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Awaitable
+from typing import Any
 
 
 async def sleep_or_stop(stop: asyncio.Event, delay: float) -> bool:
@@ -15,6 +17,16 @@ async def sleep_or_stop(stop: asyncio.Event, delay: float) -> bool:
         async with asyncio.timeout(max(delay, 0.0)):
             await stop.wait()
     return stop.is_set()
+
+
+async def first_of(*waits: Awaitable[Any]) -> None:
+    """Return when the first of several awaitables finishes; the others are cancelled."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 class Backoff:

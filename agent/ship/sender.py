@@ -1,9 +1,16 @@
-"""Batches -> Polaris: a pool of workers that deliver each batch or keep it unacknowledged.
+"""Batches -> Polaris: a pool of workers that deliver each batch, spool it, or keep it
+unacknowledged.
 
-Nothing here knows about files. A batch carries tickets; a worker completes them only once
-Polaris has acknowledged every byte of the batch (or an event it can never take has been
-written to a dead letter). A batch that is not delivered is simply never acknowledged: its
-lines stay behind the checkpoint and are read again after a restart.
+Nothing here knows about files. A batch carries tickets; a worker completes them once every
+byte of the batch is safe: acknowledged by Polaris, written to a dead letter (an event Polaris
+can never take), or written to the disk spool (retries ran out, the key is refused, the
+endpoint is known to be down, or the agent is stopping). Without a spool, a batch that is not
+delivered is never acknowledged: its lines stay behind the checkpoint and are read again
+after a restart.
+
+While an outage lasts (a batch gave up), live batches go straight to the spool instead of
+each waiting out its own retries; the replayer is then the only thing probing the endpoint,
+oldest spooled batch first, and its first success ends the outage.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from agent.records import Batch
+from agent.ops.snapshot import LatencyHistogram
+from agent.records import Batch, Origin
 from agent.ship.errors import (
     AuthFailed,
     DeliveryError,
@@ -27,11 +35,17 @@ from agent.ship.errors import (
 )
 from agent.ship.http import EventsClient
 from agent.ship.ratelimit import Pacer
-from agent.ship.retry import Backoff, sleep_or_stop
+from agent.ship.retry import Backoff, first_of, sleep_or_stop
+from agent.ship.spool import Spool, SpoolEntry
 from agent.state.acks import AckTracker
 from agent.state.deadletter import DeadLetters
 
 log = structlog.get_logger("agent.sender")
+
+Locate = Callable[[int], tuple[str, int]]
+"""Byte position in a batch's NDJSON -> (source path, line offset), for dead letters."""
+Span = tuple[int, int]
+"""[start, end) byte range of a batch's NDJSON that is not delivered yet."""
 
 
 @dataclass(slots=True)
@@ -43,11 +57,13 @@ class SendStats:
     retries: int = 0
     splits: int = 0
     batches_delivered: int = 0
+    batches_spooled: int = 0
     events_delivered: int = 0
     bytes_delivered: int = 0  # uncompressed NDJSON
     bytes_posted: int = 0  # on the wire
     auth_failing: bool = False
-    last_success: float = 0.0
+    last_success: float = 0.0  # time.monotonic() of the last acknowledged request
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +72,7 @@ class SenderSettings:
     compress: Callable[[bytes], bytes] | None
     retry_initial: float
     retry_max: float
+    spool_after: float = 30.0  # how long a batch retries before it goes to the spool
 
 
 class Sender:
@@ -69,15 +86,23 @@ class Sender:
         dead_letters: DeadLetters,
         executor: Executor,
         stopping: asyncio.Event,
+        spool: Spool | None = None,
     ) -> None:
-        self._client = client
-        self._pacer = pacer
-        self._settings = settings
+        self.client = client
+        self.settings = settings
+        self.pacer = pacer
         self._acks = acks
         self._dead_letters = dead_letters
         self._executor = executor
         self._stopping = stopping
+        self._spool = spool
+        self.outage = False  # a batch gave up: live batches go straight to the spool
+        self.in_flight = 0  # batches taken by a worker and not yet safe
         self.stats = SendStats()
+
+    def __repr__(self) -> str:
+        state = "outage" if self.outage else "ok"
+        return f"<Sender {self.settings.connection} {state} in_flight={self.in_flight}>"
 
     async def work(self, batches: asyncio.Queue[Batch | None]) -> None:
         """One worker: take batches until the None that says there are no more."""
@@ -86,32 +111,97 @@ class Sender:
             if batch is None:
                 batches.put_nowait(None)  # let the other workers see the end too
                 return
-            if await self._deliver(batch.payload(), batch.events):
-                for ticket in batch.tickets:
-                    self._acks.complete(ticket)
-                self.stats.batches_delivered += 1
-            else:
-                log.info("batch_abandoned_at_shutdown", batch=batch.seq, events=batch.events)
+            self.in_flight += 1
+            try:
+                await self._handle(batch)
+            finally:
+                self.in_flight -= 1
 
-    async def _deliver(self, body: bytes, events: int) -> bool:
-        """True once every event of `body` is acknowledged or dead-lettered; False only when
-        stopping first (the caller then leaves the batch unacknowledged)."""
+    async def replay(self, done: asyncio.Event) -> None:
+        """Deliver spooled batches, oldest first, until stopping or `done`."""
+        spool = self._spool
+        if spool is None:
+            return
+        while not (self._stopping.is_set() or done.is_set()):
+            file = spool.oldest()
+            if file is None:
+                await first_of(spool.wait_for_files(), self._stopping.wait(), done.wait())
+                continue
+            spool.hold(file)
+            try:
+                entry = await spool.read(file)
+                if entry is None:
+                    continue  # corrupt: quarantined and counted by the spool
+                left = await self._deliver(
+                    entry.body, 0, entry.locate, connection=entry.connection, may_spool=False
+                )
+                if left:
+                    return  # stopping: the file stays for the next start
+                await spool.remove(file)
+            finally:
+                spool.release(file)
+            log.info("spool_replayed", file=file.name, events=entry.events)
+
+    async def _handle(self, batch: Batch) -> None:
+        body = batch.payload()
+        left = await self._deliver(body, 0, batch.locate, connection=self.settings.connection)
+        if not left:
+            self.stats.batches_delivered += 1
+        elif not await self._to_spool(body, left, batch):
+            log.info("batch_abandoned_at_shutdown", batch=batch.seq, events=batch.events)
+            return
+        for ticket in batch.tickets:
+            self._acks.complete(ticket)
+
+    async def _to_spool(self, body: bytes, left: list[Span], batch: Batch) -> bool:
+        """Write the undelivered spans of `batch` to the spool; True once they are durable."""
+        if self._spool is None:
+            return False
+        if left == [(0, len(body))] and all(o is not None for o in batch.origins):
+            rest = body
+            origins = tuple(o for o in batch.origins if o is not None)
+        else:
+            rest = b"".join(body[a:b] for a, b in left)
+            origins = _origins(body, left, batch.locate)
+        entry = SpoolEntry(self.settings.connection, rest, rest.count(b"\n"), origins)
+        if not await self._spool.put(entry, self._stopping):
+            return False
+        self.stats.batches_spooled += 1
+        return True
+
+    async def _deliver(
+        self, body: bytes, base: int, locate: Locate, *, connection: str, may_spool: bool = True
+    ) -> list[Span]:
+        """Send `body` (bytes `base`.. of a batch) until every event is acknowledged or
+        dead-lettered; returns the spans left undelivered, to spool (or to leave behind the
+        checkpoint) when giving up or stopping."""
+        everything = [(base, base + len(body))]
+        give_up = may_spool and self._spool is not None
+        if give_up and self.outage:
+            return everything
         payload = await self._encode(body)
-        backoff = Backoff(self._settings.retry_initial, self._settings.retry_max)
+        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
+        started = time.monotonic()
         while True:
-            if await self._pacer.acquire(self._stopping):
-                return False
-            error = await self._attempt(payload)
+            if await self.pacer.acquire(self._stopping):
+                return everything
+            error = await self._attempt(connection, payload)
             if error is None:
-                self._delivered(body, events)
-                return True
+                self._delivered(body, body.count(b"\n"))
+                return []
             if isinstance(error, PayloadTooLarge | Rejected):
-                return await self._split(body, error)
+                return await self._split(body, base, locate, error, connection, may_spool)
             if isinstance(error, Throttled):
-                self._pacer.throttle(error.retry_after_secs)
+                self.pacer.throttle(error.retry_after_secs)
                 log.info("throttled", retry_after=error.retry_after_secs)
                 continue
             self.stats.retries += 1
+            if give_up and (
+                isinstance(error, AuthFailed)
+                or time.monotonic() - started >= self.settings.spool_after
+            ):
+                self._begin_outage(error)
+                return everything
             delay = backoff.next_delay()
             log.warning(
                 "delivery_failed",
@@ -121,20 +211,22 @@ class Sender:
                 retry_in=round(delay, 3),
             )
             if await sleep_or_stop(self._stopping, delay):
-                return False
+                return everything
 
-    async def _attempt(self, payload: bytes) -> DeliveryError | None:
-        settings = self._settings
+    async def _attempt(self, connection: str, payload: bytes) -> DeliveryError | None:
+        started = time.monotonic()
         try:
-            answer = await self._client.post(
-                settings.connection, payload, gzip=settings.compress is not None
+            answer = await self.client.post(
+                connection, payload, gzip=self.settings.compress is not None
             )
         except TransportError as exc:
             self.stats.transport_errors += 1
             return exc
+        finally:
+            self.stats.latency.observe(time.monotonic() - started)
         self.stats.requests[answer.status] = self.stats.requests.get(answer.status, 0) + 1
         self.stats.bytes_posted += len(payload)
-        self._pacer.observe(answer.rate)
+        self.pacer.observe(answer.rate)
         if answer.ok:
             return None
         error = answer.error()
@@ -143,23 +235,46 @@ class Sender:
             log.error("auth_failed", status=answer.status, message=answer.message)
         return error
 
-    async def _split(self, body: bytes, error: DeliveryError) -> bool:
+    async def _split(
+        self,
+        body: bytes,
+        base: int,
+        locate: Locate,
+        error: DeliveryError,
+        connection: str,
+        may_spool: bool,
+    ) -> list[Span]:
         """Halve a payload Polaris refused until the refused event stands alone."""
         cut = _middle_newline(body)
         if cut is None:
-            self._dead_letters.write(
-                f"http_{error.reason}", self._settings.connection, -1, body, detail=str(error)
-            )
-            return True
+            self._dead_letter(error, body, *locate(base))
+            return []
         self.stats.splits += 1
         log.info("payload_split", reason=error.reason, bytes=len(body))
-        left, right = body[:cut], body[cut:]
-        return await self._deliver(left, left.count(b"\n")) and await self._deliver(
-            right, right.count(b"\n")
+        left = await self._deliver(
+            body[:cut], base, locate, connection=connection, may_spool=may_spool
+        )
+        right = await self._deliver(
+            body[cut:], base + cut, locate, connection=connection, may_spool=may_spool
+        )
+        return _merge(left + right)
+
+    def _dead_letter(self, error: DeliveryError, event: bytes, path: str, offset: int) -> None:
+        self._dead_letters.write(
+            f"http_{error.reason}",
+            path or self.settings.connection,
+            offset,
+            event.rstrip(b"\n"),
+            str(error),
         )
 
+    def _begin_outage(self, error: DeliveryError) -> None:
+        if not self.outage:
+            self.outage = True
+            log.warning("outage_spooling", reason=error.reason, error=str(error))
+
     async def _encode(self, body: bytes) -> bytes:
-        compress = self._settings.compress
+        compress = self.settings.compress
         if compress is None:
             return body
         loop = asyncio.get_running_loop()
@@ -169,10 +284,38 @@ class Sender:
         stats = self.stats
         stats.events_delivered += events
         stats.bytes_delivered += len(body)
-        stats.last_success = time.time()
+        stats.last_success = time.monotonic()
+        if self.outage:
+            self.outage = False
+            log.info("outage_over")
         if stats.auth_failing:
             stats.auth_failing = False
             log.info("auth_recovered")
+
+
+def _origins(body: bytes, spans: list[Span], locate: Locate) -> tuple[Origin, ...]:
+    """Origins of the events in `spans`, one event at a time: only after a split."""
+    origins: list[Origin] = []
+    for start, end in spans:
+        position = start
+        while position < end:
+            path, offset = locate(position)
+            if origins and origins[-1].path == path:
+                origins[-1].offsets.append(offset)
+            else:
+                origins.append(Origin(path, [offset]))
+            position = body.index(b"\n", position, end) + 1
+    return tuple(origins)
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    merged: list[Span] = []
+    for start, end in spans:
+        if merged and merged[-1][1] == start:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _middle_newline(body: bytes) -> int | None:

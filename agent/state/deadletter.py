@@ -23,6 +23,7 @@ class DeadLetters:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.count = 0
+        self.by_reason: dict[str, int] = {}
         self._day = ""
         self._file: IO[bytes] | None = None
 
@@ -39,6 +40,7 @@ class DeadLetters:
             record["detail"] = detail
         self._open().write(orjson.dumps(record) + b"\n")
         self.count += 1
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
         log.warning("dead_lettered", reason=reason, path=path, offset=offset, bytes=len(data))
 
     def sync(self) -> None:

@@ -18,6 +18,10 @@ def dead_letter_dir(data_dir: Path) -> Path:
     return data_dir / "dead-letter"
 
 
+def spool_dir(data_dir: Path) -> Path:
+    return data_dir / "spool"
+
+
 def print_status(config: Config) -> int:
     records = CheckpointStore(checkpoint_path(config.data_dir)).load()
     out = sys.stdout

@@ -17,7 +17,8 @@ import structlog
 from agent.batch.encode import Encoded, Encoder
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
-from agent.records import FileId, Piece
+from agent.ops.snapshot import SourceSnapshot
+from agent.records import FileId, Origin, Piece
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
 from agent.state.deadletter import DeadLetters
@@ -40,6 +41,8 @@ class TailStats:
     blank_lines: int = 0
     truncations: int = 0
     by_source: dict[str, int] = field(default_factory=dict)  # events per source
+    lines_by_source: dict[str, int] = field(default_factory=dict)  # events, rejects, blanks
+    bytes_by_source: dict[str, int] = field(default_factory=dict)
 
 
 class Tailer:
@@ -58,10 +61,9 @@ class Tailer:
         self._acks = acks
         self._queue = queue
         self._dead_letters = dead_letters
-        self._encoders = {
-            s.name: Encoder(s, max_event_bytes=max_event_bytes, piece_bytes=piece_bytes)
-            for s in sources
-        }
+        self._max_event_bytes = max_event_bytes
+        self._piece_bytes = piece_bytes
+        self._encoders = {s.name: self._encoder(s) for s in sources}
         self._readers: dict[tuple[int, int], Reader] = {}
         self._dormant: list[FileCheckpoint] = list(saved)
         self._next_id = 0
@@ -152,6 +154,43 @@ class Tailer:
             reader.close()
         self._readers.clear()
 
+    def source_snapshots(self) -> tuple[SourceSnapshot, ...]:
+        """Per configured source: what was read, what is open, how far behind it is."""
+        rows = {s.name: [0, 0, 0, 0, 0] for s in self._sources}  # lines bytes lag open files
+        for reader in self._readers.values():
+            row = rows.get(reader.source)
+            if row is None:
+                continue
+            try:
+                size = reader.size()
+            except OSError:
+                size = reader.offset
+            row[2] += max(size - self._acks.committed(reader.file_id), 0)
+            row[3] += 1
+            row[4] += 1
+        return tuple(
+            SourceSnapshot(
+                name=name,
+                lines_read=self.stats.lines_by_source.get(name, 0),
+                bytes_read=self.stats.bytes_by_source.get(name, 0),
+                checkpoint_lag_bytes=row[2],
+                open_files=row[3],
+                files=row[4],
+            )
+            for name, row in rows.items()
+        )
+
+    def reconfigure(self, sources: list[SourceConfig]) -> None:
+        """Apply a reloaded config: new sources are scanned from the next pass; a removed
+        source's files are no longer found, so they are finished and released as rotated
+        files are (their checkpoints are kept); a changed source encodes new reads anew."""
+        for source in sources:
+            self._encoders[source.name] = self._encoder(source)
+        self._sources = sources
+
+    def _encoder(self, source: SourceConfig) -> Encoder:
+        return Encoder(source, max_event_bytes=self._max_event_bytes, piece_bytes=self._piece_bytes)
+
     # -- opening and resuming -------------------------------------------------------------
 
     def _track(self, source: SourceConfig, path: str) -> tuple[int, int] | None:
@@ -233,7 +272,8 @@ class Tailer:
             if piece.events == 0:
                 self._acks.complete(ticket)  # nothing to send: safe as soon as earlier ones are
                 continue
-            await self._queue.put(Piece(piece.data, piece.events, ticket), len(piece.data))
+            origin = Origin(reader.path, piece.offsets)
+            await self._queue.put(Piece(piece.data, piece.events, ticket, origin), len(piece.data))
 
     def _count(self, reader: Reader, block: Block, encoded: Encoded) -> None:
         events = sum(p.events for p in encoded.pieces)
@@ -243,6 +283,11 @@ class Tailer:
         stats.rejected += len(encoded.rejected)
         stats.blank_lines += encoded.blank
         stats.by_source[reader.source] = stats.by_source.get(reader.source, 0) + events
+        lines = events + len(encoded.rejected) + encoded.blank
+        stats.lines_by_source[reader.source] = stats.lines_by_source.get(reader.source, 0) + lines
+        stats.bytes_by_source[reader.source] = stats.bytes_by_source.get(reader.source, 0) + len(
+            block.data
+        )
 
     def _long_line(self, reader: Reader, line: LongLine) -> None:
         if line.head:

@@ -1,0 +1,270 @@
+"""The disk spool: payloads that could not be delivered now, kept safe until they can be.
+
+A batch goes to the spool when its retries run out, when Polaris refuses the key, while the
+endpoint is known to be down, and at shutdown. Once a batch is spooled its lines are safe, so
+the checkpoints move past them: the spool, not the log files, then holds the only copy.
+
+Each spooled batch is one immutable file, written tmp + fsync + rename:
+
+    magic "PAS1" | crc32 u32 | header length u32 | body length u64 | header JSON | body
+
+The body is the gzip-compressed NDJSON; the header names the connection, the event count and
+where each event came from (for dead letters). The CRC covers header and body. Names sort
+oldest first. A file that fails its check is moved to `quarantine/`, counted and logged: it
+never blocks the start or the replay of the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+import orjson
+import structlog
+
+from agent.records import Origin
+from agent.ship.compress import gunzip, gzip_compressor
+from agent.state.files import private_dir, write_atomically
+
+log = structlog.get_logger("agent.spool")
+
+MAGIC: Final = b"PAS1"
+_PREFIX: Final = struct.Struct("<4sIIQ")
+SUFFIX: Final = ".spool"
+FULL_RECHECK_SECS: Final = 0.2
+
+WhenFull = Literal["block", "drop_oldest"]
+
+
+class SpoolCorrupt(Exception):
+    """A spool file failed its length or CRC check."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    """One spooled request: what to send, where, and where its events came from."""
+
+    connection: str
+    body: bytes  # uncompressed NDJSON
+    events: int
+    origins: tuple[Origin, ...] = ()
+
+    def locate(self, position: int) -> tuple[str, int]:
+        """The source file and offset of the event at byte `position` of `body`."""
+        index = self.body.count(b"\n", 0, position)
+        for origin in self.origins:
+            if index < len(origin.offsets):
+                return origin.path, origin.offsets[index]
+            index -= len(origin.offsets)
+        return "", -1
+
+
+@dataclass(slots=True)
+class SpoolStats:
+    files: int = 0
+    bytes: int = 0
+    written: int = 0
+    replayed: int = 0
+    corrupt: int = 0
+    dropped_events: int = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SpoolFile:
+    name: str
+    size: int = field(compare=False)
+
+
+def encode_entry(entry: SpoolEntry, compress: Callable[[bytes], bytes]) -> bytes:
+    header = orjson.dumps(
+        {
+            "connection": entry.connection,
+            "events": entry.events,
+            "origins": [[o.path, o.offsets] for o in entry.origins],
+        }
+    )
+    body = compress(entry.body)
+    crc = zlib.crc32(body, zlib.crc32(header))
+    return _PREFIX.pack(MAGIC, crc, len(header), len(body)) + header + body
+
+
+def decode_entry(data: bytes) -> SpoolEntry:
+    if len(data) < _PREFIX.size:
+        raise SpoolCorrupt(f"{len(data)} bytes: shorter than the prefix")
+    magic, crc, header_len, body_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise SpoolCorrupt(f"bad magic {magic!r}")
+    if len(data) != _PREFIX.size + header_len + body_len:
+        raise SpoolCorrupt(f"{len(data)} bytes, expected {_PREFIX.size + header_len + body_len}")
+    header = data[_PREFIX.size : _PREFIX.size + header_len]
+    body = data[_PREFIX.size + header_len :]
+    if zlib.crc32(body, zlib.crc32(header)) != crc:
+        raise SpoolCorrupt("CRC mismatch")
+    try:
+        doc = orjson.loads(header)
+        origins = tuple(Origin(str(path), list(offsets)) for path, offsets in doc["origins"])
+        return SpoolEntry(str(doc["connection"]), gunzip(body), int(doc["events"]), origins)
+    except (ValueError, KeyError, TypeError, OSError, EOFError) as exc:
+        raise SpoolCorrupt(f"unreadable: {exc}") from None
+
+
+class Spool:
+    """The spool directory, its size accounting and its `max_size` policy.
+
+    File I/O runs in worker threads (fsync is slow); the bookkeeping stays on the loop.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int, when_full: WhenFull) -> None:
+        self.directory = private_dir(directory)
+        self.quarantine = directory / "quarantine"
+        self.max_bytes = max_bytes
+        self.when_full = when_full
+        self.stats = SpoolStats()
+        self._files: list[SpoolFile] = []
+        self._held: set[str] = set()  # being replayed: never dropped from under the replayer
+        self._seq = 0
+        self._changed = asyncio.Condition()
+        self._compress = gzip_compressor(1)
+        self._load()
+
+    def __repr__(self) -> str:
+        return f"<Spool {self.directory} files={self.stats.files} bytes={self.stats.bytes}>"
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @property
+    def full(self) -> bool:
+        return self.stats.bytes >= self.max_bytes
+
+    async def put(self, entry: SpoolEntry, stopping: asyncio.Event | None = None) -> bool:
+        """Write `entry` durably; True once it is on disk. With `block`, waits for room
+        (False if `stopping` is set first); with `drop_oldest`, deletes the oldest files."""
+        data = await asyncio.to_thread(encode_entry, entry, self._compress)
+        if not await self._make_room(len(data), stopping):
+            return False
+        self._seq += 1
+        name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:08d}{SUFFIX}"
+        await asyncio.to_thread(write_atomically, self.directory / name, data)
+        self._add(SpoolFile(name, len(data)))
+        self.stats.written += 1
+        log.info("spooled", file=name, events=entry.events, bytes=len(data))
+        async with self._changed:
+            self._changed.notify_all()
+        return True
+
+    async def wait_for_files(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._files))
+
+    async def wait_until_empty(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._files)
+
+    def oldest(self) -> SpoolFile | None:
+        return self._files[0] if self._files else None
+
+    def hold(self, file: SpoolFile) -> None:
+        """The replayer is sending `file`: `drop_oldest` must pick another one."""
+        self._held.add(file.name)
+
+    def release(self, file: SpoolFile) -> None:
+        self._held.discard(file.name)
+
+    async def read(self, file: SpoolFile) -> SpoolEntry | None:
+        """The entry in `file`, or None when it is corrupt (then it is quarantined)."""
+        try:
+            data = await asyncio.to_thread((self.directory / file.name).read_bytes)
+            return await asyncio.to_thread(decode_entry, data)
+        except (SpoolCorrupt, OSError) as exc:
+            await self._quarantine(file, str(exc))
+            return None
+
+    async def remove(self, file: SpoolFile, *, replayed: bool = True) -> None:
+        """Forget a file whose events are now delivered (or dead-lettered)."""
+        if file not in self._files:
+            return
+        await asyncio.to_thread(_unlink, self.directory / file.name)
+        self._discard(file)
+        self.release(file)
+        if replayed:
+            self.stats.replayed += 1
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Files left by an earlier run; a stray tmp file from a crash is removed."""
+        for path in sorted(self.directory.iterdir()):
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                _unlink(path)
+            elif path.is_file() and path.name.endswith(SUFFIX):
+                self._add(SpoolFile(path.name, path.stat().st_size))
+        if self._files:
+            log.info("spool_found", files=self.stats.files, bytes=self.stats.bytes)
+
+    async def _make_room(self, size: int, stopping: asyncio.Event | None) -> bool:
+        if self.stats.bytes + size <= self.max_bytes or not self._files:
+            return True
+        if self.when_full == "drop_oldest":
+            while self.stats.bytes + size > self.max_bytes:
+                victims = [f for f in self._files if f.name not in self._held]
+                if not victims:
+                    break  # only the file being replayed is left: it is about to go anyway
+                await self._drop(victims[0])
+            return True
+        log.warning("spool_full", bytes=self.stats.bytes, max_bytes=self.max_bytes)
+        while self.stats.bytes + size > self.max_bytes and self._files:
+            if stopping is not None and stopping.is_set():
+                return False
+            async with self._changed:
+                # Woken when a file goes; the timeout notices `stopping`, which cannot notify.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), FULL_RECHECK_SECS)
+        return True
+
+    async def _drop(self, file: SpoolFile) -> None:
+        entry = await self.read(file)
+        events = entry.events if entry is not None else 0
+        if entry is not None:
+            await self.remove(file, replayed=False)
+        self.stats.dropped_events += events
+        log.warning("spool_dropped_oldest", file=file.name, events=events, reason="spool_full")
+
+    async def _quarantine(self, file: SpoolFile, why: str) -> None:
+        private_dir(self.quarantine)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(
+                os.replace, self.directory / file.name, self.quarantine / file.name
+            )
+        self._discard(file)
+        self.stats.corrupt += 1
+        log.error("spool_file_corrupt", file=file.name, error=why, moved_to=str(self.quarantine))
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _add(self, file: SpoolFile) -> None:
+        self._files.append(file)
+        self._files.sort()
+        self.stats.files += 1
+        self.stats.bytes += file.size
+
+    def _discard(self, file: SpoolFile) -> None:
+        if file in self._files:
+            self._files.remove(file)
+            self.stats.files -= 1
+            self.stats.bytes -= file.size
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

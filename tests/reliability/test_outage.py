@@ -1,0 +1,171 @@
+"""Polaris goes away: batches go to the disk spool, the checkpoints move on, and every line
+arrives once Polaris is back — also across a SIGTERM, a wrong key, and a damaged spool file."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import orjson
+from conftest import FileAgent, Ledger, eventually
+
+from agent.devserver import DevServer
+from agent.ship.spool import decode_entry
+
+FAST_SPOOL = """
+[spool]
+after = "300ms"
+"""
+
+
+def spool_files(agent: FileAgent) -> list[Path]:
+    directory = agent.data_dir / "spool"
+    return sorted(directory.glob("*.spool")) if directory.is_dir() else []
+
+
+def at_end(agent: FileAgent, log: Path) -> bool:
+    return agent.checkpoints().get(str(log)) == log.stat().st_size
+
+
+async def test_a_long_outage_is_spooled_and_replayed_when_polaris_is_back(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    ledger.append(log, 200)
+    agent = file_agent(top=FAST_SPOOL)
+    await agent.start()
+    await ledger.all_received(what="before the outage")
+
+    dev_server.faults.fail_for(503, seconds=8)
+    for _ in range(8):
+        ledger.append(log, 300)
+        await asyncio.sleep(0.2)
+    await eventually(lambda: at_end(agent, log), within=6, what="checkpoint past spooled lines")
+    assert spool_files(agent), "the outage should be on disk, not in memory"
+
+    duplicates = await ledger.all_received(within=40, what="after the outage")
+    assert duplicates == 0
+    await eventually(lambda: not spool_files(agent), what="spool emptied")
+    names = [e["event"] for e in agent.events()]
+    assert "outage_spooling" in names
+    assert "spool_replayed" in names
+    assert "outage_over" in names
+    assert await agent.stop() == 0
+
+
+async def test_sigterm_during_backoff_spools_and_exits_within_the_shutdown_timeout(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    agent = file_agent()  # shutdown_timeout 5 s; spool.after stays at 30 s
+    dev_server.faults.fail_for(503, seconds=3600)
+    ledger.append(log, 1000)
+    await agent.start()
+    await eventually(lambda: dev_server.requests, what="the first failing request")
+    await asyncio.sleep(0.5)  # retrying with backoff now
+
+    began = time.monotonic()
+    assert await agent.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - began < 5.0
+    assert spool_files(agent), "what was read went to the spool"
+    assert at_end(agent, log), "so the checkpoint moved past it"
+    assert dev_server.received_lines("logs") == []
+
+    dev_server.faults.clear()
+    restarted = file_agent()
+    assert await restarted.run_once() == 0
+    assert await ledger.all_received(what="replayed at the next start") == 0
+    assert not spool_files(restarted)
+
+
+async def test_a_refused_key_spools_at_once_and_a_reload_with_the_right_key_delivers(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    agent = file_agent()
+    good = agent.config.read_text()
+    agent.config.write_text(good.replace("${TEST_POLARIS_KEY}", "pok_revokedKey_123"))
+    agent.config.chmod(0o600)
+    ledger.append(log, 500)
+    await agent.start()
+    await eventually(lambda: spool_files(agent) and at_end(agent, log), what="spooled on 401")
+    assert agent.named("auth_failed")
+    assert dev_server.received_lines("logs") == []
+
+    agent.config.write_text(good)
+    assert agent.process is not None
+    agent.process.send_signal(signal.SIGHUP)
+
+    assert await ledger.all_received(within=30, what="after the key was fixed") == 0
+    reloaded = agent.named("config_reloaded")
+    assert reloaded and "polaris" in reloaded[-1]["applied"]
+    assert "pok_revokedKey_123" not in agent.stderr.read_text()
+    assert await agent.stop() == 0
+
+
+async def test_a_damaged_spool_file_is_quarantined_and_the_rest_is_delivered(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    agent = file_agent(top=FAST_SPOOL, batch="max_bytes = 20000")
+    dev_server.faults.fail_for(503, seconds=3600)
+    ledger.append(log, 1000)
+    await agent.start()
+    await eventually(lambda: at_end(agent, log), what="all spooled")
+    assert await agent.stop() == 0
+    files = spool_files(agent)
+    assert len(files) >= 3
+    victim = files[1]
+    lost = {orjson.loads(x)["id"] for x in decode_entry(victim.read_bytes()).body.splitlines()}
+    victim.write_bytes(victim.read_bytes()[:-10])  # torn: shorter than its header says
+
+    dev_server.faults.clear()
+    assert await agent.run_once() == 0
+
+    assert set(ledger.missing()) == lost
+    assert (agent.data_dir / "spool" / "quarantine" / victim.name).exists()
+    [corrupt] = agent.named("spool_file_corrupt")
+    assert corrupt["file"] == victim.name
+
+
+async def test_a_full_spool_blocks_the_readers_and_loses_nothing(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    agent = file_agent(
+        top=FAST_SPOOL + 'max_size = "30KiB"\n',
+        batch="max_bytes = 10000",
+    )
+    dev_server.faults.fail_for(503, seconds=4)
+    ledger.append(log, 3000)  # about 240 KB: far more than the spool holds
+    await agent.start()
+    await eventually(lambda: agent.named("spool_full"), what="spool full")
+    assert not at_end(agent, log), "readers wait: the log file is the buffer"
+
+    assert await ledger.all_received(within=40, what="after the outage") == 0
+    assert not agent.named("spool_dropped_oldest")
+    assert await agent.stop() == 0
+
+
+async def test_drop_oldest_counts_and_logs_every_event_it_gives_up(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    agent = file_agent(
+        top=FAST_SPOOL + 'max_size = "30KiB"\nwhen_full = "drop_oldest"\n',
+        batch="max_bytes = 10000",
+    )
+    dev_server.faults.fail_for(503, seconds=4)
+    ledger.append(log, 3000)
+    await agent.start()
+    await eventually(lambda: at_end(agent, log), within=20, what="read to the end")
+    await eventually(lambda: not spool_files(agent), within=40, what="spool replayed")
+    await asyncio.sleep(0.5)
+
+    dropped = sum(e["events"] for e in agent.named("spool_dropped_oldest"))
+    missing = sum(ledger.missing().values())
+    assert dropped > 0
+    assert missing == dropped, "every event lost is one the log says was dropped"
+    assert await agent.stop() == 0
