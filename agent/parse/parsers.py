@@ -1,0 +1,280 @@
+"""Text -> fields: the built-in parsers and the user's regex.
+
+Each parser is ``parse(text) -> dict | None``; None means "did not match", and the event
+builder then ships the line as ``{"message": ...}`` and counts it. A built-in parser leaves
+the time as written under ``time``; the event builder reads it with the ``auto`` format (which
+knows every built-in's way of writing time) and replaces it by the normalized time field.
+
+Field names follow what nginx and Apache call them (``remote_addr``, ``body_bytes``) and RFC
+3164/5424 (``host``, ``app``, ``procid``); a ``-`` in an access log means "absent", so the key
+is left out, as Vector does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from agent.parse.settings import ParserOptions
+
+Fields = dict[str, Any]
+ParseFunction = Callable[[str], Fields | None]
+
+TIME_KEY: Final = "time"
+"""Where the built-in parsers put the event time, as written in the line."""
+
+_QUOTED = r'(?:[^"\\]|\\.)*'
+_ACCESS = re.compile(
+    r"(?P<remote_addr>\S+) (?P<ident>\S+) (?P<remote_user>\S+) \[(?P<time>[^\]]+)\] "
+    rf'"(?P<request>{_QUOTED})" (?P<status>\d{{3}}|-) (?P<body_bytes>\d+|-)'
+    rf'(?: "(?P<referer>{_QUOTED})" "(?P<user_agent>{_QUOTED})")?(?P<extra>.*)$'
+)
+_REQUEST = re.compile(
+    r"(?P<method>[A-Z][A-Za-z_-]*) (?P<path>\S+)(?: (?P<protocol>[A-Z]+/[\d.]+))?$"
+)
+_NGINX_ERROR = re.compile(
+    r"(?P<time>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(?P<level>\w+)\] "
+    r"(?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<connection>\d+) )?(?P<message>.*)$"
+)
+_NGINX_ERROR_CONTEXT = re.compile(
+    rf', (client|server|request|upstream|host|referrer): ("{_QUOTED}"|[^,]*)'
+)
+_APACHE_ERROR = re.compile(
+    r"\[(?P<time>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\] "
+    r"\[(?:(?P<module>[^:\]]*):)?(?P<level>[^\]]+)\]"
+    r"(?: \[pid (?P<pid>\d+)(?::tid (?P<tid>\d+))?\])?"
+    r"(?: \[client (?P<client>[^\]]+)\])? ?(?P<message>.*)$"
+)
+_SYSLOG_3164 = re.compile(
+    r"(?:<(?P<pri>\d{1,3})>)?"
+    r"(?P<time>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?|\d{4}-\d{2}-\d{2}T\S+) +"
+    r"(?P<rest>.*)$"
+)
+_TAG = re.compile(r"(?P<app>[^\s\[\]:]+)(?:\[(?P<pid>[^\]\s]+)\])?: ?(?P<message>.*)$")
+_SYSLOG_5424 = re.compile(
+    r"<(?P<pri>\d{1,3})>(?P<version>\d{1,2}) (?P<time>\S+) (?P<host>\S+) (?P<app>\S+) "
+    r"(?P<procid>\S+) (?P<msgid>\S+) "
+    rf'(?P<sd>-|(?:\[(?:[^\]"\\]|\\.|"{_QUOTED}")*\])+)(?: (?P<message>.*))?$'
+)
+_SD_ELEMENT = re.compile(rf'\[([^\s\]=]+)((?:\s+[^\s=\]]+="{_QUOTED}")*)\s*\]')
+_SD_PARAM = re.compile(rf'([^\s=\]]+)="({_QUOTED})"')
+_SD_ESCAPE = re.compile(r'\\(["\\\]])')
+_LOGFMT = re.compile(rf'([^\s=]+)(?:=("{_QUOTED}"|\S*))?')
+
+
+@dataclass(frozen=True, slots=True)
+class Parser:
+    """A named parse function and the field it leaves the event's time in (if any)."""
+
+    name: str
+    parse: ParseFunction
+    time_key: str | None
+
+
+def build_parser(options: ParserOptions) -> Parser:
+    """The parser a source's ``parser`` option names, compiled once."""
+    if options.type == "regex":
+        assert options.pattern is not None  # guaranteed by ParserOptions
+        pattern = re.compile(options.pattern)
+        time_key = TIME_KEY if TIME_KEY in pattern.groupindex else None
+        return Parser("regex", regex_parser(pattern), time_key)
+    builtins: dict[str, tuple[ParseFunction, str | None]] = {
+        "nginx": (parse_nginx, TIME_KEY),
+        "apache": (parse_apache, TIME_KEY),
+        "syslog": (parse_syslog, TIME_KEY),
+        "logfmt": (parse_logfmt, None),
+        "json": (parse_json, None),
+    }
+    function, time_key = builtins[options.type]
+    return Parser(options.type, function, time_key)
+
+
+def regex_parser(pattern: re.Pattern[str]) -> ParseFunction:
+    """Named groups become fields; groups that did not take part are left out."""
+
+    def parse(text: str) -> Fields | None:
+        match = pattern.search(text)
+        if match is None:
+            return None
+        return {k: v for k, v in match.groupdict().items() if v is not None}
+
+    return parse
+
+
+def parse_access(text: str) -> Fields | None:
+    """The common and combined log formats, which nginx and Apache share by default.
+
+    ``request`` is split into method, path and protocol when it has that shape (a scanner's
+    garbage stays in ``request``); anything after the user agent (nginx's
+    ``$http_x_forwarded_for``, timings) is kept whole in ``extra``.
+    """
+    match = _ACCESS.match(text)
+    if match is None:
+        return None
+    fields: Fields = {}
+    for key, value in match.groupdict().items():
+        if value is not None and value != "-":
+            fields[key] = value
+    fields.pop("ident", None)
+    if "status" in fields:
+        fields["status"] = int(fields["status"])
+    fields["body_bytes"] = int(fields.get("body_bytes", 0))
+    request = _REQUEST.match(fields["request"])
+    if request is not None:
+        del fields["request"]
+        fields.update({k: v for k, v in request.groupdict().items() if v is not None})
+    extra = fields.pop("extra", "").strip()
+    if extra:
+        fields["extra"] = extra
+    return fields
+
+
+def parse_nginx_error(text: str) -> Fields | None:
+    """``2015/01/21 10:56:10 [error] 2833#0: *16336 message, client: ..., server: ...``."""
+    match = _NGINX_ERROR.match(text)
+    if match is None:
+        return None
+    fields = _present(match)
+    for key in ("pid", "tid", "connection"):
+        if key in fields:
+            fields[key] = int(fields[key])
+    for key, value in _NGINX_ERROR_CONTEXT.findall(fields["message"]):
+        fields.setdefault(key, _unquote(value) if value.startswith('"') else value)
+    return fields
+
+
+def parse_apache_error(text: str) -> Fields | None:
+    """``[Sun Jun 09 07:57:47 2013] [error] [client 192.0.43.10] message`` (2.2), and 2.4's
+    ``[Mon Dec 23 07:49:01.981912 2013] [core:error] [pid 3790:tid 14] [client ...] msg``."""
+    match = _APACHE_ERROR.match(text)
+    if match is None:
+        return None
+    fields = _present(match)
+    for key in ("pid", "tid"):
+        if key in fields:
+            fields[key] = int(fields[key])
+    if not fields.get("module"):
+        fields.pop("module", None)
+    return fields
+
+
+def parse_nginx(text: str) -> Fields | None:
+    """nginx's access log (combined or common), or its error log."""
+    fields = parse_access(text)
+    return parse_nginx_error(text) if fields is None else fields
+
+
+def parse_apache(text: str) -> Fields | None:
+    """Apache's access log (combined or common), or its error log (2.2 and 2.4)."""
+    fields = parse_access(text)
+    return parse_apache_error(text) if fields is None else fields
+
+
+def parse_syslog(text: str) -> Fields | None:
+    """RFC 5424 when the line starts ``<PRI>VERSION``, else RFC 3164 (BSD syslog)."""
+    if text.startswith("<") and (fields := parse_syslog_5424(text)) is not None:
+        return fields
+    return parse_syslog_3164(text)
+
+
+def parse_syslog_3164(text: str) -> Fields | None:
+    """``<PRI>Mmm dd hh:mm:ss host app[pid]: message``; ``<PRI>`` and the host are optional,
+    and rsyslog's ISO 8601 timestamp (``2015-04-16T18:02:50.321974+00:00``) is accepted."""
+    match = _SYSLOG_3164.match(text)
+    if match is None:
+        return None
+    fields: Fields = {}
+    _add_priority(fields, match.group("pri"))
+    fields[TIME_KEY] = match.group("time")
+    rest = match.group("rest")
+    host, _, after = rest.partition(" ")
+    if not (host.endswith(":") and _TAG.fullmatch(host)):  # else no host: it is `app[pid]:`
+        fields["host"] = host
+        rest = after
+    tag = _TAG.match(rest)
+    if tag is None:
+        fields["message"] = rest
+        return fields
+    fields["app"] = tag.group("app")
+    pid = tag.group("pid")
+    if pid is not None:
+        fields["pid"] = int(pid) if pid.isdigit() else pid
+    fields["message"] = tag.group("message")
+    return fields
+
+
+def parse_syslog_5424(text: str) -> Fields | None:
+    """``<PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD-ID k="v"...] MSG``; ``-`` fields left out;
+    structured data becomes ``{"SD-ID": {"k": "v"}}`` under ``structured_data``."""
+    match = _SYSLOG_5424.match(text)
+    if match is None:
+        return None
+    fields: Fields = {}
+    _add_priority(fields, match.group("pri"))
+    fields["version"] = int(match.group("version"))
+    for key in ("time", "host", "app", "procid", "msgid"):
+        value = match.group(key)
+        if value != "-":
+            fields[key] = value
+    sd = match.group("sd")
+    if sd != "-":
+        fields["structured_data"] = _structured_data(sd)
+    message = match.group("message")
+    if message:
+        fields["message"] = message.removeprefix("\ufeff")
+    return fields
+
+
+def parse_logfmt(text: str) -> Fields | None:
+    """``level=info msg="hello \\"you\\"" ok``: values stay strings, a bare key is ``true``.
+    A line without a single ``key=value`` pair is not logfmt."""
+    fields: Fields = {}
+    pairs = 0
+    for match in _LOGFMT.finditer(text):
+        key, value = match.group(1), match.group(2)
+        if value is None:
+            fields[key] = True
+            continue
+        pairs += 1
+        fields[key] = _unquote(value) if value.startswith('"') else value
+    return fields if pairs else None
+
+
+def parse_json(text: str) -> Fields | None:
+    """A JSON object; anything else (arrays, scalars, invalid JSON) does not match."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None
+
+
+def _present(match: re.Match[str]) -> Fields:
+    return {k: v for k, v in match.groupdict().items() if v is not None}
+
+
+def _add_priority(fields: Fields, pri: str | None) -> None:
+    if pri is not None:
+        value = int(pri)
+        fields["facility"] = value >> 3
+        fields["severity"] = value & 7
+
+
+def _structured_data(text: str) -> dict[str, dict[str, str]]:
+    elements: dict[str, dict[str, str]] = {}
+    for sd_id, params in _SD_ELEMENT.findall(text):
+        elements[sd_id] = {k: _SD_ESCAPE.sub(r"\1", v) for k, v in _SD_PARAM.findall(params)}
+    return elements
+
+
+def _unquote(quoted: str) -> str:
+    """A double-quoted value: JSON string rules when it is one, else just ``\\x`` -> ``x``."""
+    try:
+        value = orjson.loads(quoted)
+    except orjson.JSONDecodeError:
+        return re.sub(r"\\(.)", r"\1", quoted[1:-1])
+    return value if isinstance(value, str) else quoted[1:-1]
