@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import FAIL2BAN_NOW, Sample, samples
+from f2b_samples import FAIL2BAN_NOW, Sample, samples
 
 from agent.parse.assemble import Record
 from agent.parse.event import EventBuilder
