@@ -1,0 +1,464 @@
+#!/usr/bin/env bash
+# Heavy packaging checks (`make package-check`): what the fast tests in tests/packaging cannot
+# show without building and booting things.
+#   1. wheel -> .deb (packaging/build-deb.sh), lintian
+#   2. a debootstrap'ed Debian 12 root (cached in .cache/packaging), `dpkg -i` of the .deb in
+#      a chroot: user and groups, conffiles, enabled unit, systemd-analyze verify on the result
+#   3. systemd booted in that root with `systemd-nspawn --boot`: the unit reaches READY, ships,
+#      pings the watchdog, reloads, refuses a bad config, stops cleanly, resumes
+#      (packaging/nspawn/polaris-boot-check.py runs inside)
+#   4. dpkg: reinstall keeps an edited conffile, purge removes user, state and files
+#   5. the container image (podman, base made locally from the same debootstrap root): build,
+#      non-root user, HEALTHCHECK, a --read-only run that ships and answers /healthz, clean stop
+# Prints PASS/FAIL/SKIP lines; exits 1 if anything failed. Needs root (chroot, nspawn, podman)
+# and the Debian mirror; installs debootstrap, systemd-container, podman and runc with apt
+# when they are missing. Env: SKIP_IMAGE=1 skips 5; KEEP=1 keeps the work directory;
+# PACKAGE_REF=HEAD (any git ref) packages the agent from that commit instead of the working
+# tree (the packaging files themselves always come from the working tree).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=$ROOT/.cache/packaging
+OUT=$CACHE/run
+PIP=${PIP:-$ROOT/.venv/bin/pip}
+VENV_PY=$ROOT/.venv/bin/python
+LINES=500
+MIRROR=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' \
+    /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+
+failures=0
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+skip() { echo "SKIP $*"; }
+section() { echo; echo "== $* (t=${SECONDS}s)"; }
+
+finish() {
+    echo
+    if [ "$failures" -eq 0 ]; then
+        echo "package-check: all passed in ${SECONDS}s (logs in $OUT)"
+    else
+        echo "package-check: $failures FAILED in ${SECONDS}s (logs in $OUT)"
+    fi
+    exit $((failures > 0))
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+    skip "all heavy checks: chroot, systemd-nspawn and podman need root (uid $(id -u))"
+    exit 0
+fi
+
+ensure_tools() {
+    local missing=()
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+    command -v lintian >/dev/null || missing+=(lintian)
+    if [ "${SKIP_IMAGE:-0}" != 1 ]; then
+        command -v podman >/dev/null || missing+=(podman)
+        command -v runc >/dev/null || missing+=(runc)
+    fi
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} with apt-get"
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}"; } >"$OUT/apt.log" 2>&1; then
+            cat "$OUT/apt.log"
+            fail "tools: apt-get install ${missing[*]}"
+            finish
+        fi
+    fi
+}
+
+# --- 1. wheel and .deb --------------------------------------------------------------------
+build_packages() {
+    section "wheel and .deb"
+    local started=$SECONDS
+    rm -rf "$OUT/dist" && mkdir -p "$OUT/dist"
+    if "$PIP" wheel --quiet --no-deps -w "$OUT/dist" "$SRC" >"$OUT/wheel.log" 2>&1; then
+        WHEEL=$(ls "$OUT"/dist/polaris_agent-*.whl)
+        pass "wheel: $(basename "$WHEEL") ($((SECONDS - started))s)"
+    else
+        fail "wheel: pip wheel failed (see $OUT/wheel.log)"
+        finish
+    fi
+    started=$SECONDS
+    if DIST=$OUT/dist bash "$ROOT/packaging/build-deb.sh" "$WHEEL" >"$OUT/build-deb.log" 2>&1; then
+        DEB=$(ls "$OUT"/dist/polaris-agent_*.deb)
+        pass "deb: $(basename "$DEB"), $(du -h "$DEB" | cut -f1) ($((SECONDS - started))s)"
+    else
+        cat "$OUT/build-deb.log"
+        fail "deb: build-deb.sh failed"
+        finish
+    fi
+    local conffiles
+    conffiles=$(dpkg-deb -f "$DEB" Package >/dev/null && dpkg-deb --ctrl-tarfile "$DEB" \
+        | tar -xO ./conffiles)
+    if grep -qx /etc/polaris-agent/config.toml <<<"$conffiles"; then
+        pass "deb conffiles: $(tr '\n' ' ' <<<"$conffiles")"
+    else
+        fail "deb conffiles: config.toml is not a conffile ($conffiles)"
+    fi
+    if command -v lintian >/dev/null; then
+        # Errors fail; warnings are reported (a bundled venv under /opt is overridden).
+        lintian --no-tag-display-limit "$DEB" >"$OUT/lintian.log" 2>&1 || true
+        local errors warnings
+        errors=$(grep -c '^E:' "$OUT/lintian.log" || true)
+        warnings=$(grep -c '^W:' "$OUT/lintian.log" || true)
+        if [ "$errors" -eq 0 ]; then
+            pass "lintian: 0 errors, $warnings warnings ($OUT/lintian.log)"
+        else
+            grep '^E:' "$OUT/lintian.log" | sort | uniq -c | sort -rn | head -20
+            fail "lintian: $errors errors"
+        fi
+    else
+        skip "lintian: not installed and apt-get could not install it"
+    fi
+}
+
+# --- 2. debootstrap root and the chroot install ----------------------------------------------
+ensure_rootfs() {
+    section "Debian 12 roots (cached in $CACHE)"
+    if [ ! -e "$CACHE/rootfs-bookworm.ok" ]; then
+        local started=$SECONDS
+        rm -rf "$CACHE/rootfs-bookworm" "$CACHE/rootfs-bookworm.tmp"
+        debootstrap --variant=minbase --include=python3,python3-venv,tini,ca-certificates \
+            bookworm "$CACHE/rootfs-bookworm.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
+            || { tail -20 "$CACHE/debootstrap.log"; fail "debootstrap from $MIRROR"; finish; }
+        mv "$CACHE/rootfs-bookworm.tmp" "$CACHE/rootfs-bookworm"
+        touch "$CACHE/rootfs-bookworm.ok"
+        echo "debootstrap: $((SECONDS - started))s"
+    fi
+    if [ ! -e "$CACHE/sysroot-base.ok" ]; then
+        local started=$SECONDS
+        rm -rf "$CACHE/sysroot-base" "$CACHE/sysroot-base.tmp"
+        cp -a "$CACHE/rootfs-bookworm" "$CACHE/sysroot-base.tmp"
+        cp /etc/resolv.conf "$CACHE/sysroot-base.tmp/etc/resolv.conf"
+        chroot "$CACHE/sysroot-base.tmp" sh -c 'apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                systemd systemd-sysv dbus adduser procps && apt-get clean' \
+            >"$CACHE/sysroot-base.log" 2>&1 \
+            || { tail -20 "$CACHE/sysroot-base.log"; fail "systemd into the root"; finish; }
+        mv "$CACHE/sysroot-base.tmp" "$CACHE/sysroot-base"
+        touch "$CACHE/sysroot-base.ok"
+        echo "systemd root: $((SECONDS - started))s"
+    fi
+    pass "roots: $CACHE/rootfs-bookworm, $CACHE/sysroot-base"
+}
+
+SYSROOT=$OUT/sysroot
+in_root() { chroot "$SYSROOT" "$@"; }
+
+install_deb() {
+    section "dpkg -i in a chroot"
+    rm -rf "$SYSROOT"
+    cp -a "$CACHE/sysroot-base" "$SYSROOT"
+    cp "$DEB" "$SYSROOT/tmp/polaris-agent.deb"
+    if in_root dpkg -i /tmp/polaris-agent.deb </dev/null >"$OUT/dpkg-install.log" 2>&1; then
+        pass "install: dpkg -i $(basename "$DEB") in a fresh Debian 12 root"
+    else
+        cat "$OUT/dpkg-install.log"
+        fail "install: dpkg -i failed"
+        return
+    fi
+    local id
+    id=$(in_root id polaris-agent 2>&1 || true)
+    if [[ $id == *"(adm)"* && $id == *"(systemd-journal)"* ]] \
+        && [ "$(in_root id -u polaris-agent)" -lt 1000 ]; then
+        pass "user: $id"
+    else
+        fail "user: $id"
+    fi
+    local wants=$SYSROOT/etc/systemd/system/multi-user.target.wants/polaris-agent.service
+    if [ -L "$wants" ]; then
+        pass "enabled: multi-user.target.wants -> $(readlink "$wants")"
+    else
+        fail "enabled: no multi-user.target.wants/polaris-agent.service"
+    fi
+    local conffiles
+    # shellcheck disable=SC2016 # ${Conffiles} is dpkg-query's field, not a shell variable
+    conffiles=$(in_root dpkg-query -W -f='${Conffiles}' polaris-agent | awk 'NF {print $1}')
+    if grep -qx /etc/polaris-agent/config.toml <<<"$conffiles"; then
+        pass "dpkg conffiles: $(tr '\n' ' ' <<<"$conffiles")"
+    else
+        fail "dpkg conffiles: $conffiles"
+    fi
+    local perms
+    perms=$(in_root stat -c '%U:%G %a' /etc/polaris-agent /etc/polaris-agent/config.toml \
+        /etc/default/polaris-agent | tr '\n' ' ')
+    if [ "$perms" = "root:polaris-agent 750 root:polaris-agent 640 root:root 600 " ]; then
+        pass "permissions: /etc/polaris-agent, config.toml, /etc/default/polaris-agent: $perms"
+    else
+        fail "permissions: $perms"
+    fi
+    local version
+    if version=$(in_root polaris-agent --version 2>&1) \
+        && [ "$(readlink "$SYSROOT/opt/polaris-agent/bin/python3")" = /usr/bin/python3 ]; then
+        pass "venv: /usr/bin/polaris-agent runs on Debian's python3: $version"
+    else
+        fail "venv: $version"
+    fi
+    local verify
+    verify=$(systemd-analyze verify --root="$SYSROOT" polaris-agent.service 2>&1) || true
+    if [ -z "$verify" ]; then
+        pass "systemd-analyze verify --root (installed layout): no output"
+    else
+        fail "systemd-analyze verify --root: $verify"
+    fi
+}
+
+# --- 3. boot systemd in the root --------------------------------------------------------------
+prepare_boot() {
+    local n=$PACKAGING_NSPAWN
+    # The agent's config and key, a local Polaris, the check service, debug logging of PID 1.
+    install -m 0640 -g "$(in_root getent group polaris-agent | cut -d: -f3)" \
+        "$n/config.toml" "$SYSROOT/etc/polaris-agent/config.toml"
+    printf 'POLARIS_API_KEY=heavy-check-key\nPOLARIS_PROJECT_ID=heavy-check-project\n' \
+        >"$SYSROOT/etc/default/polaris-agent"
+    install -d "$SYSROOT/etc/systemd/system/polaris-agent.service.d" \
+        "$SYSROOT/etc/systemd/system.conf.d" "$SYSROOT/etc/systemd/journald.conf.d" \
+        "$SYSROOT/var/log/journal" "$SYSROOT/usr/local/sbin"
+    install -m 0644 "$n/heavy-check.conf" "$SYSROOT/etc/systemd/system/polaris-agent.service.d/"
+    install -m 0644 "$n/polaris-dev.service" "$n/polaris-check.service" \
+        "$SYSROOT/etc/systemd/system/"
+    install -m 0644 "$n/system-debug.conf" "$SYSROOT/etc/systemd/system.conf.d/"
+    install -m 0644 "$n/journald-debug.conf" "$SYSROOT/etc/systemd/journald.conf.d/"
+    install -m 0755 "$n/polaris-dev-setup" "$SYSROOT/usr/local/sbin/polaris-dev-setup"
+    install -m 0755 "$n/polaris-boot-check.py" "$SYSROOT/usr/local/sbin/polaris-boot-check"
+    in_root systemctl enable polaris-dev.service polaris-check.service >/dev/null 2>&1
+    # Only group adm may read the source: proves SupplementaryGroups=adm under the sandbox.
+    install -d -m 0750 -g adm "$SYSROOT/var/log/polaris-check"
+    "$VENV_PY" - "$SYSROOT/var/log/polaris-check/app.log" "$LINES" <<'PY'
+import json, sys
+from datetime import UTC, datetime
+now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    for i in range(int(sys.argv[2])):
+        out.write(json.dumps({"event_time": now, "n": i, "message": f"line {i}"}) + "\n")
+PY
+    chown root:adm "$SYSROOT/var/log/polaris-check/app.log"
+    chmod 0640 "$SYSROOT/var/log/polaris-check/app.log"
+    rm -f "$SYSROOT/root/polaris-check.results"
+}
+
+boot() {
+    section "systemd-nspawn --boot"
+    prepare_boot
+    local started=$SECONDS rc=0
+    timeout 300 systemd-nspawn --register=no --keep-unit --quiet -D "$SYSROOT" --boot \
+        >"$OUT/nspawn.log" 2>&1 </dev/null || rc=$?
+    journalctl -D "$SYSROOT/var/log/journal" -u polaris-agent.service -u polaris-dev.service \
+        -o short-monotonic --no-pager >"$OUT/journal.txt" 2>&1 || true
+    local took=$((SECONDS - started))
+    if [ ! -s "$SYSROOT/root/polaris-check.results" ]; then
+        tail -30 "$OUT/nspawn.log"
+        fail "boot: no results after ${took}s (nspawn rc=$rc; $OUT/nspawn.log, $OUT/journal.txt)"
+        return
+    fi
+    pass "boot: systemd 252 booted the root and powered off (nspawn rc=$rc, ${took}s)"
+    local line
+    while IFS= read -r line; do
+        case $line in
+            PASS*) pass "${line#PASS }" ;;
+            *) fail "${line#FAIL }" ;;
+        esac
+    done <"$SYSROOT/root/polaris-check.results"
+}
+
+# --- 4. reinstall keeps the edited conffile; purge cleans up -------------------------------
+reinstall_and_purge() {
+    section "dpkg reinstall and purge"
+    if in_root dpkg -i /tmp/polaris-agent.deb </dev/null >"$OUT/dpkg-reinstall.log" 2>&1 \
+        && grep -q 'connection = "heavy_check"' "$SYSROOT/etc/polaris-agent/config.toml"; then
+        pass "conffile: reinstalling kept the edited /etc/polaris-agent/config.toml"
+    else
+        fail "conffile: reinstall failed or replaced the edited config ($OUT/dpkg-reinstall.log)"
+    fi
+    if ! in_root dpkg --purge polaris-agent </dev/null >"$OUT/dpkg-purge.log" 2>&1; then
+        fail "purge: dpkg --purge failed ($OUT/dpkg-purge.log)"
+        return
+    fi
+    local left=()
+    in_root getent passwd polaris-agent >/dev/null && left+=("user polaris-agent")
+    local path
+    for path in /var/lib/polaris-agent /etc/polaris-agent /opt/polaris-agent \
+        /usr/bin/polaris-agent /etc/default/polaris-agent /lib/systemd/system/polaris-agent.service \
+        /etc/systemd/system/multi-user.target.wants/polaris-agent.service; do
+        if [ -e "$SYSROOT$path" ] || [ -L "$SYSROOT$path" ]; then left+=("$path"); fi
+    done
+    if [ ${#left[@]} -eq 0 ]; then
+        pass "purge: user, state, config, venv and unit links are gone"
+    else
+        fail "purge left: ${left[*]}"
+    fi
+}
+
+# --- 5. the container image ---------------------------------------------------------------
+free_port() { "$VENV_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() { # URL SECONDS -> 0 once it answers 200
+    "$VENV_PY" - "$1" "$2" <<'PY'
+import sys, time, urllib.request
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.3)
+sys.exit(1)
+PY
+}
+
+IMAGE=localhost/polaris-agent:check
+BASE_IMAGE=localhost/polaris-agent-base:bookworm
+DEV_PID=
+cleanup_image() {
+    podman rm -f polaris-agent-check >/dev/null 2>&1 || true
+    podman volume rm -f polaris-agent-check >/dev/null 2>&1 || true
+    if [ -n "$DEV_PID" ]; then kill "$DEV_PID" 2>/dev/null || true; wait "$DEV_PID" 2>/dev/null || true; fi
+    DEV_PID=
+}
+
+image() {
+    section "container image (podman)"
+    if [ "${SKIP_IMAGE:-0}" = 1 ]; then skip "image: SKIP_IMAGE=1"; return; fi
+    # Workarounds (tooling notes §3.3): our ulimits and hybrid cgroups need runc with low
+    # default ulimits; the host CA bundle for pip's TLS; a base image made locally.
+    cat >"$OUT/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+EOF
+    export CONTAINERS_CONF=$OUT/containers.conf
+    if ! podman image exists "$BASE_IMAGE"; then
+        tar -C "$CACHE/rootfs-bookworm" -c . | podman import - "$BASE_IMAGE" >"$OUT/podman-import.log" 2>&1
+    fi
+    local ctx=$OUT/image-context started=$SECONDS
+    rm -rf "$ctx" && mkdir -p "$ctx/packaging"
+    cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/agent" "$ctx/"
+    cp -r "$ROOT/packaging/Dockerfile" "$ROOT/packaging/container" "$ctx/packaging/"
+    find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
+    if podman build --format docker --network host -v /etc/ssl/certs:/etc/ssl/certs:ro \
+        --build-arg BASE_IMAGE="$BASE_IMAGE" -f "$ctx/packaging/Dockerfile" -t "$IMAGE" "$ctx" \
+        >"$OUT/podman-build.log" 2>&1; then
+        pass "image build: $IMAGE from $BASE_IMAGE ($((SECONDS - started))s, $(podman image inspect -f '{{.Size}}' "$IMAGE" | numfmt --to=iec))"
+    else
+        tail -30 "$OUT/podman-build.log"
+        fail "image build ($OUT/podman-build.log)"
+        return
+    fi
+    local user entry health
+    user=$(podman image inspect -f '{{.Config.User}}' "$IMAGE")
+    entry=$(podman image inspect -f '{{json .Config.Entrypoint}}' "$IMAGE")
+    health=$(podman image inspect -f '{{json .Config.Healthcheck.Test}}' "$IMAGE")
+    if [ "$user" = "10001:10001" ] && [ "$entry" = '["tini","--","polaris-agent"]' ] \
+        && [[ $health == *healthz* ]]; then
+        pass "image config: User=$user Entrypoint=$entry Healthcheck kept"
+    else
+        fail "image config: User=$user Entrypoint=$entry Healthcheck=$health"
+    fi
+
+    # Run it: read-only root, no capabilities, host network to reach a dev-server on loopback.
+    trap cleanup_image EXIT
+    local dev_port admin_port logs=$OUT/image-logs
+    dev_port=$(free_port)
+    admin_port=$(free_port)
+    rm -rf "$logs" && mkdir -p "$logs"
+    "$VENV_PY" - "$logs/app.log" "$LINES" <<'PY'
+import json, sys
+from datetime import UTC, datetime
+now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    for i in range(int(sys.argv[2])):
+        out.write(json.dumps({"event_time": now, "n": i, "message": f"line {i}"}) + "\n")
+PY
+    chmod 0644 "$logs/app.log"
+    "$ROOT/.venv/bin/polaris-agent" dev-server --port "$dev_port" --api-key image-check-key \
+        >"$OUT/image-dev-server.log" 2>&1 &
+    DEV_PID=$!
+    wait_http "http://127.0.0.1:$dev_port/_dev/stats" 15 || { fail "image: dev-server"; return; }
+    sed -e "s|127.0.0.1:8080|127.0.0.1:$dev_port|" -e "s|heavy_check|image_check|g" \
+        "$PACKAGING_NSPAWN/config.toml" >"$OUT/image-setup.toml"
+    POLARIS_API_KEY=image-check-key POLARIS_PROJECT_ID=p "$ROOT/.venv/bin/polaris-agent" \
+        setup --config "$OUT/image-setup.toml" >"$OUT/image-setup.log" 2>&1 \
+        || { fail "image: setup against the dev-server ($OUT/image-setup.log)"; return; }
+    podman volume create polaris-agent-check >/dev/null
+    # The image's own config; only the environment differs per deployment.
+    if ! podman run -d --name polaris-agent-check --network host --read-only \
+        --cap-drop ALL --security-opt no-new-privileges \
+        -v "$logs:/var/log/app:ro" -v polaris-agent-check:/var/lib/polaris-agent \
+        -e POLARIS_URL="http://127.0.0.1:$dev_port" -e POLARIS_PROJECT_ID=p \
+        -e POLARIS_CONNECTION=image_check -e POLARIS_API_KEY=image-check-key \
+        -e POLARIS_API_LISTEN="127.0.0.1:$admin_port" \
+        "$IMAGE" >"$OUT/podman-run.log" 2>&1; then
+        cat "$OUT/podman-run.log"
+        fail "image run"
+        return
+    fi
+    if wait_http "http://127.0.0.1:$admin_port/healthz" 20; then
+        pass "image run: --read-only --cap-drop ALL, uid $(podman exec polaris-agent-check id -u), /healthz 200"
+    else
+        podman logs polaris-agent-check 2>&1 | tail -15
+        fail "image run: /healthz did not answer 200 on 127.0.0.1:$admin_port"
+    fi
+    if podman healthcheck run polaris-agent-check >/dev/null 2>&1; then
+        pass "image HEALTHCHECK: podman healthcheck run -> healthy"
+    else
+        fail "image HEALTHCHECK: podman healthcheck run failed"
+    fi
+    local count
+    count=$("$VENV_PY" - "$dev_port" <<'PY'
+import json, sys, time, urllib.request
+deadline = time.monotonic() + 30
+count = -1
+while time.monotonic() < deadline:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/_dev/stats", timeout=2) as r:
+        count = json.load(r).get("lines", {}).get("image_check", 0)
+    if count >= 500:
+        break
+    time.sleep(0.3)
+print(count)
+PY
+)
+    if [ "$count" = "$LINES" ]; then
+        pass "image ships: $count/$LINES lines at the dev-server"
+    else
+        fail "image ships: $count/$LINES lines"
+    fi
+    local stop_started=$SECONDS code
+    # (podman logs an error about healthcheck timers: they need systemd as PID 1; harmless.)
+    podman stop -t 30 polaris-agent-check >"$OUT/podman-stop.log" 2>&1
+    code=$(podman inspect -f '{{.State.ExitCode}}' polaris-agent-check)
+    if [ "$code" = 0 ]; then
+        pass "image stop: SIGTERM through tini, exit 0 in $((SECONDS - stop_started))s"
+    else
+        podman logs polaris-agent-check 2>&1 | tail -15
+        fail "image stop: exit code $code"
+    fi
+    cleanup_image
+}
+
+mkdir -p "$OUT"
+PACKAGING_NSPAWN=$ROOT/packaging/nspawn
+SRC=$ROOT
+if [ -n "${PACKAGE_REF:-}" ]; then
+    SRC=$OUT/src
+    rm -rf "$SRC" && mkdir -p "$SRC"
+    git -C "$ROOT" archive "$PACKAGE_REF" | tar -x -C "$SRC"
+    echo "agent from git $PACKAGE_REF ($(git -C "$ROOT" rev-parse --short "$PACKAGE_REF"))"
+else
+    echo "agent from the working tree $ROOT ($(git -C "$ROOT" status --porcelain -- agent \
+        | wc -l) uncommitted paths under agent/)"
+fi
+ensure_tools
+build_packages
+ensure_rootfs
+install_deb
+boot
+reinstall_and_purge
+image
+[ "${KEEP:-0}" = 1 ] || rm -rf "$SYSROOT" "$OUT/image-context" "$OUT/src"
+finish
