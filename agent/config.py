@@ -138,6 +138,8 @@ class SourceConfig(_Section):
     time_field: str = "timestamp"
     max_line_bytes: Size = 256 * 1024
     scan_interval: Duration = 1.0
+    max_open_files: int = Field(default=512, ge=1)  # descriptors this source holds at most
+    close_inactive: Duration = 300.0  # a file read to its end and idle this long is closed
 
     @field_validator("include")
     @classmethod
@@ -189,8 +191,10 @@ class ApiConfig(_Section):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        if value and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):\d{1,5}", value):
-            raise ValueError(f"{value!r} must be host:port, e.g. 127.0.0.1:8686 or [::1]:8686")
+        if value:
+            from agent.ops.admin import ListenAddress  # the one place the address rules live
+
+            ListenAddress.parse(value)
         return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 
 from agent.config import SourceConfig
@@ -11,19 +12,36 @@ from agent.config import SourceConfig
 _GLOB_CHARS = frozenset("*?[")
 
 
-def discover(source: SourceConfig) -> list[str]:
-    """Paths of regular files matching the source now, in a stable order."""
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".tgz")
+"""Rotated archives: read as text they are garbage, so they are skipped unless an include
+pattern itself ends in the extension (`*.log.gz` reads `a.log.gz`; `app.log*` skips it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What one scan of a source's globs found."""
+
+    files: list[str]  # regular files (symlinks resolved), in a stable order
+    dangling: list[str] = field(default_factory=list)  # symlinks whose target does not exist
+
+
+def discover(source: SourceConfig) -> Found:
+    """Paths of regular files matching the source now, and links that lead nowhere."""
     found: set[str] = set()
+    dangling: set[str] = set()
     for pattern in source.include:
+        skip_compressed = not pattern.endswith(COMPRESSED)
         for path in glob.iglob(pattern, recursive=True):
-            if _excluded(path, source.exclude):
+            if _excluded(path, source.exclude) or (skip_compressed and path.endswith(COMPRESSED)):
                 continue
             try:
                 if os.path.isfile(path):  # follows symlinks, as in /var/log/containers
                     found.add(path)
+                elif os.path.islink(path) and not os.path.exists(path):
+                    dangling.add(path)
             except OSError:
                 continue
-    return sorted(found)
+    return Found(sorted(found), sorted(dangling))
 
 
 def _excluded(path: str, patterns: list[str]) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from agent.records import FileId
-from agent.tail.fingerprint import Fingerprint, fingerprint
+from agent.tail.fingerprint import Fingerprint, fingerprint, starts_with
 
 CHUNK_BYTES = 1 << 20
 
@@ -32,6 +33,10 @@ class LongLine:
     resume_at: int | None  # None while its newline has not been seen yet
 
 
+class ClosedError(OSError):
+    """The reader gave its descriptor back (inactive, or over the open-file cap)."""
+
+
 class Truncated(Exception):
     """The file shrank below what was read: copytruncate, or a writer starting over."""
 
@@ -53,19 +58,39 @@ class Reader:
         self.file_id = file_id
         self.source = source
         self.path = path
-        self.fd = fd
+        self._fd: int | None = fd
         self.offset = offset
         self.fingerprint = fp
-        self.max_line_bytes = max_line_bytes
         stat = os.fstat(fd)
         self.dev, self.ino = stat.st_dev, stat.st_ino
         self.held = 0  # bytes of a partial last line waiting for its newline
         self.missing_since: float | None = None  # monotonic time its globs stopped finding it
+        self.last_active = time.monotonic()  # when lines were last read (or it was opened)
+        self.closed_stat: tuple[int, int] = (stat.st_size, stat.st_mtime_ns)  # size, mtime
+        self.last_size = stat.st_size  # as last seen (by fstat, or by the scan while closed)
+        self.unread = False  # closed with bytes after `offset` that still need reading
         self._skipping_from: int | None = None  # start of an over-long line being skipped
-        self._chunk = max(CHUNK_BYTES, max_line_bytes + 1)
+        self._checked_mtime: int | None = None  # mtime at which unchanged() last held
+        self.set_max_line_bytes(max_line_bytes)
 
     def __repr__(self) -> str:
-        return f"<Reader {self.path} offset={self.offset} held={self.held}>"
+        state = "open" if self._fd is not None else "closed"
+        return f"<Reader {self.path} offset={self.offset} held={self.held} {state}>"
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            raise ClosedError(f"{self.path} is closed")
+        return self._fd
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def set_max_line_bytes(self, max_line_bytes: int) -> None:
+        """A reloaded source may change its line limit; reading goes on with the new one."""
+        self.max_line_bytes = max_line_bytes
+        self._chunk = max(CHUNK_BYTES, max_line_bytes + 1)
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -73,11 +98,33 @@ class Reader:
     def deleted(self) -> bool:
         return os.fstat(self.fd).st_nlink == 0
 
+    def unchanged(self) -> bool:
+        """Whether the file still holds what was read: truncated and refilled past `offset`
+        before we looked (copytruncate racing a busy writer), its size alone would not tell.
+
+        Two reads per call that finds new data, none per line: the first bytes must still be
+        the fingerprint's and the byte before `offset` must still end a line.
+        """
+        if self.fingerprint.length and not starts_with(self.fd, self.fingerprint):
+            return False
+        if self.offset == 0 or self._skipping_from is not None:
+            return True
+        return os.pread(self.fd, 1, self.offset - 1) == b"\n"
+
+    def changed_since_close(self, stat: os.stat_result) -> bool:
+        """Whether a closed file looks different now (grew, shrank or was rewritten)."""
+        return (stat.st_size, stat.st_mtime_ns) != self.closed_stat
+
     def read(self) -> Block | LongLine | None:
         """The next whole lines, an over-long line to dead-letter, or None at the end."""
-        size = self.size()
+        stat = os.fstat(self.fd)
+        size = stat.st_size
         if size < self.offset:
             raise Truncated(f"{self.path}: size {size} < offset {self.offset}")
+        if stat.st_mtime_ns != self._checked_mtime:  # written to since the last look
+            if not self.unchanged():
+                raise Truncated(f"{self.path}: rewritten below offset {self.offset}")
+            self._checked_mtime = stat.st_mtime_ns
         if size == self.offset:
             self.held = 0
             return None
@@ -96,6 +143,7 @@ class Reader:
         start = self.offset
         self.offset += cut
         self.held = len(data) - cut
+        self.last_active = time.monotonic()
         self._refresh_fingerprint()
         return Block(data[:cut], start)
 
@@ -120,6 +168,7 @@ class Reader:
         self.offset = 0
         self.held = 0
         self._skipping_from = None
+        self._checked_mtime = None
         self.fingerprint = fingerprint(self.fd, self.size())
 
     def _refresh_fingerprint(self) -> None:
@@ -128,4 +177,22 @@ class Reader:
             self.fingerprint = fingerprint(self.fd, self.size())
 
     def close(self) -> None:
-        os.close(self.fd)
+        """Give the descriptor back; `offset` and identity stay, so it can be reopened."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            stat = os.fstat(fd)
+            self.closed_stat = (stat.st_size, stat.st_mtime_ns)
+            self.last_size = stat.st_size
+            self.unread = stat.st_size > self.offset + self.held
+        finally:
+            os.close(fd)
+
+    def reopen(self, fd: int) -> None:
+        """Continue on `fd`, which the caller checked is this file (same inode and content)."""
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        self.unread = False
+        self.last_active = time.monotonic()

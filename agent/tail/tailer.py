@@ -2,13 +2,27 @@
 
 The tailer is the only writer of tickets: it issues them in file order as it enqueues pieces,
 which is what lets the ack tracker turn out-of-order deliveries into in-order checkpoints.
+
+A file is tracked from the moment its globs find it until it is gone and safe. Tracking is
+not holding a descriptor: a file idle for `close_inactive`, or the least recently active one
+when a source reaches `max_open_files`, is closed and reopened by path when it changes, after
+checking that the path still leads to the same inode and the same first bytes.
+
+copytruncate makes a copy of a tracked file and truncates the original. A new file that
+begins like a tracked one is held back for a moment: when the original turns out truncated
+the copy continues the original's identity (its tickets, its read offset), so it is neither
+re-sent nor left unfinished; when the original is not truncated soon, the new file is a file
+of its own that merely begins alike (a shared banner, a CSV header) and is read from 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,12 +32,18 @@ from agent.batch.encode import Encoded, Encoder
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
 from agent.ops.snapshot import SourceSnapshot
-from agent.records import FileId, Origin, Piece
+from agent.records import FileId, Piece
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
 from agent.state.deadletter import DeadLetters
 from agent.tail.discover import discover, is_recursive, watch_root
-from agent.tail.fingerprint import Fingerprint, fingerprint, starts_with
+from agent.tail.fingerprint import (
+    Fingerprint,
+    FingerprintIndex,
+    head,
+    of_head,
+    starts_with,
+)
 from agent.tail.reader import Block, LongLine, Reader, Truncated
 
 log = structlog.get_logger("agent.tailer")
@@ -31,6 +51,17 @@ log = structlog.get_logger("agent.tailer")
 CHUNKS_PER_TURN = 8  # per file per pass: one busy file must not starve the others
 ROTATE_WAIT_SECS = 5.0  # a file gone from its globs is still read this long: late writers
 DORMANT_KEEP_SECS = 7 * 86400  # how long to remember a file that went away
+COPY_WAIT_SECS = 5.0  # how long a file beginning like a tracked one waits for a truncation
+TAIL_COMPARE_BYTES = 4096  # bytes compared to tell a copy from a file that begins alike
+
+Key = tuple[int, int]
+"""(st_dev, st_ino): which file a path leads to right now."""
+
+
+@dataclass(slots=True)
+class SourceStats:
+    lines: int = 0  # events + dead-lettered + blank
+    bytes_read: int = 0
 
 
 @dataclass(slots=True)
@@ -41,8 +72,30 @@ class TailStats:
     blank_lines: int = 0
     truncations: int = 0
     by_source: dict[str, int] = field(default_factory=dict)  # events per source
-    lines_by_source: dict[str, int] = field(default_factory=dict)  # events, rejects, blanks
-    bytes_by_source: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, SourceStats] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Copy:
+    """A new file beginning like tracked file `of`: maybe the copy copytruncate makes."""
+
+    source: str
+    path: str
+    of: Key
+    until: float  # monotonic; then it is read as a file of its own
+
+
+@dataclass(slots=True)
+class _Orphan:
+    """The content of a file truncated in place, kept so that its copy can finish it."""
+
+    file_id: FileId
+    fingerprint: Fingerprint
+    offset: int  # how far it had been read
+    path: str
+    dev: int
+    ino: int
+    until: float  # monotonic; then, once its tickets are done, it is forgotten
 
 
 class Tailer:
@@ -57,61 +110,366 @@ class Tailer:
         max_event_bytes: int,
         piece_bytes: int,
     ) -> None:
-        self._sources = sources
         self._acks = acks
         self._queue = queue
         self._dead_letters = dead_letters
         self._max_event_bytes = max_event_bytes
         self._piece_bytes = piece_bytes
-        self._encoders = {s.name: self._encoder(s) for s in sources}
-        self._readers: dict[tuple[int, int], Reader] = {}
-        self._dormant: list[FileCheckpoint] = list(saved)
+        self._sources: dict[str, SourceConfig] = {}
+        self._encoders: dict[str, Encoder] = {}
+        self._readers: dict[Key, Reader] = {}  # every tracked file, open or closed
+        self._open: dict[str, OrderedDict[Key, None]] = {}  # per source, least recent first
+        self._retired: list[Reader] = []  # of removed sources, until their tickets are done
+        self._copies: dict[Key, _Copy] = {}
+        self._orphans: list[_Orphan] = []
+        self._dormant: dict[int, FileCheckpoint] = {}  # files gone or not found yet
+        self._next_dormant = 0
+        self._dormant_index: FingerprintIndex[int] | None = None
+        self._reader_index: FingerprintIndex[Key] | None = None
+        self._dangling: set[str] = set()
+        self._unopenable: set[str] = set()
         self._next_id = 0
         self._first_scan = True
         self.stats = TailStats()
+        for record in saved:
+            self._remember(record)
+        self._apply(sources)
+
+    def __repr__(self) -> str:
+        opened = sum(len(o) for o in self._open.values())
+        return (
+            f"<Tailer sources={len(self._sources)} files={len(self._readers)} open={opened}"
+            f" held_copies={len(self._copies)} dormant={len(self._dormant)}>"
+        )
 
     @property
     def readers(self) -> list[Reader]:
         return list(self._readers.values())
 
     def watch_roots(self) -> tuple[frozenset[str], bool]:
-        patterns = [p for s in self._sources for p in s.include]
+        patterns = [p for s in self._sources.values() for p in s.include]
         return frozenset(watch_root(p) for p in patterns), any(is_recursive(p) for p in patterns)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, once: bool) -> None:
         """Scan and read until `stop`; with `once`, until a pass finds nothing new."""
-        interval = min(s.scan_interval for s in self._sources)
         while not stop.is_set():
             wake.clear()
             self.scan()
             progressed = await self.read_all(stop)
-            if once and not progressed:
+            if once and not progressed and not self._copies:
                 return
             if progressed:
                 continue
             try:
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(self._interval()):
                     await wake.wait()  # set by the watcher, and by whoever sets `stop`
             except TimeoutError:
                 pass
 
+    def _interval(self) -> float:
+        return min((s.scan_interval for s in self._sources.values()), default=1.0)
+
+    # -- configuration --------------------------------------------------------------------
+
+    def reconfigure(self, sources: list[SourceConfig]) -> None:
+        """Apply a reloaded source list (SIGHUP) between two passes.
+
+        New sources are scanned from the next pass. A removed source's files are closed and
+        no longer read; tickets already issued still complete, and its checkpoints are kept
+        (a re-added source resumes where it was). A changed source gets a new encoder: lines
+        read from now on follow its new options.
+        """
+        added, removed, changed = self._apply(sources)
+        log.info("sources_reconfigured", added=added, removed=removed, changed=changed)
+
+    def _apply(self, sources: list[SourceConfig]) -> tuple[list[str], list[str], list[str]]:
+        wanted = {s.name: s for s in sources}
+        removed = [name for name in self._sources if name not in wanted]
+        changed = [n for n, s in wanted.items() if n in self._sources and self._sources[n] != s]
+        added = [name for name in wanted if name not in self._sources]
+        for name in removed:
+            self._retire(name)
+        for name in added + changed:
+            self._encoders[name] = Encoder(
+                wanted[name], max_event_bytes=self._max_event_bytes, piece_bytes=self._piece_bytes
+            )
+        for name in added:
+            self._open.setdefault(name, OrderedDict())
+            self.stats.sources.setdefault(name, SourceStats())
+        self._sources = wanted
+        for name in added:
+            self._reinstate(name)
+        for reader in self._readers.values():
+            if reader.source in changed:
+                reader.set_max_line_bytes(self._encoders[reader.source].max_line_bytes)
+        return added, removed, changed
+
+    def _retire(self, name: str) -> None:
+        for key, reader in list(self._readers.items()):
+            if reader.source == name:
+                self._close(key)
+                del self._readers[key]
+                self._retired.append(reader)
+        for key in [k for k, c in self._copies.items() if c.source == name]:
+            del self._copies[key]
+        self._open.pop(name, None)
+        self._encoders.pop(name, None)
+        self._reader_index = None
+
+    def _reinstate(self, name: str) -> None:
+        """A source re-added before its old files settled takes them back where they were."""
+        for reader in [r for r in self._retired if r.source == name]:
+            key = (reader.dev, reader.ino)
+            if key in self._readers:
+                continue  # another source took the file meanwhile; this record settles
+            self._retired.remove(reader)
+            reader.unread = True  # reopened by path and checked before any read
+            self._readers[key] = reader
+
+    # -- scanning -------------------------------------------------------------------------
+
     def scan(self) -> None:
-        """Open files that appeared; let go of files that are gone and finished."""
-        seen: set[tuple[int, int]] = set()
-        for source in self._sources:
-            for path in discover(source):
+        """Open files that appeared; close idle ones; let go of files gone and finished."""
+        now = time.monotonic()
+        self._reader_index = None  # young files' fingerprints grew since the last scan
+        seen: set[Key] = set()
+        dangling: set[str] = set()
+        for source in list(self._sources.values()):
+            found = discover(source)
+            dangling.update(found.dangling)
+            for path in found.files:
                 key = self._track(source, path)
                 if key is not None:
                     seen.add(key)
         self._first_scan = False
+        self._warn_dangling(dangling)
         for key, reader in list(self._readers.items()):
             if key not in seen:
                 self._maybe_release(key, reader)
+            else:
+                self._maybe_close_inactive(key, reader, now)
+        for key in [k for k in self._copies if k not in seen]:
+            del self._copies[key]
+        self._settle(now)
+
+    def _warn_dangling(self, dangling: set[str]) -> None:
+        """Once per link while it leads nowhere: a link kubelet left behind is not news twice."""
+        for path in sorted(dangling - self._dangling):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            log.warning("symlink_dangling", path=path, target=target)
+        self._dangling = dangling
+
+    def _settle(self, now: float) -> None:
+        """Forget truncated contents and removed sources' files once nothing waits on them."""
+        for orphan in list(self._orphans):
+            if now >= orphan.until and not self._acks.pending_bytes(orphan.file_id):
+                self._acks.forget(orphan.file_id)
+                self._orphans.remove(orphan)
+        for reader in list(self._retired):
+            if not self._acks.pending_bytes(reader.file_id):
+                self._remember(self._record(reader, time.time()))
+                self._acks.forget(reader.file_id)
+                self._retired.remove(reader)
+
+    def _track(self, source: SourceConfig, path: str) -> Key | None:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        key = (stat.st_dev, stat.st_ino)
+        known = self._readers.get(key)
+        if known is not None:
+            known.path = path
+            known.missing_since = None
+            known.last_size = stat.st_size
+            if not known.is_open and known.changed_since_close(stat):
+                known.unread = True
+            return key
+        copy = self._copies.get(key)
+        if copy is not None and time.monotonic() < copy.until and copy.of in self._readers:
+            copy.path = path
+            return key
+        self._copies.pop(key, None)
+        return self._open_new(source, path, could_be_copy=copy is None)
+
+    def _open_new(self, source: SourceConfig, path: str, *, could_be_copy: bool) -> Key | None:
+        fd = self._open_path(source.name, path)
+        if fd is None:
+            return None
+        stat = os.fstat(fd)  # the file actually opened, whatever happened to the path since
+        key = (stat.st_dev, stat.st_ino)
+        if key in self._readers or key in self._copies:
+            os.close(fd)
+            return key
+        data = head(fd)
+        orphan = self._orphan_of(data)
+        if orphan is not None:
+            self._adopt(source, path, fd, orphan.file_id, orphan.fingerprint, orphan.offset)
+            self._orphans.remove(orphan)
+            return key
+        saved = self._claim(fd, stat, data)
+        twin = None if saved is not None or not could_be_copy else self._twin_of(fd, stat, data)
+        if twin is not None:
+            os.close(fd)
+            self._copies[key] = _Copy(source.name, path, twin, time.monotonic() + COPY_WAIT_SECS)
+            log.info("file_held_as_copy", path=path, of=self._readers[twin].path)
+            return key
+        offset, how = self._resume_offset(source, fd, stat, saved)
+        file_id = self._new_id()
+        self._acks.track(file_id, offset)
+        self._register(
+            source.name,
+            Reader(
+                file_id,
+                source.name,
+                path,
+                fd,
+                offset,
+                of_head(data),
+                max_line_bytes=self._encoders[source.name].max_line_bytes,
+            ),
+        )
+        log.info("file_opened", path=path, source=source.name, offset=offset, start=how)
+        return key
+
+    def _open_path(self, source: str, path: str, keep: Key | None = None) -> int | None:
+        """A descriptor for `path` within the source's cap, closing the least active first."""
+        self._make_room(source, keep)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self._make_room(source, keep, spare=len(self._open.get(source, ())) // 2)
+            if path not in self._unopenable:
+                self._unopenable.add(path)
+                log.warning("open_failed", path=path, error=str(exc))
+            return None
+        self._unopenable.discard(path)
+        return fd
+
+    def _make_room(self, source: str, keep: Key | None, spare: int = 0) -> None:
+        opened = self._open.get(source)
+        if opened is None:
+            return
+        limit = max(1, self._sources[source].max_open_files - spare)
+        while len(opened) >= limit:
+            victim = next(
+                (k for k in opened if k != keep and self._readers[k].missing_since is None), None
+            )
+            if victim is None:
+                return  # only rotated-away files are open: they cannot be reopened by path
+            self._close(victim)
+
+    def _register(self, source: str, reader: Reader) -> None:
+        key = (reader.dev, reader.ino)
+        self._readers[key] = reader
+        self._open[source][key] = None
+        if self._reader_index is not None:
+            self._reader_index.add(reader.fingerprint, key)
+
+    def _close(self, key: Key) -> None:
+        reader = self._readers[key]
+        reader.close()
+        opened = self._open.get(reader.source)
+        if opened is not None:
+            opened.pop(key, None)
+
+    def _resume_offset(
+        self, source: SourceConfig, fd: int, stat: os.stat_result, saved: FileCheckpoint | None
+    ) -> tuple[int, str]:
+        if saved is not None:
+            if saved.offset > stat.st_size:
+                return 0, "truncated_while_stopped"
+            return saved.offset, "checkpoint"
+        if self._first_scan and source.start_at == "end":
+            return _last_line_end(fd, stat.st_size), "end"
+        return 0, "beginning"
+
+    # -- identity: checkpoints, copies, truncated contents --------------------------------
+
+    def _remember(self, record: FileCheckpoint) -> None:
+        self._next_dormant += 1
+        self._dormant[self._next_dormant] = record
+        self._dormant_index = None
+
+    def _claim(self, fd: int, stat: os.stat_result, data: bytes) -> FileCheckpoint | None:
+        """The saved checkpoint of this file's content, if any; taken off the dormant list.
+
+        Content decides, the inode breaks ties. A record of another inode is only taken when
+        its own file is still where it was (so this one is its copy, e.g. copytruncate while
+        stopped): a deleted file's record must not make a newcomer that begins alike skip.
+        """
+        if self._dormant_index is None:
+            self._dormant_index = FingerprintIndex()
+            for number, record in self._dormant.items():
+                self._dormant_index.add(
+                    Fingerprint(record.fingerprint, record.fingerprint_len), number
+                )
+        found = [n for n in self._dormant_index.matching(data) if n in self._dormant]
+        same = [n for n in found if _is(self._dormant[n], stat)]
+        pool = same or [n for n in found if _still_in_place(self._dormant[n])]
+        pool = [n for n in pool if _line_start(fd, self._dormant[n].offset, stat.st_size)]
+        if not pool:
+            return None
+        return self._dormant.pop(pool[0])  # longest fingerprint first
+
+    def _twin_of(self, fd: int, stat: os.stat_result, data: bytes) -> Key | None:
+        """A tracked file this new one may be a copy of: same first bytes, same tail."""
+        if self._reader_index is None:
+            self._reader_index = FingerprintIndex()
+            for key, reader in self._readers.items():
+                self._reader_index.add(reader.fingerprint, key)
+        for other in self._reader_index.matching(data):
+            original = self._readers.get(other)
+            if original is not None and not _diverges(fd, stat.st_size, original):
+                return other
+        return None
+
+    def _orphan_of(self, data: bytes) -> _Orphan | None:
+        for orphan in self._orphans:
+            fp = orphan.fingerprint
+            if len(data) >= fp.length and of_head(data[: fp.length]) == fp:
+                return orphan
+        return None
+
+    def _adopt(
+        self,
+        source: SourceConfig,
+        path: str,
+        fd: int,
+        file_id: FileId,
+        fp: Fingerprint,
+        offset: int,
+    ) -> None:
+        """The copy of a truncated file continues its identity: same tickets, same offset."""
+        size = os.fstat(fd).st_size
+        reader = Reader(
+            file_id,
+            source.name,
+            path,
+            fd,
+            min(offset, size),
+            fp,
+            max_line_bytes=self._encoders[source.name].max_line_bytes,
+        )
+        self._register(source.name, reader)
+        log.info("file_opened", path=path, source=source.name, offset=reader.offset, start="copy")
+
+    def _new_id(self) -> FileId:
+        self._next_id += 1
+        return FileId(self._next_id)
+
+    # -- reading --------------------------------------------------------------------------
 
     async def read_all(self, stop: asyncio.Event) -> bool:
-        """One pass over every open file; True when anything was read."""
+        """One pass over every file with something to read; True when anything was read."""
         progressed = False
-        for reader in list(self._readers.values()):
+        for key, reader in list(self._readers.items()):
+            if not reader.is_open and not (reader.unread and self._reopen(key, reader)):
+                continue
             for _ in range(CHUNKS_PER_TURN):
                 if stop.is_set():
                     return progressed
@@ -126,17 +484,52 @@ class Tailer:
                 if item is None:
                     break
                 progressed = True
+                self._open[reader.source].move_to_end(key)
                 if isinstance(item, LongLine):
                     self._long_line(reader, item)
                 else:
                     await self._ship(reader, item)
         return progressed
 
+    def _reopen(self, key: Key, reader: Reader) -> bool:
+        """Reopen a closed file by path, if the path still leads to it; False otherwise."""
+        fd = self._open_path(reader.source, reader.path, keep=key)
+        if fd is None:
+            reader.unread = False  # the scan will see whether it is gone or comes back
+            return False
+        stat = os.fstat(fd)
+        if (stat.st_dev, stat.st_ino) != key:
+            os.close(fd)
+            reader.unread = False
+            return False
+        same_content = reader.fingerprint.length == 0 or starts_with(fd, reader.fingerprint)
+        reader.reopen(fd)
+        self._open[reader.source][key] = None
+        if not same_content:  # rewritten in place, or a new file on the reused inode
+            self._restart(reader)
+        return True
+
+    def _maybe_close_inactive(self, key: Key, reader: Reader, now: float) -> None:
+        """Give back the descriptor of a file read to its end and idle for close_inactive."""
+        limit = self._sources[reader.source].close_inactive
+        if not reader.is_open or now - reader.last_active < limit:
+            return
+        try:
+            finished = reader.size() <= reader.offset + reader.held
+        except OSError:
+            finished = False
+        if finished:
+            self._close(key)
+            log.info("file_closed_inactive", path=reader.path, offset=reader.offset)
+
     def checkpoints(self) -> list[FileCheckpoint]:
         now = time.time()
-        records = [self._record(r, now) for r in self._readers.values()]
-        self._dormant = [d for d in self._dormant if now - d.seen_at < DORMANT_KEEP_SECS]
-        return records + self._dormant
+        records = [self._record(r, now) for r in [*self._readers.values(), *self._retired]]
+        records += [self._orphan_record(o, now) for o in self._orphans]
+        stale = [n for n, d in self._dormant.items() if now - d.seen_at >= DORMANT_KEEP_SECS]
+        for number in stale:
+            del self._dormant[number]
+        return records + list(self._dormant.values())
 
     def _record(self, reader: Reader, now: float) -> FileCheckpoint:
         return FileCheckpoint(
@@ -149,116 +542,53 @@ class Tailer:
             seen_at=now,
         )
 
-    def close(self) -> None:
-        for reader in self._readers.values():
-            reader.close()
-        self._readers.clear()
+    def _orphan_record(self, orphan: _Orphan, now: float) -> FileCheckpoint:
+        """Until its copy turns up, a truncated content's checkpoint survives a crash."""
+        return FileCheckpoint(
+            fingerprint=orphan.fingerprint.digest,
+            fingerprint_len=orphan.fingerprint.length,
+            offset=self._acks.committed(orphan.file_id),
+            path=orphan.path,
+            dev=orphan.dev,
+            ino=orphan.ino,
+            seen_at=now,
+        )
 
     def source_snapshots(self) -> tuple[SourceSnapshot, ...]:
-        """Per configured source: what was read, what is open, how far behind it is."""
-        rows = {s.name: [0, 0, 0, 0, 0] for s in self._sources}  # lines bytes lag open files
+        """Per configured source: counters, and how far its files are ahead of the checkpoint.
+
+        Cheap enough for every /metrics scrape: one fstat per open file, none for a closed
+        one (the size the last scan saw is used).
+        """
+        lag = dict.fromkeys(self._sources, 0)
+        files = dict.fromkeys(self._sources, 0)
         for reader in self._readers.values():
-            row = rows.get(reader.source)
-            if row is None:
+            if reader.source not in lag:
                 continue
-            try:
-                size = reader.size()
-            except OSError:
-                size = reader.offset
-            row[2] += max(size - self._acks.committed(reader.file_id), 0)
-            row[3] += 1
-            row[4] += 1
+            size = reader.last_size
+            if reader.is_open:
+                with contextlib.suppress(OSError):
+                    size = reader.size()
+            lag[reader.source] += max(0, size - self._acks.committed(reader.file_id))
+            files[reader.source] += 1
         return tuple(
             SourceSnapshot(
                 name=name,
-                lines_read=self.stats.lines_by_source.get(name, 0),
-                bytes_read=self.stats.bytes_by_source.get(name, 0),
-                checkpoint_lag_bytes=row[2],
-                open_files=row[3],
-                files=row[4],
+                lines_read=self.stats.sources[name].lines,
+                bytes_read=self.stats.sources[name].bytes_read,
+                checkpoint_lag_bytes=lag[name],
+                open_files=len(self._open[name]),
+                files=files[name],
             )
-            for name, row in rows.items()
+            for name in self._sources
         )
 
-    def reconfigure(self, sources: list[SourceConfig]) -> None:
-        """Apply a reloaded config: new sources are scanned from the next pass; a removed
-        source's files are no longer found, so they are finished and released as rotated
-        files are (their checkpoints are kept); a changed source encodes new reads anew."""
-        for source in sources:
-            self._encoders[source.name] = self._encoder(source)
-        self._sources = sources
-
-    def _encoder(self, source: SourceConfig) -> Encoder:
-        return Encoder(source, max_event_bytes=self._max_event_bytes, piece_bytes=self._piece_bytes)
-
-    # -- opening and resuming -------------------------------------------------------------
-
-    def _track(self, source: SourceConfig, path: str) -> tuple[int, int] | None:
-        try:
-            stat = os.stat(path)
-        except OSError:
-            return None
-        key = (stat.st_dev, stat.st_ino)
-        known = self._readers.get(key)
-        if known is not None:
-            known.path = path
-            known.missing_since = None
-            return key
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            log.warning("open_failed", path=path, error=str(exc))
-            return None
-        stat = os.fstat(fd)  # the file actually opened, whatever happened to the path since
-        key = (stat.st_dev, stat.st_ino)
-        if key in self._readers:
-            os.close(fd)
-            return key
-        fp = fingerprint(fd, stat.st_size)
-        offset, how = self._resume_offset(source, fd, stat, fp)
-        file_id = self._new_id()
-        self._acks.track(file_id, offset)
-        max_line = self._encoders[source.name].max_line_bytes
-        reader = Reader(file_id, source.name, path, fd, offset, fp, max_line_bytes=max_line)
-        self._readers[key] = reader
-        log.info("file_opened", path=path, source=source.name, offset=offset, start=how)
-        return key
-
-    def _resume_offset(
-        self, source: SourceConfig, fd: int, stat: os.stat_result, fp: Fingerprint
-    ) -> tuple[int, str]:
-        saved = self._claim(fd, stat)
-        if saved is not None:
-            if saved.offset > stat.st_size:
-                return 0, "truncated_while_stopped"
-            return saved.offset, "checkpoint"
-        if self._first_scan and source.start_at == "end":
-            return _last_line_end(fd, stat.st_size), "end"
-        return 0, "beginning"
-
-    def _claim(self, fd: int, stat: os.stat_result) -> FileCheckpoint | None:
-        """The saved checkpoint of this file's content, if any; removed from the dormant list.
-
-        Content decides; dev/inode only breaks ties between files that begin alike.
-        """
-        candidates = [
-            d
-            for d in self._dormant
-            if d.fingerprint_len <= stat.st_size
-            and starts_with(fd, Fingerprint(d.fingerprint, d.fingerprint_len))
-        ]
-        if not candidates:
-            return None
-        same_inode = [c for c in candidates if (c.dev, c.ino) == (stat.st_dev, stat.st_ino)]
-        best = max(same_inode or candidates, key=lambda c: c.fingerprint_len)
-        self._dormant.remove(best)
-        return best
-
-    def _new_id(self) -> FileId:
-        self._next_id += 1
-        return FileId(self._next_id)
-
-    # -- reading --------------------------------------------------------------------------
+    def close(self) -> None:
+        for reader in [*self._readers.values(), *self._retired]:
+            reader.close()
+        for opened in self._open.values():
+            opened.clear()
+        self._readers.clear()
 
     async def _ship(self, reader: Reader, block: Block) -> None:
         encoded = self._encoders[reader.source].encode(block.data, block.start)
@@ -272,8 +602,7 @@ class Tailer:
             if piece.events == 0:
                 self._acks.complete(ticket)  # nothing to send: safe as soon as earlier ones are
                 continue
-            origin = Origin(reader.path, piece.offsets)
-            await self._queue.put(Piece(piece.data, piece.events, ticket, origin), len(piece.data))
+            await self._queue.put(Piece(piece.data, piece.events, ticket), len(piece.data))
 
     def _count(self, reader: Reader, block: Block, encoded: Encoded) -> None:
         events = sum(p.events for p in encoded.pieces)
@@ -283,15 +612,14 @@ class Tailer:
         stats.rejected += len(encoded.rejected)
         stats.blank_lines += encoded.blank
         stats.by_source[reader.source] = stats.by_source.get(reader.source, 0) + events
-        lines = events + len(encoded.rejected) + encoded.blank
-        stats.lines_by_source[reader.source] = stats.lines_by_source.get(reader.source, 0) + lines
-        stats.bytes_by_source[reader.source] = stats.bytes_by_source.get(reader.source, 0) + len(
-            block.data
-        )
+        per_source = stats.sources.setdefault(reader.source, SourceStats())
+        per_source.lines += events + len(encoded.rejected) + encoded.blank
+        per_source.bytes_read += len(block.data)
 
     def _long_line(self, reader: Reader, line: LongLine) -> None:
         if line.head:
             self.stats.rejected += 1
+            self.stats.sources.setdefault(reader.source, SourceStats()).lines += 1
             self._dead_letters.write(
                 "line_too_long",
                 reader.path,
@@ -303,33 +631,109 @@ class Tailer:
             self._acks.complete(self._acks.issue(reader.file_id, line.resume_at))
 
     def _restart(self, reader: Reader) -> None:
-        """The file was truncated in place: forget what was read, start again at 0."""
+        """The file was truncated in place: its old content lives on only in a copy, if any.
+
+        A held copy continues the old content now; otherwise the old content waits a moment
+        as an orphan for a copy to appear. The file itself starts again at 0 as new content.
+        """
         log.warning("file_truncated", path=reader.path, offset=reader.offset)
         self.stats.truncations += 1
-        self._acks.forget(reader.file_id)
+        key = (reader.dev, reader.ino)
+        old_id, old_fp, old_offset = reader.file_id, reader.fingerprint, reader.offset
+        copy_key = next((k for k, c in self._copies.items() if c.of == key), None)
         reader.rewind(self._new_id())
         self._acks.track(reader.file_id, 0)
+        if copy_key is not None and self._take_copy(copy_key, old_id, old_fp, old_offset):
+            return
+        self._orphans.append(
+            _Orphan(
+                old_id,
+                old_fp,
+                old_offset,
+                reader.path,
+                reader.dev,
+                reader.ino,
+                time.monotonic() + COPY_WAIT_SECS,
+            )
+        )
 
-    def _maybe_release(self, key: tuple[int, int], reader: Reader) -> None:
-        """A file no longer found under its globs: close it once read to its end and safe."""
+    def _take_copy(self, key: Key, file_id: FileId, fp: Fingerprint, offset: int) -> bool:
+        copy = self._copies.pop(key)
+        source = self._sources.get(copy.source)
+        if source is None:
+            return False
+        fd = self._open_path(copy.source, copy.path)
+        if fd is None:
+            return False
+        stat = os.fstat(fd)
+        if (stat.st_dev, stat.st_ino) != key or not starts_with(fd, fp):
+            os.close(fd)
+            return False
+        self._adopt(source, copy.path, fd, file_id, fp, offset)
+        return True
+
+    def _maybe_release(self, key: Key, reader: Reader) -> None:
+        """A file no longer found under its globs: let go once read to its end and safe."""
         now = time.monotonic()
         if reader.missing_since is None:
             reader.missing_since = now
         if now - reader.missing_since < ROTATE_WAIT_SECS:
             return
-        try:
-            finished = reader.size() <= reader.offset + reader.held
-            deleted = reader.deleted()
-        except OSError:
-            finished, deleted = True, True
-        if not finished or self._acks.pending_bytes(reader.file_id):
+        if self._acks.pending_bytes(reader.file_id):
             return
+        deleted = False  # a closed file cannot be asked; its record costs little
+        if reader.is_open:
+            try:
+                finished = reader.size() <= reader.offset + reader.held
+                deleted = reader.deleted()
+            except OSError:
+                finished, deleted = True, True
+            if not finished:
+                return
         if not deleted:
-            self._dormant.append(self._record(reader, time.time()))
+            self._remember(self._record(reader, time.time()))
         self._acks.forget(reader.file_id)
-        reader.close()
+        self._close(key)
         del self._readers[key]
         log.info("file_released", path=reader.path, deleted=deleted)
+
+
+def _is(record: FileCheckpoint, stat: os.stat_result) -> bool:
+    return (record.dev, record.ino) == (stat.st_dev, stat.st_ino)
+
+
+def _still_in_place(record: FileCheckpoint) -> bool:
+    """Whether the file a record was taken from is still at its path (so others are copies)."""
+    try:
+        return _is(record, os.stat(record.path))
+    except OSError:
+        return False
+
+
+def _line_start(fd: int, offset: int, size: int) -> bool:
+    """A checkpoint offset is always a line start; in another content it rarely is."""
+    return offset == 0 or offset > size or os.pread(fd, 1, offset - 1) == b"\n"
+
+
+def _diverges(fd: int, size: int, original: Reader) -> bool:
+    """Whether a file beginning like `original` differs from it after all (not a copy).
+
+    While the original still holds what was read, a copy of it is never longer than it and
+    ends with the bytes the original has at that position. Once the original is truncated
+    (the next read will find out) any file beginning like it may be its copy.
+    """
+    if not original.is_open:
+        return False  # cannot tell cheaply; the copy wait decides
+    try:
+        original_size = original.size()
+        if original_size < original.offset or not original.unchanged():
+            return False
+        if original_size < size:
+            return True
+        count = min(size, TAIL_COMPARE_BYTES)
+        return os.pread(fd, count, size - count) != os.pread(original.fd, count, size - count)
+    except OSError:
+        return False
 
 
 def _last_line_end(fd: int, size: int) -> int:
