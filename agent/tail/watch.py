@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 
 import structlog
@@ -13,6 +14,7 @@ log = structlog.get_logger("agent.watch")
 
 DEBOUNCE_MS = 20  # watchfiles' default of 1600 ms would be most of our latency budget
 STEP_MS = 5
+RETRY_SECS = 60.0  # after a failure to watch, how long polling alone goes on before a retry
 Roots = Callable[[], tuple[frozenset[str], bool]]
 """The directories to watch now, and whether any of them needs watching recursively."""
 
@@ -21,7 +23,8 @@ async def watch_hints(roots: Roots, wake: asyncio.Event, stop: asyncio.Event) ->
     """Set `wake` whenever something changes under the current roots.
 
     When watching fails (a missing directory, inotify limits exhausted) the scan interval
-    alone keeps the agent correct, only slower; the watch is retried when the roots change.
+    alone keeps the agent correct, only slower; the watch is retried when the roots change
+    and every RETRY_SECS.
     """
     while not stop.is_set():
         watched = _existing(roots)
@@ -46,8 +49,10 @@ async def watch_hints(roots: Roots, wake: asyncio.Event, stop: asyncio.Event) ->
                 if _existing(roots) != watched:
                     break
         except (OSError, RuntimeError) as exc:
-            log.warning("watch_unavailable", error=str(exc), fallback="polling")
-            if await _wait_for_change(roots, watched, stop):
+            log.warning(
+                "watch_unavailable", error=str(exc), fallback="polling", retry_in=RETRY_SECS
+            )
+            if await _wait_for_change(roots, watched, stop, give_up_after=RETRY_SECS):
                 return
 
 
@@ -57,10 +62,17 @@ def _existing(roots: Roots) -> tuple[frozenset[str], bool]:
 
 
 async def _wait_for_change(
-    roots: Roots, watched: tuple[frozenset[str], bool], stop: asyncio.Event
+    roots: Roots,
+    watched: tuple[frozenset[str], bool],
+    stop: asyncio.Event,
+    give_up_after: float | None = None,
 ) -> bool:
-    """Look every few seconds until the roots differ from `watched`; True when stopping."""
+    """Look every few seconds until the roots differ from `watched` (or `give_up_after`
+    seconds pass: inotify limits free up when other processes exit); True when stopping."""
+    deadline = None if give_up_after is None else time.monotonic() + give_up_after
     while not stop.is_set():
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
         try:
             async with asyncio.timeout(5.0):
                 await stop.wait()

@@ -1,0 +1,182 @@
+"""The tailer on real files: what /metrics reads from it, what SIGHUP changes in it, and the
+descriptor cap, with real acks, a real queue and real dead letters (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agent.batch.queue import ByteQueue
+from agent.config import SourceConfig
+from agent.records import Piece
+from agent.state.acks import AckTracker
+from agent.state.deadletter import DeadLetters
+from agent.tail.discover import discover
+from agent.tail.tailer import Tailer
+
+
+def source(name: str, directory: Path, **options: Any) -> SourceConfig:
+    return SourceConfig(name=name, include=[f"{directory}/*.log"], **options)
+
+
+class Rig:
+    """A tailer with everything downstream real; `acknowledge()` plays Polaris."""
+
+    def __init__(self, tmp: Path, sources: list[SourceConfig]) -> None:
+        self.acks = AckTracker()
+        self.queue: ByteQueue[Piece] = ByteQueue(1 << 24)
+        self.tailer = Tailer(
+            sources,
+            [],
+            acks=self.acks,
+            queue=self.queue,
+            dead_letters=DeadLetters(tmp / "dead"),
+            max_event_bytes=1_000_000,
+            piece_bytes=65536,
+        )
+        self.pieces: list[Piece] = []
+
+    async def pass_(self) -> None:
+        self.tailer.scan()
+        await self.tailer.read_all(asyncio.Event())
+        while len(self.queue):
+            piece = await self.queue.get(0)
+            assert piece is not None
+            self.pieces.append(piece)
+
+    def acknowledge(self) -> None:
+        for piece in self.pieces:
+            self.acks.complete(piece.ticket)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [orjson.loads(x) for p in self.pieces for x in p.data.splitlines()]
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as out:
+        out.write(data)
+
+
+def lines(count: int, tag: str) -> bytes:
+    return b"".join(orjson.dumps({"n": f"{tag}{i}"}) + b"\n" for i in range(count))
+
+
+async def test_source_snapshots_count_lines_bytes_and_the_unacknowledged_lag(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_bytes(lines(10, "a") + b"\n" + b'{"partial":')
+    (logs / "b.log").write_bytes(lines(5, "b"))
+    rig = Rig(tmp_path, [source("app", logs), source("idle", tmp_path / "nothing")])
+
+    await rig.pass_()
+    app, idle = rig.tailer.source_snapshots()
+
+    on_disk = sum(p.stat().st_size for p in logs.iterdir())
+    assert (app.name, app.files, app.open_files) == ("app", 2, 2)
+    assert app.lines_read == 16, "10 + 5 events and one blank line"
+    assert app.bytes_read == on_disk - len(b'{"partial":')
+    assert app.checkpoint_lag_bytes == on_disk, "nothing is acknowledged yet"
+    assert (idle.files, idle.lines_read, idle.checkpoint_lag_bytes) == (0, 0, 0)
+
+    rig.acknowledge()
+    (app_after, _) = rig.tailer.source_snapshots()
+    assert app_after.checkpoint_lag_bytes == len(b'{"partial":'), "only the partial line"
+
+
+async def test_reconfigure_adds_removes_and_changes_sources_without_losing_tickets(
+    tmp_path: Path,
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "a.log").write_bytes(lines(3, "a"))
+    (two / "b.log").write_bytes(lines(2, "b"))
+    rig = Rig(tmp_path, [source("one", one)])
+    await rig.pass_()
+    assert [e["n"] for e in rig.events()] == ["a0", "a1", "a2"]
+
+    rig.tailer.reconfigure([source("one", one, fields={"env": "prod"}), source("two", two)])
+    append(one / "a.log", lines(1, "new"))
+    await rig.pass_()
+    events = rig.events()
+    assert {"n": "new0", "env": "prod"}.items() <= events[3].items(), "the new encoder"
+    assert sorted(e["n"] for e in events[4:]) == ["b0", "b1"], "the added source is scanned"
+
+    rig.tailer.reconfigure([source("two", two)])  # "one" is removed, its pieces unacked
+    assert [s.name for s in rig.tailer.source_snapshots()] == ["two"]
+    append(one / "a.log", lines(2, "unread"))
+    await rig.pass_()
+    assert all(not e["n"].startswith("unread") for e in rig.events()), "no longer read"
+    assert not any(r.source == "one" for r in rig.tailer.readers)
+    kept = {c.path: c.offset for c in rig.tailer.checkpoints()}
+    assert kept[str(one / "a.log")] == 0, "its tickets are still pending: offset unchanged"
+
+    rig.acknowledge()  # its already-issued tickets still complete
+    await rig.pass_()
+    kept = {c.path: c.offset for c in rig.tailer.checkpoints()}
+    assert kept[str(one / "a.log")] == len(lines(3, "a") + lines(1, "new"))
+
+    rig.tailer.reconfigure([source("two", two), source("one", one)])  # re-added: resumes
+    await rig.pass_()
+    assert [e["n"] for e in rig.events()[-2:]] == ["unread0", "unread1"]
+    assert sum(e["n"].startswith("a") for e in rig.events()) == 3, "nothing read twice"
+
+
+async def test_over_the_descriptor_cap_the_least_active_file_is_closed_and_reopened(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for n in range(12):
+        (logs / f"f{n:02}.log").write_bytes(lines(2, f"f{n}-"))
+    rig = Rig(tmp_path, [source("app", logs, max_open_files=3)])
+
+    await rig.pass_()
+    assert len(rig.events()) == 24
+    (snapshot,) = rig.tailer.source_snapshots()
+    assert (snapshot.files, snapshot.open_files) == (12, 3)
+    assert len([r for r in rig.tailer.readers if r.is_open]) == 3
+
+    for n in range(12):
+        append(logs / f"f{n:02}.log", lines(1, f"again{n}-"))
+    await rig.pass_()
+    assert sorted(e["n"] for e in rig.events()[24:]) == sorted(f"again{n}-0" for n in range(12))
+    assert rig.tailer.source_snapshots()[0].open_files == 3
+
+
+async def test_a_closed_file_rewritten_on_its_inode_is_read_from_its_beginning(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "a.log"
+    log.write_bytes(lines(5, "old"))
+    rig = Rig(tmp_path, [source("app", logs, close_inactive=0)])
+    await rig.pass_()
+    rig.tailer.scan()  # idle since the read: closed
+    assert not rig.tailer.readers[0].is_open
+
+    with log.open("r+b") as out:  # same inode, other content, longer than the old offset
+        out.write(lines(9, "new"))
+    await rig.pass_()
+
+    assert [e["n"] for e in rig.events()[5:]] == [f"new{i}" for i in range(9)]
+
+
+def test_discover_skips_compressed_files_unless_a_pattern_names_them(tmp_path: Path) -> None:
+    for name in ["app.log", "app.log.1", "app.log.2.gz", "app.log.3.zst", "x.log.gz"]:
+        (tmp_path / name).write_bytes(b"")
+    os.symlink(tmp_path / "missing", tmp_path / "app.log.link")
+
+    found = discover(SourceConfig(name="s", include=[f"{tmp_path}/app.log*"]))
+    assert [Path(p).name for p in found.files] == ["app.log", "app.log.1"]
+    assert [Path(p).name for p in found.dangling] == ["app.log.link"]
+
+    explicit = discover(SourceConfig(name="s", include=[f"{tmp_path}/*.gz"]))
+    assert [Path(p).name for p in explicit.files] == ["app.log.2.gz", "x.log.gz"]
