@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent tests
-	$(BIN)/ruff format --check agent tests
+	$(BIN)/ruff check agent tests bench packaging
+	$(BIN)/ruff format --check agent tests bench packaging
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
