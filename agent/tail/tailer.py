@@ -32,7 +32,7 @@ from agent.batch.encode import Encoded, Encoder
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
 from agent.ops.snapshot import SourceSnapshot
-from agent.records import FileId, Piece
+from agent.records import FileId, Origin, Piece
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
 from agent.state.deadletter import DeadLetters
@@ -306,7 +306,7 @@ class Tailer:
             return key
         data = head(fd)
         orphan = self._orphan_of(data)
-        if orphan is not None:
+        if orphan is not None and _line_start(fd, orphan.offset, stat.st_size):
             self._adopt(source, path, fd, orphan.file_id, orphan.fingerprint, orphan.offset)
             self._orphans.remove(orphan)
             return key
@@ -602,7 +602,8 @@ class Tailer:
             if piece.events == 0:
                 self._acks.complete(ticket)  # nothing to send: safe as soon as earlier ones are
                 continue
-            await self._queue.put(Piece(piece.data, piece.events, ticket), len(piece.data))
+            origin = Origin(reader.path, piece.offsets)
+            await self._queue.put(Piece(piece.data, piece.events, ticket, origin), len(piece.data))
 
     def _count(self, reader: Reader, block: Block, encoded: Encoded) -> None:
         events = sum(p.events for p in encoded.pieces)
