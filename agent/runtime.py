@@ -54,6 +54,7 @@ log = structlog.get_logger("agent")
 PIECE_BYTES = 64 * 1024
 """Pieces are small next to a batch so that batches fill to within a piece of max_bytes."""
 STATUS_EVERY_SECS = 10.0
+SPOOL_SAVE_DELAY = 0.01
 EXIT_OK = 0
 EXIT_FAILED = 1
 
@@ -221,8 +222,18 @@ class Agent:
             await asyncio.wait(pending)
 
     async def _save_every(self, interval: float, done: asyncio.Event) -> None:
+        """Every `interval`, and right after batches were spooled: a spooled batch is read
+        again after a crash until a checkpoint covers it, and then sent twice."""
+        assert self.sender is not None
+        spooled = self.sender.spooled
         saved_version = -1
-        while not await sleep_or_stop(done, interval):
+        while True:
+            await first_of(sleep_or_stop(done, interval), spooled.wait())
+            if done.is_set():
+                return
+            if spooled.is_set():
+                spooled.clear()
+                await asyncio.sleep(SPOOL_SAVE_DELAY)  # let a burst of spool writes finish
             if self.acks.version != saved_version:
                 saved_version = self.acks.version
                 self._save()

@@ -1,4 +1,4 @@
-"""The admin endpoint (`api.listen`): `/metrics`, `/healthz`, `/readyz`.
+"""The admin endpoint (`api.listen`): `/metrics`, `/healthz`, `/readyz`, `/status`.
 
 It runs inside the agent's own event loop, so `/healthz` answering proves the loop is not
 stuck. Every request reads one fresh `AgentSnapshot`; nothing is cached or counted here.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final
 
 from aiohttp import web
@@ -95,6 +95,15 @@ class _Handlers:
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": liveness().status})
 
+    async def status(self, _: web.Request) -> web.Response:
+        """Everything at once as JSON, for `polaris-agent status`."""
+        snapshot = self.snapshot()
+        state = readiness(snapshot, stall_after=self.stall_after)
+        document = asdict(snapshot)
+        document["ready"] = state.ready
+        document["reasons"] = list(state.reasons)
+        return web.json_response(document)
+
     async def readyz(self, _: web.Request) -> web.Response:
         state = readiness(self.snapshot(), stall_after=self.stall_after)
         return web.json_response(
@@ -110,6 +119,7 @@ def build_app(snapshot: SnapshotFn, *, stall_after: float = DEFAULT_STALL_AFTER)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/status", handlers.status)
     return app
 
 

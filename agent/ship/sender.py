@@ -98,6 +98,7 @@ class Sender:
         self._spool = spool
         self.outage = False  # a batch gave up: live batches go straight to the spool
         self.in_flight = 0  # batches taken by a worker and not yet safe
+        self.spooled = asyncio.Event()  # set after a spool write: checkpoint soon (see runtime)
         self.stats = SendStats()
 
     def __repr__(self) -> str:
@@ -167,6 +168,7 @@ class Sender:
         if not await self._spool.put(entry, self._stopping):
             return False
         self.stats.batches_spooled += 1
+        self.spooled.set()
         return True
 
     async def _deliver(

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.request
 from pathlib import Path
+from typing import TextIO
+
+import orjson
 
 from agent.config import Config
 from agent.state.checkpoint import CheckpointStore
@@ -25,6 +29,7 @@ def spool_dir(data_dir: Path) -> Path:
 def print_status(config: Config) -> int:
     records = CheckpointStore(checkpoint_path(config.data_dir)).load()
     out = sys.stdout
+    _print_live(config, out)
     out.write(f"data_dir: {config.data_dir}\n")
     out.write(f"files: {len(records)}\n")
     for record in sorted(records, key=lambda r: r.path):
@@ -32,7 +37,41 @@ def print_status(config: Config) -> int:
         lag = "gone" if size is None else f"{max(size - record.offset, 0)} bytes behind"
         out.write(f"  {record.path}  offset={record.offset}  ({lag})\n")
     out.write(f"dead letters: {_count_lines(dead_letter_dir(config.data_dir))}\n")
+    spooled = list(spool_dir(config.data_dir).glob("*.spool"))
+    spooled_bytes = sum(_size(str(p)) or 0 for p in spooled)
+    out.write(f"spool: {len(spooled)} files, {spooled_bytes} bytes waiting for Polaris\n")
     return 0
+
+
+def _print_live(config: Config, out: TextIO) -> None:
+    """What the running agent says about itself, from the admin endpoint's `/status` (the
+    same snapshot `/metrics` and `/readyz` read), when `api.listen` makes it reachable."""
+    listen = config.api.listen
+    if not listen or listen.endswith(":0"):
+        out.write("agent: not asked (set api.listen to see the running agent's state)\n")
+        return
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", "[::]"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=3) as answer:
+            live = orjson.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        out.write(f"agent: not reachable at {listen} ({exc})\n")
+        return
+    state = "ready" if live["ready"] else "NOT READY: " + ", ".join(live["reasons"])
+    out.write(f"agent: {state}, up {live['uptime_seconds']:.0f} s\n")
+    out.write(
+        f"  sent {live['events_sent']} events ({live['bytes_sent']} bytes),"
+        f" queue {live['queue_bytes']} bytes, in flight {live['in_flight_batches']} batches,"
+        f" spool {live['spool_files']} files\n"
+    )
+    for source in live["sources"]:
+        out.write(
+            f"  source {source['name']}: {source['lines_read']} lines read,"
+            f" {source['checkpoint_lag_bytes']} bytes not yet safe,"
+            f" {source['open_files']} open files\n"
+        )
 
 
 def _size(path: str) -> int | None:

@@ -165,6 +165,9 @@ class Ledger:
         """Lines received more often than written (at least once allows them; we count)."""
         return sum((self._ids() - self.written).values())
 
+    def duplicated_ids(self) -> list[str]:
+        return sorted((self._ids() - self.written).keys())
+
     def unexpected(self) -> set[str]:
         return set(self._ids()) - set(self.written)
 

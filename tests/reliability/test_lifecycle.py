@@ -4,14 +4,18 @@ tells the truth, and an event Polaris refuses is dead-lettered with its file and
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
 from conftest import FileAgent, Ledger, eventually
+from harness import API_KEY
 
 from agent.devserver import DevServer
 
@@ -104,14 +108,16 @@ async def test_systemd_hears_ready_reloading_and_stopping(
         notify.close()
 
 
-async def test_the_admin_endpoint_reports_health_readiness_and_metrics(
+async def test_the_admin_endpoint_and_status_report_health_readiness_and_metrics(
     dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
 ) -> None:
-    agent = file_agent(top='[api]\nlisten = "127.0.0.1:0"\n')
+    port = free_port()
+    agent = file_agent(top=f'[api]\nlisten = "127.0.0.1:{port}"\n')
     ledger.append(log_dir / "app.log", 100)
     await agent.start()
     await eventually(lambda: agent.named("admin_listening"), what="admin up")
     url = agent.named("admin_listening")[0]["url"]
+    assert url == f"http://127.0.0.1:{port}"
     await ledger.all_received(what="shipped")
 
     async with aiohttp.ClientSession() as http:
@@ -121,11 +127,37 @@ async def test_the_admin_endpoint_reports_health_readiness_and_metrics(
             assert response.status == 200, await response.text()
         async with http.get(f"{url}/metrics") as response:
             metrics = await response.text()
+    status = await run_cli("status", "--config", str(agent.config))
+
     assert "polaris_agent_sent_events_total 100.0" in metrics
     assert 'polaris_agent_read_lines_total{source="app"} 100.0' in metrics
     assert 'polaris_agent_requests_total{status="200"}' in metrics
     assert "test-key" not in metrics
+    assert "agent: ready" in status
+    assert "sent 100 events" in status
+    assert "source app: 100 lines read, 0 bytes not yet safe" in status
     assert await agent.stop() == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def run_cli(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "TEST_POLARIS_KEY": API_KEY},
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stdout
+    return stdout.decode()
 
 
 async def test_an_event_polaris_refuses_is_dead_lettered_with_its_file_and_offset(
