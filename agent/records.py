@@ -51,6 +51,7 @@ class Piece:
     events: int
     ticket: Ticket
     origin: Origin | None = None
+    connection: str = ""  # the source's own Polaris connection; "" = polaris.connection
 
     def __repr__(self) -> str:
         return f"<Piece file={self.ticket.file} events={self.events} bytes={len(self.data)}>"

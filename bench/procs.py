@@ -45,6 +45,7 @@ class Monitored:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _reaped: Usage | None = None
+    _hwm: int = 0  # bytes
 
     def start(self) -> Monitored:
         err = self.stderr.open("ab") if self.stderr is not None else subprocess.DEVNULL
@@ -83,7 +84,9 @@ class Monitored:
         except psutil.Error:
             return
         cache: dict[int, psutil.Process] = {}
+        status = Path(f"/proc/{self.pid}/status")
         while not self._stop.is_set():
+            self._read_hwm(status)
             rss, cpu = 0, 0.0
             alive = False
             for proc in self._tree(root):
@@ -100,6 +103,16 @@ class Monitored:
                 return
             self.samples.append(Sample(time.time(), rss, cpu))
             self._stop.wait(SAMPLE_SECS)
+
+    def _read_hwm(self, status: Path) -> None:
+        """The kernel's own peak RSS of the process since its exec (VmHWM)."""
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self._hwm = max(self._hwm, int(line.split()[1]) * 1024)
+                    return
+        except (OSError, ValueError):
+            return
 
     def running(self) -> bool:
         """Still running (never reaps: wait() must reap with wait4 to read the rusage)."""
@@ -124,17 +137,19 @@ class Monitored:
         return best
 
     def peak_rss(self) -> int:
-        return max((s.rss for s in self.samples), default=0)
+        """The larger of the sampled tree RSS and the root process' VmHWM."""
+        return max(max((s.rss for s in self.samples), default=0), self._hwm)
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         if self.running():
             os.kill(self.pid, sig)
 
     def wait(self, timeout: float | None = None) -> Usage:
-        """Reap the process with wait4 (its exact CPU and max RSS); kill it after `timeout`.
+        """Reap the process with wait4 (its exact CPU time); kill it after `timeout`.
 
-        CPU and peak RSS are the larger of wait4's figures and the psutil samples (children
-        killed along with the process are only in the samples)."""
+        CPU is the larger of wait4's figure and the psutil samples (children killed along with
+        the process are only in the samples). Peak RSS is not taken from wait4: ru_maxrss
+        carries over the forked parent's (this runner's) RSS from before the exec."""
         if self._reaped is not None:
             return self._reaped
         assert self.process is not None
@@ -151,8 +166,7 @@ class Monitored:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)  # whatever it left behind in its group
         cpu = max(rusage.ru_utime + rusage.ru_stime, self.cpu_now())
-        peak = max(rusage.ru_maxrss * 1024, self.peak_rss())
-        self._reaped = Usage(cpu, peak, self.process.returncode)
+        self._reaped = Usage(cpu, self.peak_rss(), self.process.returncode)
         return self._reaped
 
     def stop(self, timeout: float = 30.0) -> Usage:
