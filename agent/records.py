@@ -62,6 +62,7 @@ class Batch:
     """What one request carries, with the tickets it makes safe when acknowledged."""
 
     seq: int
+    connection: str = ""  # "" = polaris.connection
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
     events: int = 0

@@ -14,39 +14,55 @@ log = structlog.get_logger("agent.batcher")
 
 
 class Batcher:
-    """A batch's linger timer starts at its first piece; a full batch seals itself."""
+    """A batch's linger timer starts at its first piece; a full batch seals itself. Pieces
+    for different connections (a source may name its own) never share a batch."""
 
     def __init__(self, max_bytes: int, max_wait: float) -> None:
         self.max_bytes = max_bytes
         self.max_wait = max_wait
         self._seq = 0
+        self._open: dict[str, tuple[Batch, float]] = {}  # connection -> (batch, deadline)
 
     async def run(self, pieces: ByteQueue[Piece], batches: asyncio.Queue[Batch | None]) -> None:
-        """Until `pieces` is closed and drained; then the partial batch is sealed and a None
+        """Until `pieces` is closed and drained; then the partial batches are sealed and a None
         tells the senders there is nothing more."""
-        batch = self._new()
-        deadline = 0.0
         while True:
-            timeout = None if not batch.events else max(0.0, deadline - time.monotonic())
-            piece = await pieces.get(timeout)
+            piece = await pieces.get(self._timeout())
             if piece is None:
-                if batch.events:
-                    await batches.put(batch)
-                    batch = self._new()
+                await self._seal_due(batches, everything=pieces.drained)
                 if pieces.drained:
                     await batches.put(None)
                     return
                 continue
+            batch = self._batch_for(piece.connection)
             if batch.events and batch.size + len(piece.data) > self.max_bytes:
-                await batches.put(batch)
-                batch = self._new()
-            if not batch.events:
-                deadline = time.monotonic() + self.max_wait
+                await self._seal(piece.connection, batches)
+                batch = self._batch_for(piece.connection)
             batch.add(piece)
             if batch.size >= self.max_bytes:
-                await batches.put(batch)
-                batch = self._new()
+                await self._seal(piece.connection, batches)
 
-    def _new(self) -> Batch:
-        self._seq += 1
-        return Batch(self._seq)
+    def _timeout(self) -> float | None:
+        if not self._open:
+            return None
+        return max(0.0, min(deadline for _, deadline in self._open.values()) - time.monotonic())
+
+    def _batch_for(self, connection: str) -> Batch:
+        found = self._open.get(connection)
+        if found is None:
+            self._seq += 1
+            found = self._open[connection] = (
+                Batch(self._seq, connection),
+                time.monotonic() + self.max_wait,
+            )
+        return found[0]
+
+    async def _seal(self, connection: str, batches: asyncio.Queue[Batch | None]) -> None:
+        batch, _ = self._open.pop(connection)
+        await batches.put(batch)
+
+    async def _seal_due(self, batches: asyncio.Queue[Batch | None], *, everything: bool) -> None:
+        now = time.monotonic()
+        for connection, (_, deadline) in list(self._open.items()):
+            if everything or deadline <= now:
+                await self._seal(connection, batches)

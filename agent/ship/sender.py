@@ -90,7 +90,8 @@ class Sender:
     ) -> None:
         self.client = client
         self.settings = settings
-        self.pacer = pacer
+        self.pacer = pacer  # the default connection's; others get their own (own limits)
+        self._pacers: dict[str, Pacer] = {settings.connection: pacer}
         self._acks = acks
         self._dead_letters = dead_letters
         self._executor = executor
@@ -143,9 +144,19 @@ class Sender:
                 spool.release(file)
             log.info("spool_replayed", file=file.name, events=entry.events)
 
+    def _pacer(self, connection: str) -> Pacer:
+        """Rate-limit state per connection: Polaris answers RateLimit-* per endpoint."""
+        pacer = self._pacers.get(connection)
+        if pacer is None:
+            pacer = self._pacers[connection] = Pacer()
+        return pacer
+
+    def _connection(self, batch: Batch) -> str:
+        return batch.connection or self.settings.connection
+
     async def _handle(self, batch: Batch) -> None:
         body = batch.payload()
-        left = await self._deliver(body, 0, batch.locate, connection=self.settings.connection)
+        left = await self._deliver(body, 0, batch.locate, connection=self._connection(batch))
         if not left:
             self.stats.batches_delivered += 1
         elif not await self._to_spool(body, left, batch):
@@ -164,7 +175,7 @@ class Sender:
         else:
             rest = b"".join(body[a:b] for a, b in left)
             origins = _origins(body, left, batch.locate)
-        entry = SpoolEntry(self.settings.connection, rest, rest.count(b"\n"), origins)
+        entry = SpoolEntry(self._connection(batch), rest, rest.count(b"\n"), origins)
         if not await self._spool.put(entry, self._stopping):
             return False
         self.stats.batches_spooled += 1
@@ -185,7 +196,8 @@ class Sender:
         backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
         started = time.monotonic()
         while True:
-            if await self.pacer.acquire(self._stopping):
+            pacer = self._pacer(connection)
+            if await pacer.acquire(self._stopping):
                 return everything
             error = await self._attempt(connection, payload)
             if error is None:
@@ -194,7 +206,7 @@ class Sender:
             if isinstance(error, PayloadTooLarge | Rejected):
                 return await self._split(body, base, locate, error, connection, may_spool)
             if isinstance(error, Throttled):
-                self.pacer.throttle(error.retry_after_secs)
+                pacer.throttle(error.retry_after_secs)
                 log.info("throttled", retry_after=error.retry_after_secs)
                 continue
             self.stats.retries += 1
@@ -228,7 +240,7 @@ class Sender:
             self.stats.latency.observe(time.monotonic() - started)
         self.stats.requests[answer.status] = self.stats.requests.get(answer.status, 0) + 1
         self.stats.bytes_posted += len(payload)
-        self.pacer.observe(answer.rate)
+        self._pacer(connection).observe(answer.rate)
         if answer.ok:
             return None
         error = answer.error()
