@@ -311,7 +311,10 @@ def idle(endpoint: EndpointClient, work: Path, settings: Settings) -> Result:
     result.lost, result.duplicates = stats["lost"], stats["duplicates"]
     result.cpu, result.peak_rss = after - before, usage.peak_rss
     result.note = f"{pct:.2f}% of a core over {settings.idle_secs:g} s idle"
+    if usage.exit_code not in (0, None) or stats["new"] < lines:
+        result.note += f"; agent exit {usage.exit_code}: {stderr_tail(work)}"
     result.extra["idle_pct"] = pct
+    result.check("all shipped first", result.lost == 0)
     result.check(f"idle<{TARGET_IDLE_PCT:g}% core", pct < TARGET_IDLE_PCT)
     return result
 
