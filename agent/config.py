@@ -126,8 +126,17 @@ class PolarisConfig(_Section):
         return f"{self.url}/v1/projects/{self.project_id}/events/{connection or self.connection}"
 
 
-class SourceConfig(_Section):
-    """One family of log files and how their lines become events."""
+# Here, not at the top: agent.parse.settings builds on _Section, Duration and Size above.
+from agent.parse.settings import SourceParsing  # noqa: E402
+
+
+class SourceConfig(SourceParsing):
+    """One family of log files and how their lines become events.
+
+    The parsing options (parser, time, windows, kubernetes, multiline, charset, event_id) come
+    from `SourceParsing`, validated at their own keys; a source that sets none of them keeps
+    the per-line fast path (see `agent.batch.parsed.needs_parsing`).
+    """
 
     name: str
     include: list[str] = Field(min_length=1)
@@ -136,6 +145,7 @@ class SourceConfig(_Section):
     start_at: Literal["beginning", "end"] = "beginning"
     fields: dict[str, str | int | float | bool] = {}
     time_field: str = "timestamp"
+    connection: str | None = None  # its own Polaris connection (routing); None: polaris's
     max_line_bytes: Size = 256 * 1024
     scan_interval: Duration = 1.0
     max_open_files: int = Field(default=512, ge=1)  # descriptors this source holds at most
@@ -148,6 +158,13 @@ class SourceConfig(_Section):
             if not os.path.isabs(pattern):
                 raise ValueError(f"{pattern!r} must be an absolute path or glob")
         return patterns
+
+    @field_validator("connection")
+    @classmethod
+    def _connection_name(cls, name: str | None) -> str | None:
+        if name is not None and not _CONNECTION_NAME.match(name):
+            raise ValueError("letters, digits, '.', '_' and '-' only, at most 64 characters")
+        return name
 
 
 class BatchConfig(_Section):

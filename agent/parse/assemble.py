@@ -83,9 +83,12 @@ class _Held:
 
 
 def _restore_held(value: dict[str, Any], position: int, now: float) -> _Held:
+    """Inherited lines are placed at `position`, where this file's next line starts: that pins
+    this file's checkpoint there until they are released, so the hand-over can tell when they
+    are out (and a record they end up in still starts at its first line in this file)."""
     parts = [str(p) for p in value["parts"]]
     return _Held(
-        parts, None, position, value.get("time"), sum(map(len, parts)), now, int(value["lines"])
+        parts, position, position, value.get("time"), sum(map(len, parts)), now, int(value["lines"])
     )
 
 
@@ -94,7 +97,7 @@ class _PartialJoiner:
 
     def __init__(self, max_bytes: int, timeout: float, counters: AssemblyCounters) -> None:
         self._max = max_bytes
-        self._timeout = timeout
+        self.timeout = timeout
         self._counters = counters
         self.held: dict[str, _Held] = {}
 
@@ -118,7 +121,7 @@ class _PartialJoiner:
         return _record(held, line.stream, "")
 
     def flush(self, now: float, force: bool) -> list[Record]:
-        due = [s for s, h in self.held.items() if force or now - h.since >= self._timeout]
+        due = [s for s, h in self.held.items() if force or now - h.since >= self.timeout]
         self._counters.partial_flushed += len(due)
         return [_record(self.held.pop(stream), stream, "") for stream in due]
 
@@ -131,7 +134,7 @@ class _MultilineJoiner:
     ) -> None:
         self._start = start.search
         self._max = max_bytes
-        self._timeout = timeout
+        self.timeout = timeout
         self._counters = counters
         self.held: dict[str, _Held] = {}
 
@@ -157,7 +160,7 @@ class _MultilineJoiner:
         return () if held is None else (self._release(held, record.stream),)
 
     def flush(self, now: float, force: bool) -> list[Record]:
-        due = [k for k, h in self.held.items() if force or now - h.since >= self._timeout]
+        due = [k for k, h in self.held.items() if force or now - h.since >= self.timeout]
         return [self._release(self.held.pop(key), key or None) for key in due]
 
     def _release(self, held: _Held, stream: str | None) -> Record:
@@ -259,6 +262,19 @@ class Assembler:
             records.extend(self._multiline.flush(clock, force))
         return records
 
+    def next_flush(self) -> float | None:
+        """When (on `flush`'s clock) the oldest held record's timeout is up; None if none is.
+
+        Lets the caller sleep until exactly then instead of polling: a flush timeout shorter
+        than the tailer's scan interval must still be kept.
+        """
+        due: list[float] = []
+        if self._partial is not None:
+            due += [h.since + self._partial.timeout for h in self._partial.held.values()]
+        if self._multiline is not None:
+            due += [h.since + self._multiline.timeout for h in self._multiline.held.values()]
+        return min(due, default=None)
+
     def state(self) -> dict[str, Any]:
         """What must survive a rotation: held fragments and events, and a detected byte order.
 
@@ -274,15 +290,32 @@ class Assembler:
             state["multiline"] = {k: h.to_state() for k, h in self._multiline.held.items()}
         return state
 
-    def restore(self, state: dict[str, Any], now: float | None = None) -> None:
+    def hand_over(self) -> dict[str, Any]:
+        """`state()`, and forget what it holds: the next file of the container holds it now.
+
+        Lines read later from this file (a late writer) start afresh here.
+        """
+        state = self.state()
+        for joiner in (self._partial, self._multiline):
+            if joiner is not None:
+                joiner.held.clear()
+        return state
+
+    def restore(
+        self, state: dict[str, Any], now: float | None = None, *, at: int | None = None
+    ) -> None:
         """Take over what `state()` of the previous file of the same container held.
 
         Restored lines wait (for their ``F``, their continuation, their timeout) as if they
-        had been read here; a record they end up in starts at its first line in this file.
+        had been read here, at `at` (where this file's reading stands; by default the end of
+        the last line fed): `pending_offset` is `at` until they are released, so this file's
+        checkpoint cannot pass the record they end up in. That record starts at `at`.
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown assembler state version {state.get('version')!r}")
         clock = self._clock() if now is None else now
+        if at is not None:
+            self._position = at
         if self._framer is not None and "charset" in state:
             self._framer.charset = str(state["charset"])
         if self._partial is not None:

@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from agent.batch.encode import Encoded, Encoder
+from agent.batch.parsed import ParsedEncoder, needs_parsing
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
 from agent.ops.snapshot import SourceSnapshot
-from agent.records import FileId, Origin, Piece
+from agent.parse.charset import BOM
+from agent.parse.kubernetes import container_key
+from agent.records import FileId, Origin, Piece, Ticket
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
 from agent.state.deadletter import DeadLetters
@@ -44,11 +47,13 @@ from agent.tail.fingerprint import (
     of_head,
     starts_with,
 )
+from agent.tail.handoff import Link, event_identity
 from agent.tail.reader import Block, LongLine, Reader, Truncated
 
 log = structlog.get_logger("agent.tailer")
 
 CHUNKS_PER_TURN = 8  # per file per pass: one busy file must not starve the others
+UTF8_BOM = BOM.encode()
 ROTATE_WAIT_SECS = 5.0  # a file gone from its globs is still read this long: late writers
 DORMANT_KEEP_SECS = 7 * 86400  # how long to remember a file that went away
 COPY_WAIT_SECS = 5.0  # how long a file beginning like a tracked one waits for a truncation
@@ -60,8 +65,12 @@ Key = tuple[int, int]
 
 @dataclass(slots=True)
 class SourceStats:
-    lines: int = 0  # events + dead-lettered + blank
+    lines: int = 0  # fast path: events + dead-lettered + blank; parsed: physical lines read
     bytes_read: int = 0
+    parsing: dict[str, int] = field(default_factory=dict)
+    """Parsed sources' counters, summed over their files: unmatched, time_unparsed,
+    time_missing, too_late, too_early, invalid_bytes, bom_stripped, container_unparsed,
+    partial_joined, partial_flushed, multiline_joined, multiline_split."""
 
 
 @dataclass(slots=True)
@@ -116,7 +125,10 @@ class Tailer:
         self._max_event_bytes = max_event_bytes
         self._piece_bytes = piece_bytes
         self._sources: dict[str, SourceConfig] = {}
-        self._encoders: dict[str, Encoder] = {}
+        self._encoders: dict[str, Encoder] = {}  # per source: the fast path, and line limits
+        self._parsed: dict[FileId, ParsedEncoder] = {}  # per file content, of parsed sources
+        self._heirs: dict[FileId, Key] = {}  # a new file -> its container's previous file
+        self._links: list[Link] = []  # rotated files' last stretches, waiting for their heirs
         self._readers: dict[Key, Reader] = {}  # every tracked file, open or closed
         self._open: dict[str, OrderedDict[Key, None]] = {}  # per source, least recent first
         self._retired: list[Reader] = []  # of removed sources, until their tickets are done
@@ -156,7 +168,10 @@ class Tailer:
             wake.clear()
             self.scan()
             progressed = await self.read_all(stop)
+            await self.flush_held(stop)
+            self._settle_links()
             if once and not progressed and not self._copies:
+                await self.flush_held(stop, force=True)  # a backfill's end: nothing follows
                 return
             if progressed:
                 continue
@@ -167,7 +182,12 @@ class Tailer:
                 pass
 
     def _interval(self) -> float:
-        return min((s.scan_interval for s in self._sources.values()), default=1.0)
+        """Until the next scan, or sooner when a held record's flush timeout is up first."""
+        interval = min((s.scan_interval for s in self._sources.values()), default=1.0)
+        due = [d for e in self._parsed.values() if (d := e.next_flush()) is not None]
+        if due:
+            interval = min(interval, max(0.0, min(due) - time.monotonic()) + 0.001)
+        return interval
 
     # -- configuration --------------------------------------------------------------------
 
@@ -202,6 +222,8 @@ class Tailer:
         for reader in self._readers.values():
             if reader.source in changed:
                 reader.set_max_line_bytes(self._encoders[reader.source].max_line_bytes)
+        # A changed source's parsed encoders are replaced at their file's next read, after
+        # shipping what they hold (`_parsed_encoder`): dropping it here would lose those lines.
         return added, removed, changed
 
     def _retire(self, name: str) -> None:
@@ -251,6 +273,16 @@ class Tailer:
         for key in [k for k in self._copies if k not in seen]:
             del self._copies[key]
         self._settle(now)
+        self._forget_encoders()
+
+    def _forget_encoders(self) -> None:
+        """Drop the parsed encoders of contents no longer tracked (released, truncated)."""
+        alive = {r.file_id for r in [*self._readers.values(), *self._retired]}
+        alive.update(o.file_id for o in self._orphans)
+        for file_id in [f for f in self._parsed if f not in alive]:
+            del self._parsed[file_id]
+        for file_id in [f for f in self._heirs if f not in alive]:
+            del self._heirs[file_id]
 
     def _warn_dangling(self, dangling: set[str]) -> None:
         """Once per link while it leads nowhere: a link kubelet left behind is not news twice."""
@@ -333,7 +365,25 @@ class Tailer:
             ),
         )
         log.info("file_opened", path=path, source=source.name, offset=offset, start=how)
+        self._find_predecessor(source, key, path, file_id)
         return key
+
+    def _find_predecessor(self, source: SourceConfig, key: Key, path: str, file_id: FileId) -> None:
+        """A new file of a container whose previous file is tracked: a rotation. Its held
+        lines move over before the new file is first read (`_inherit`).
+
+        Not at the first scan: then old and new files are found together and which came
+        first is unknown; each is read on its own (nothing is lost, a fragment split by the
+        rotation arrives as two events).
+        """
+        if self._first_scan or not needs_parsing(source):
+            return
+        wanted = container_key(path)
+        for other_key, other in self._readers.items():
+            same = other.source == source.name and container_key(other.path) == wanted
+            if same and other_key != key:
+                self._heirs[file_id] = other_key
+                return
 
     def _open_path(self, source: str, path: str, keep: Key | None = None) -> int | None:
         """A descriptor for `path` within the source's cap, closing the least active first."""
@@ -470,26 +520,102 @@ class Tailer:
         for key, reader in list(self._readers.items()):
             if not reader.is_open and not (reader.unread and self._reopen(key, reader)):
                 continue
-            for _ in range(CHUNKS_PER_TURN):
-                if stop.is_set():
-                    return progressed
-                try:
-                    item = reader.read()
-                except Truncated:
-                    self._restart(reader)
-                    continue
-                except OSError as exc:
-                    log.warning("read_failed", path=reader.path, error=str(exc))
-                    break
-                if item is None:
-                    break
-                progressed = True
-                self._open[reader.source].move_to_end(key)
-                if isinstance(item, LongLine):
-                    self._long_line(reader, item)
-                else:
-                    await self._ship(reader, item)
+            if reader.file_id in self._heirs:
+                await self._inherit(reader, self._heirs.pop(reader.file_id), stop)
+            progressed |= await self._read_file(key, reader, stop, CHUNKS_PER_TURN)
+            if stop.is_set():
+                break
         return progressed
+
+    async def _read_file(self, key: Key, reader: Reader, stop: asyncio.Event, turns: int) -> bool:
+        """Up to `turns` chunks of one file; True when anything was read."""
+        progressed = False
+        for _ in range(turns):
+            if stop.is_set():
+                return progressed
+            try:
+                item = reader.read()
+            except Truncated:
+                self._restart(reader)
+                continue
+            except OSError as exc:
+                log.warning("read_failed", path=reader.path, error=str(exc))
+                break
+            if item is None:
+                break
+            progressed = True
+            self._open[reader.source].move_to_end(key)
+            if isinstance(item, LongLine):
+                self._long_line(reader, item)
+            else:
+                await self._ship(reader, item)
+        return progressed
+
+    # -- parsed sources: per-file encoders, held lines, rotations --------------------------
+
+    async def _parsed_encoder(self, reader: Reader) -> ParsedEncoder:
+        """The file's encoder; a reloaded source's old one first ships everything it holds
+        (its lines are behind the read offset: dropping them would lose them)."""
+        source = self._sources[reader.source]
+        encoder = self._parsed.get(reader.file_id)
+        if encoder is not None and encoder.source != source:
+            await self._ship_encoded(reader, encoder.flush(force=True), encoder)
+            encoder = None
+        if encoder is None:
+            encoder = ParsedEncoder(
+                source,
+                path=reader.path,
+                identity=lambda: _identity_of(reader),
+                max_event_bytes=self._max_event_bytes,
+                piece_bytes=self._piece_bytes,
+                start_offset=reader.offset,
+            )
+            self._parsed[reader.file_id] = encoder
+        return encoder
+
+    async def _inherit(self, heir: Reader, old_key: Key, stop: asyncio.Event) -> None:
+        """Rotation: read the container's previous file to its end, then move what its
+        encoder still holds (a ``P`` fragment, a stack trace) to the new file's encoder.
+
+        The old file gets a `Link` ticket over the moved lines, done only once the heir's
+        record carrying them is safe: until then the old file's checkpoint stays before them.
+        """
+        old = self._readers.get(old_key)
+        if old is None or old.source != heir.source or not old.is_open:
+            return
+        while await self._read_file(old_key, old, stop, CHUNKS_PER_TURN):
+            pass
+        previous = self._parsed.get(old.file_id)
+        if previous is None or previous.pending_offset is None or stop.is_set():
+            return
+        encoder = await self._parsed_encoder(heir)
+        encoder.restore(previous.hand_over())
+        link = Link(self._acks.issue(old.file_id, old.offset), heir.file_id, heir.offset)
+        self._links.append(link)
+        log.info("held_lines_handed_over", path=old.path, to=heir.path, offset=old.offset)
+
+    def _settle_links(self) -> None:
+        """Complete the old files' last tickets whose heirs' records are safe."""
+        for link in list(self._links):
+            heir_gone = not any(r.file_id == link.heir for r in self._readers.values())
+            if link.safe or (heir_gone and all(t.done for t in link.waits_for)):
+                self._acks.complete(link.ticket)
+                self._links.remove(link)
+
+    async def flush_held(self, stop: asyncio.Event, *, force: bool = False) -> None:
+        """Ship the records parsed encoders release by timeout (all of them with `force`)."""
+        now = time.monotonic()
+        for reader in list(self._readers.values()):
+            encoder = self._parsed.get(reader.file_id)
+            if encoder is None or stop.is_set():
+                continue
+            due = encoder.next_flush()
+            if force or (due is not None and due <= now):
+                await self._ship_encoded(reader, encoder.flush(now, force=force), encoder)
+
+    def _held(self, reader: Reader) -> bool:
+        encoder = self._parsed.get(reader.file_id)
+        return encoder is not None and encoder.pending_offset is not None
 
     def _reopen(self, key: Key, reader: Reader) -> bool:
         """Reopen a closed file by path, if the path still leads to it; False otherwise."""
@@ -523,6 +649,7 @@ class Tailer:
             log.info("file_closed_inactive", path=reader.path, offset=reader.offset)
 
     def checkpoints(self) -> list[FileCheckpoint]:
+        self._settle_links()  # e.g. at the end of a backfill, after the tailer stopped
         now = time.time()
         records = [self._record(r, now) for r in [*self._readers.values(), *self._retired]]
         records += [self._orphan_record(o, now) for o in self._orphans]
@@ -591,31 +718,68 @@ class Tailer:
         self._readers.clear()
 
     async def _ship(self, reader: Reader, block: Block) -> None:
-        encoded = self._encoders[reader.source].encode(block.data, block.start)
-        self._count(reader, block, encoded)
+        per_source = self.stats.sources.setdefault(reader.source, SourceStats())
+        per_source.bytes_read += len(block.data)
+        self.stats.bytes_read += len(block.data)
+        if needs_parsing(self._sources[reader.source]):
+            encoder = await self._parsed_encoder(reader)
+            per_source.lines += block.data.count(b"\n")
+            await self._ship_encoded(reader, encoder.encode(block.data, block.start), encoder)
+            return
+        stale = self._parsed.pop(reader.file_id, None)
+        if stale is not None:  # reloaded without parsing options: what it held goes first
+            await self._ship_encoded(reader, stale.flush(force=True), stale)
+        data, start = block.data, block.start
+        if start == 0 and data.startswith(UTF8_BOM):  # Polaris rejects a BOM
+            data, start = data[len(UTF8_BOM) :], len(UTF8_BOM)
+        encoded = self._encoders[reader.source].encode(data, start)
+        per_source.lines += encoded.blank + len(encoded.rejected)
+        per_source.lines += sum(p.events for p in encoded.pieces)
+        await self._ship_encoded(reader, encoded)
+
+    async def _ship_encoded(
+        self, reader: Reader, encoded: Encoded, parsed: ParsedEncoder | None = None
+    ) -> None:
+        """Dead letters first (written before any ticket can make them safe), then a ticket
+        per piece, in file order: what the ack tracker turns into checkpoints."""
+        self._count(reader, encoded, parsed)
         for rejected in encoded.rejected:
             self._dead_letters.write(
                 rejected.reason, reader.path, rejected.offset, rejected.data, rejected.detail
             )
+        connection = self._sources[reader.source].connection or ""
         for piece in encoded.pieces:
-            ticket = self._acks.issue(reader.file_id, piece.end_offset)
+            ticket = self._issue(reader.file_id, piece.end_offset)
             if piece.events == 0:
                 self._acks.complete(ticket)  # nothing to send: safe as soon as earlier ones are
                 continue
             origin = Origin(reader.path, piece.offsets)
-            await self._queue.put(Piece(piece.data, piece.events, ticket, origin), len(piece.data))
+            await self._queue.put(
+                Piece(piece.data, piece.events, ticket, origin, connection), len(piece.data)
+            )
+        if parsed is not None:
+            for link in self._links:
+                if link.heir == reader.file_id:
+                    link.released(parsed.pending_offset)
 
-    def _count(self, reader: Reader, block: Block, encoded: Encoded) -> None:
+    def _issue(self, file_id: FileId, end_offset: int) -> Ticket:
+        ticket = self._acks.issue(file_id, end_offset)
+        for link in self._links:
+            if link.heir == file_id:
+                link.observe(ticket)
+        return ticket
+
+    def _count(self, reader: Reader, encoded: Encoded, parsed: ParsedEncoder | None) -> None:
         events = sum(p.events for p in encoded.pieces)
         stats = self.stats
         stats.events += events
-        stats.bytes_read += len(block.data)
         stats.rejected += len(encoded.rejected)
         stats.blank_lines += encoded.blank
         stats.by_source[reader.source] = stats.by_source.get(reader.source, 0) + events
-        per_source = stats.sources.setdefault(reader.source, SourceStats())
-        per_source.lines += events + len(encoded.rejected) + encoded.blank
-        per_source.bytes_read += len(block.data)
+        if parsed is not None:
+            counters = stats.sources.setdefault(reader.source, SourceStats()).parsing
+            for name, moved in parsed.take_counts().items():
+                counters[name] = counters.get(name, 0) + moved
 
     def _long_line(self, reader: Reader, line: LongLine) -> None:
         if line.head:
@@ -680,8 +844,8 @@ class Tailer:
             reader.missing_since = now
         if now - reader.missing_since < ROTATE_WAIT_SECS:
             return
-        if self._acks.pending_bytes(reader.file_id):
-            return
+        if self._acks.pending_bytes(reader.file_id) or self._held(reader):
+            return  # held lines go out by their flush timeout first
         deleted = False  # a closed file cannot be asked; its record costs little
         if reader.is_open:
             try:
@@ -697,6 +861,13 @@ class Tailer:
         self._close(key)
         del self._readers[key]
         log.info("file_released", path=reader.path, deleted=deleted)
+
+
+def _identity_of(reader: Reader) -> str:
+    try:
+        return event_identity(reader.fd)
+    except OSError:  # closed: only records released by a timeout can ask, ids best effort
+        return ""
 
 
 def _is(record: FileCheckpoint, stat: os.stat_result) -> bool:

@@ -1,0 +1,197 @@
+"""Raw lines -> NDJSON events for sources with parsing options (issue 6).
+
+`Encoder` is the fast path for sources that only forward JSON or wrap text; a source that asks
+for more (a parser, time options, late/early windows, container formats, multiline, a charset,
+event ids) gets a `ParsedEncoder` *per file*, because joining lines keeps state per file:
+
+    block of lines ──► Assembler (charset, CRI/Docker P…F, multiline) ──► Records
+                   ──► EventBuilder (fields, normalized time, windows, id) ──► pieces | Rejected
+
+It keeps `Encoder.encode`'s contract (`Encoded` of pieces, rejections, blank count) so the
+tailer issues tickets and writes dead letters the same way, with one difference that
+at-least-once depends on: the assembler holds lines back (a ``P`` fragment, a stack trace
+waiting for its next start line), so no piece's `end_offset` passes `pending_offset`, the
+start of the oldest held line. Joined records of different streams complete out of order,
+so a piece also ends before the start of any record that goes out in a later piece.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any, Final
+
+from agent.batch.encode import NOW, Encoded, EncodedPiece, Rejected
+from agent.config import SourceConfig
+from agent.parse.assemble import Assembler, Record
+from agent.parse.event import EventBuilder, Rejection
+from agent.parse.settings import ParserOptions, SourceParsing
+
+PARSING_KEYS: Final = frozenset(
+    {"parser", "time", "late_window", "early_window", "kubernetes", "multiline", "event_id"}
+)
+"""Setting any of these (or a charset other than UTF-8) moves a source off the fast path."""
+
+
+def needs_parsing(source: SourceConfig) -> bool:
+    """Whether `source` asks for more than `Encoder` does; keys set explicitly count, so that
+    ``late_window = "30d"`` written out is applied even though it is the default."""
+    return bool(source.model_fields_set & PARSING_KEYS) or source.charset != "utf-8"
+
+
+def _library_options(source: SourceConfig) -> SourceParsing:
+    """Without a `parser`, ``format = "json"`` parses each record as a JSON object."""
+    if source.parser is None and source.format == "json":
+        return source.model_copy(update={"parser": ParserOptions(type="json")})
+    return source
+
+
+class ParsedEncoder:
+    """One file's lines -> pieces of at most `piece_bytes`; not thread-safe, one per file.
+
+    `identity` gives the file's stable identity for event ids (see
+    `agent.tail.handoff.event_identity`), asked once, at the first block (when the file's first
+    line is surely complete); `start_offset` where reading starts, so that a piece never claims
+    less than the file's checkpoint already covers. `now` is the wall clock (read time,
+    windows), `clock` the monotonic one the flush timeouts are measured on.
+    """
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        *,
+        path: str,
+        identity: Callable[[], str],
+        max_event_bytes: int,
+        piece_bytes: int,
+        start_offset: int = 0,
+        now: NOW = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.source = source  # what it was built from: a reloaded source needs a new one
+        options = _library_options(source)
+        self._assembler = Assembler(options, path=path, clock=clock)
+        self._builder = EventBuilder(
+            options, path=path, now=now, fields=source.fields, environ=environ
+        )
+        self._identity: Callable[[], str] | None = identity
+        self._max_event = max_event_bytes - 1  # room for the newline
+        self._max_line = min(source.max_line_bytes, self._max_event)
+        self._piece_bytes = piece_bytes
+        self._position = start_offset  # end of the last line fed
+        self._reported: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"<ParsedEncoder {self._assembler.path} pending={self.pending_offset}>"
+
+    @property
+    def pending_offset(self) -> int | None:
+        """Start of the oldest line held back (None: nothing held): no checkpoint passes it."""
+        return self._assembler.pending_offset
+
+    def next_flush(self) -> float | None:
+        """When (monotonic) `flush` will have something to release; None when nothing is held."""
+        return self._assembler.next_flush()
+
+    def encode(self, block: bytes, start_offset: int) -> Encoded:
+        """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
+        lines: list[tuple[bytes, int, int]] = []
+        rejected: list[Rejected] = []
+        offset = start_offset
+        for line in block.split(b"\n")[:-1]:
+            line_start = offset
+            offset += len(line) + 1
+            if len(line) > self._max_line:
+                detail = f"longer than max_line_bytes={self._max_line}; head kept"
+                rejected.append(
+                    Rejected("line_too_long", line_start, line[: self._max_line], detail)
+                )
+                continue
+            lines.append((line, line_start, offset))
+        self._position = offset
+        self._resolve_identity()
+        return self._encode(self._assembler.feed(lines), rejected)
+
+    def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
+        """Records whose flush timeout is up, or with `force` everything held (a backfill's
+        end, a reloaded source): their pieces end where reading stands, or before what is
+        still held."""
+        records = self._assembler.flush(now, force=force)
+        if records:
+            self._resolve_identity()
+        return self._encode(records, [])
+
+    def hand_over(self) -> dict[str, Any]:
+        """What this file holds, for the next file of the same container (a rotation)."""
+        return self._assembler.hand_over()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Hold what the previous file of the container held, at this file's read position."""
+        self._assembler.restore(state, at=self._position)
+
+    def take_counts(self) -> dict[str, int]:
+        """Counter increments since the last call (only those that moved), for the source's
+        stats: files come and go, the source's totals must not."""
+        current = {**asdict(self._assembler.counters), **asdict(self._builder.counters)}
+        moved = {k: v - self._reported.get(k, 0) for k, v in current.items()}
+        self._reported = current
+        return {k: v for k, v in moved.items() if v}
+
+    def _resolve_identity(self) -> None:
+        if self._identity is not None:
+            self._builder.identity = self._identity()
+            self._identity = None
+
+    def _encode(self, records: list[Record], rejected: list[Rejected]) -> Encoded:
+        events: list[tuple[bytes, int]] = []
+        blank = 0
+        for record in records:
+            if not record.text or record.text.isspace():
+                blank += 1
+                continue
+            built = self._build(record)
+            if isinstance(built, Rejected):
+                rejected.append(built)
+            else:
+                events.append((built, record.start_offset))
+        return Encoded(self._pieces(events), rejected, blank)
+
+    def _build(self, record: Record) -> bytes | Rejected:
+        event = self._builder.build(record)
+        if isinstance(event, Rejection):
+            data = record.text.encode("utf-8", "replace")
+            return Rejected(event.reason, record.start_offset, data, event.detail)
+        if len(event) > self._max_event:
+            data = record.text.encode("utf-8", "replace")
+            return Rejected(
+                "event_too_large", record.start_offset, data, f"{len(event)} bytes encoded"
+            )
+        return event
+
+    def _safe_end(self) -> int:
+        pending = self._assembler.pending_offset
+        return self._position if pending is None else min(self._position, pending)
+
+    def _pieces(self, events: list[tuple[bytes, int]]) -> list[EncodedPiece]:
+        """Events in release order, cut at `piece_bytes`; each piece ends before every later
+        piece's records and every held line (always one piece, maybe empty: its ticket moves
+        the checkpoint over lines that became nothing, such as blanks)."""
+        groups: list[list[tuple[bytes, int]]] = [[]]
+        size = 0
+        for event, start in events:
+            if groups[-1] and size + len(event) + 1 > self._piece_bytes:
+                groups.append([])
+                size = 0
+            groups[-1].append((event, start))
+            size += len(event) + 1
+        end = self._safe_end()
+        pieces: list[EncodedPiece] = []
+        for group in reversed(groups):
+            data = b"".join(event + b"\n" for event, _ in group)
+            starts = [start for _, start in group]
+            pieces.append(EncodedPiece(data, len(group), end, starts))
+            end = min([end, *starts])
+        pieces.reverse()
+        return pieces
