@@ -10,8 +10,9 @@ one file, because per-line objects would cost more than the rest of the pipeline
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import NewType, overload
 
 FileId = NewType("FileId", int)
 """A tracked file for the life of the process: one per (content identity, generation)."""
@@ -40,7 +41,47 @@ class Origin:
     dead-lettered with its file and offset, long after the reader moved on."""
 
     path: str
-    offsets: list[int]  # where each event's line starts in the file, one per event
+    offsets: Sequence[int]  # where each event's line starts in the file, one per event
+
+
+class LineStarts(Sequence[int]):
+    """The file offsets of a piece's events, computed only when asked for.
+
+    For a piece whose events are its file's lines in order, each grown by the same spliced
+    suffix, event k starts at `base + (its position in data) - k * growth`. Building a list
+    of offsets per line would cost the hot path; a refused event is rare.
+    """
+
+    __slots__ = ("_base", "_data", "_growth")
+
+    def __init__(self, data: bytes, base: int, growth: int = 0) -> None:
+        self._data = data
+        self._base = base
+        self._growth = growth
+
+    def __len__(self) -> int:
+        return self._data.count(b"\n")
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[int]: ...
+    def __getitem__(self, index: int | slice) -> int | Sequence[int]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        position = 0
+        for _ in range(index):
+            position = self._data.index(b"\n", position) + 1
+        return self._base + position - index * self._growth
+
+    def __iter__(self) -> Iterator[int]:
+        position, index = 0, 0
+        while position < len(self._data):
+            yield self._base + position - index * self._growth
+            position = self._data.index(b"\n", position) + 1
+            index += 1
 
 
 @dataclass(frozen=True, slots=True)

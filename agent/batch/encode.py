@@ -8,13 +8,17 @@ the closing brace instead of re-serializing the object.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
 
+import msgspec
 import orjson
 
 from agent.config import SourceConfig
+from agent.records import LineStarts
 
 NOW = Callable[[], float]
 
@@ -34,7 +38,7 @@ class EncodedPiece:
     data: bytes  # NDJSON, every event ending in a newline; may be empty
     events: int
     end_offset: int  # first file byte after the last line this piece covers
-    offsets: list[int]  # where each event's line starts, for dead letters of refused events
+    offsets: Sequence[int]  # where each event's line starts, for dead letters of refused events
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,9 @@ class Encoder:
         self._piece_bytes = piece_bytes
         self._now = now
         self._stamp = ""
+        self._probe: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            _probe_type(source.time_field, list(self._fields))
+        )
 
     @property
     def max_line_bytes(self) -> int:
@@ -78,6 +85,66 @@ class Encoder:
     def encode(self, block: bytes, start_offset: int) -> Encoded:
         """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
         self._stamp = iso_utc(self._now())
+        if self._json:
+            whole = self._json_block(block, start_offset)
+            if whole is not None:
+                return whole
+        return self._line_by_line(block, start_offset)
+
+    def _json_block(self, block: bytes, start_offset: int) -> Encoded | None:
+        """The common case at C speed: every line one JSON object that has its time and none
+        of the static fields. msgspec validates the whole block while building only a tiny
+        struct per line (the time and the static keys); the events are the lines as they
+        are, the fields spliced with one `bytes.replace`. Any other block (a blank, broken
+        or long line, a CR, a missing time) returns None and the line-by-line path decides
+        each line."""
+        if b"\r" in block or b"\n\n" in block or block.startswith(b"\n"):
+            return None
+        if not _lines_within(block, self._max_line):
+            return None
+        try:
+            probes = self._probe.decode_lines(block)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        if len(probes) != block.count(b"\n"):
+            return None  # a line held no object (blank) or two
+        if not all(map(_TIME, probes)):
+            return None  # a time is missing, null or empty (or falsy: decided line by line)
+        if not self._fields:
+            return Encoded(_cut(block, start_offset, 0, self._piece_bytes), [], 0)
+        spliced = self._splice_fields(block, probes)
+        if spliced is None:
+            return None
+        growth = (len(spliced) - len(block)) // len(probes)
+        return Encoded(_cut(spliced, start_offset, growth, self._piece_bytes), [], 0)
+
+    def _splice_fields(self, block: bytes, probes: list[Any]) -> bytes | None:
+        """`block` with the static fields before every closing brace — those no line has;
+        a field every line has already is left out (an event's own field wins). None when
+        only some lines have a field, a line is `{}` or ends in a space, or would grow past
+        the limit: the line-by-line path handles those."""
+        suffix: bytes | None = self._fields_suffix
+        if any(orjson.dumps(key) in block for key in self._fields):
+            suffix = self._common_suffix(probes)
+        if suffix is None:
+            return None
+        if block.count(b"}\n") != len(probes) or b"{}\n" in block:
+            return None
+        if not _lines_within(block, self._max_event - len(suffix)):
+            return None
+        return block.replace(b"}\n", suffix + b"}\n") if suffix else block
+
+    def _common_suffix(self, probes: list[Any]) -> bytes | None:
+        missing: list[tuple[str, object]] = []
+        for index, (key, value) in enumerate(self._fields.items(), start=1):
+            present = len(probes) - list(map(attrgetter(f"f{index}"), probes)).count(msgspec.UNSET)
+            if present == 0:
+                missing.append((key, value))
+            elif present != len(probes):
+                return None
+        return _members(missing)
+
+    def _line_by_line(self, block: bytes, start_offset: int) -> Encoded:
         time_suffix = b"," + self._time_key + b":" + orjson.dumps(self._stamp)
         events: list[bytes] = []
         starts: list[int] = []
@@ -156,6 +223,53 @@ def _splice(line: bytes, suffix: bytes) -> bytes:
     if body.endswith(b"{"):
         return body + suffix[1:] + b"}"
     return body + suffix + b"}"
+
+
+_TIME = attrgetter("f0")
+
+
+def _probe_type(time_field: str, field_names: list[str]) -> type:
+    """A struct holding only what the whole-block check looks at: the time (`f0`) and the
+    static field names (`f1`...), UNSET when absent. Other keys are validated, not built."""
+    names = [time_field, *field_names]
+    return msgspec.defstruct(
+        "Probe",
+        [(f"f{i}", Any, msgspec.UNSET) for i in range(len(names))],
+        rename={f"f{i}": name for i, name in enumerate(names)},
+    )
+
+
+def _lines_within(block: bytes, limit: int) -> bool:
+    """No line of `block` is longer than `limit`: a jump of about `limit` bytes per step."""
+    position, size = 0, len(block)
+    while position < size:
+        newline = block.rfind(b"\n", position, position + limit + 1)
+        if newline == -1:
+            return False
+        position = newline + 1
+    return True
+
+
+def _cut(data: bytes, start_offset: int, growth: int, piece_bytes: int) -> list[EncodedPiece]:
+    """Pieces of at most `piece_bytes` (or one event) from `data`, whose k-th event is the
+    k-th line at `start_offset` grown by `growth` bytes."""
+    pieces: list[EncodedPiece] = []
+    position, events_before, size = 0, 0, len(data)
+    while position < size:
+        end = position + piece_bytes
+        if end >= size:
+            end = size
+        else:
+            newline = data.rfind(b"\n", position, end)
+            end = (newline if newline != -1 else data.index(b"\n", end)) + 1
+        chunk = data[position:end]
+        events = chunk.count(b"\n")
+        base = start_offset + position - events_before * growth
+        events_before += events
+        end_offset = start_offset + end - events_before * growth
+        pieces.append(EncodedPiece(chunk, events, end_offset, LineStarts(chunk, base, growth)))
+        position = end
+    return pieces
 
 
 def _piece(events: list[bytes], starts: list[int], end_offset: int) -> EncodedPiece:

@@ -40,7 +40,9 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap, self.initial * (2**self.attempt))
+        # The exponent stops growing long before 2**n overflows a float (an outage of a few
+        # hours at a 30 s cap is thousands of attempts).
+        ceiling = min(self.cap, self.initial * 2.0 ** min(self.attempt, 64))
         self.attempt += 1
         return self._rng.uniform(ceiling / 2, ceiling)
 

@@ -309,17 +309,17 @@ class Sender:
 
 def _origins(body: bytes, spans: list[Span], locate: Locate) -> tuple[Origin, ...]:
     """Origins of the events in `spans`, one event at a time: only after a split."""
-    origins: list[Origin] = []
+    runs: list[tuple[str, list[int]]] = []
     for start, end in spans:
         position = start
         while position < end:
             path, offset = locate(position)
-            if origins and origins[-1].path == path:
-                origins[-1].offsets.append(offset)
+            if runs and runs[-1][0] == path:
+                runs[-1][1].append(offset)
             else:
-                origins.append(Origin(path, [offset]))
+                runs.append((path, [offset]))
             position = body.index(b"\n", position, end) + 1
-    return tuple(origins)
+    return tuple(Origin(path, offsets) for path, offsets in runs)
 
 
 def _merge(spans: list[Span]) -> list[Span]:

@@ -88,7 +88,7 @@ def encode_entry(entry: SpoolEntry, compress: Callable[[bytes], bytes]) -> bytes
         {
             "connection": entry.connection,
             "events": entry.events,
-            "origins": [[o.path, o.offsets] for o in entry.origins],
+            "origins": [[o.path, list(o.offsets)] for o in entry.origins],
         }
     )
     body = compress(entry.body)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.batch.encode import Encoder
 from agent.config import SourceConfig
@@ -58,3 +60,56 @@ def test_text_lines_are_wrapped_as_messages() -> None:
         "message": 'say "hi"',
         "timestamp": "2025-11-25T00:00:00.000Z",
     }
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=5,
+)
+json_objects = st.dictionaries(st.sampled_from(["a", "env", "msg", "x"]), json_values).map(
+    lambda d: {"timestamp": "2026-01-01T00:00:00Z", **d}
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    objects=st.lists(json_objects, min_size=1, max_size=30),
+    spaced=st.booleans(),
+    fields=st.sampled_from([{}, {"env": "prod"}, {"host": "h1", "n": 2}]),
+    piece_bytes=st.sampled_from([60, 200, 1 << 16]),
+    start=st.integers(0, 10_000),
+)
+def test_whole_block_encoding_equals_line_by_line(
+    objects: list[dict[str, object]],
+    spaced: bool,
+    fields: dict[str, object],
+    piece_bytes: int,
+    start: int,
+) -> None:
+    """The C-speed path is only an optimisation: same bytes, pieces, offsets as line by line."""
+    block = b"".join(
+        (orjson.dumps(o).replace(b'":', b'": ') if spaced else orjson.dumps(o)) + b"\n"
+        for o in objects
+    )
+    enc = encoder(piece_bytes=piece_bytes, fields=fields)
+
+    fast = enc.encode(block, start)
+    slow = enc._line_by_line(block, start)
+
+    assert [p.data for p in fast.pieces if p.events] == [p.data for p in slow.pieces if p.events]
+    assert [list(p.offsets) for p in fast.pieces if p.events] == [
+        list(p.offsets) for p in slow.pieces if p.events
+    ]
+    assert fast.pieces[-1].end_offset == slow.pieces[-1].end_offset == start + len(block)
+    assert (fast.rejected, fast.blank) == (slow.rejected, slow.blank)
+
+
+def test_the_whole_block_path_is_taken_for_clean_lines_and_not_for_a_broken_one() -> None:
+    clean = b'{"timestamp":"t","a":1}\n' * 3
+    enc = encoder()
+    assert enc._json_block(clean, 0) is not None
+    assert enc._json_block(clean + b"{broken\n", 0) is None
+    assert enc._json_block(clean + b'{"a":1}\n', 0) is None  # no time: spliced line by line
+    assert enc._json_block(clean + b"\n", 0) is None  # a blank line
+    assert enc._json_block(b'{"timestamp":"t"} {"timestamp":"u"}\n', 0) is None
