@@ -53,6 +53,7 @@ from agent.tail.reader import Block, LongLine, Reader, Truncated
 log = structlog.get_logger("agent.tailer")
 
 CHUNKS_PER_TURN = 8  # per file per pass: one busy file must not starve the others
+DRAIN_CHUNKS = 64  # a rotated file read to its end before its held lines move to the new one
 UTF8_BOM = BOM.encode()
 ROTATE_WAIT_SECS = 5.0  # a file gone from its globs is still read this long: late writers
 DORMANT_KEEP_SECS = 7 * 86400  # how long to remember a file that went away
@@ -583,8 +584,7 @@ class Tailer:
         old = self._readers.get(old_key)
         if old is None or old.source != heir.source or not old.is_open:
             return
-        while await self._read_file(old_key, old, stop, CHUNKS_PER_TURN):
-            pass
+        await self._read_file(old_key, old, stop, DRAIN_CHUNKS)  # bounded: a busy late writer
         previous = self._parsed.get(old.file_id)
         if previous is None or previous.pending_offset is None or stop.is_set():
             return

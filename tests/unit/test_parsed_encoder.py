@@ -9,6 +9,9 @@ import orjson
 from agent.batch.encode import Encoded
 from agent.batch.parsed import ParsedEncoder, needs_parsing
 from agent.config import SourceConfig
+from agent.records import FileId
+from agent.state.acks import AckTracker
+from agent.tail.handoff import Link
 
 NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z: the wall clock of every test here
 ACCESS = b'203.0.113.9 - - [28/May/2026:20:00:00 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl/8"\n'
@@ -164,3 +167,24 @@ def test_line_limits_and_blank_lines_behave_like_the_fast_path() -> None:
     assert [(r.reason, r.offset) for r in encoded.rejected] == [("line_too_long", 5)]
     assert encoded.blank == 1 and [e["a"] for e in events(encoded)] == ["1"]
     assert encoded.pieces[-1].end_offset == 36
+
+
+def test_a_rotated_files_link_is_safe_only_after_the_heirs_record_carrying_its_lines() -> None:
+    acks = AckTracker()
+    old, heir = FileId(1), FileId(2)
+    acks.track(old, 4000)
+    acks.track(heir, 0)
+    link = Link(acks.issue(old, 4100), heir, at=0)
+    other_stream = acks.issue(heir, 0)  # the heir's lines of another stream went out first
+    link.observe(other_stream)
+    link.released(0)  # the inherited fragment is still held at 0
+    joined = acks.issue(heir, 250)
+    link.observe(joined)
+    link.released(None)  # ...and now released, in `joined`
+    link.observe(acks.issue(heir, 300))  # later tickets do not matter to the old file
+    acks.complete(other_stream)
+    assert not link.safe and acks.committed(old) == 4000
+    acks.complete(joined)
+    assert link.safe
+    acks.complete(link.ticket)
+    assert acks.committed(old) == 4100
