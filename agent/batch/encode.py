@@ -76,6 +76,8 @@ class Encoder:
         self._probe: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             _probe_type(source.time_field, list(self._fields))
         )
+        self._validate: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_probe_type("", []))
+        self._time_lead = b"{" + self._time_key + b':"'
 
     @property
     def max_line_bytes(self) -> int:
@@ -102,33 +104,48 @@ class Encoder:
             return None
         if not _lines_within(block, self._max_line):
             return None
+        lines = block.count(b"\n")
+        probes: list[Any] | None = None
         try:
-            probes = self._probe.decode_lines(block)
+            if self._time_string_leads(block, lines):
+                checked = self._validate.decode_lines(block)  # builds only empty structs
+            else:
+                checked = probes = self._probe.decode_lines(block)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        if len(probes) != block.count(b"\n"):
+        if len(checked) != lines:
             return None  # a line held no object (blank) or two
-        if not all(map(_TIME, probes)):
+        if probes is not None and not all(map(_TIME, probes)):
             return None  # a time is missing, null or empty (or falsy: decided line by line)
         if not self._fields:
             return Encoded(_cut(block, start_offset, 0, self._piece_bytes), [], 0)
-        spliced = self._splice_fields(block, probes)
+        spliced = self._splice_fields(block, probes, lines)
         if spliced is None:
             return None
-        growth = (len(spliced) - len(block)) // len(probes)
+        growth = (len(spliced) - len(block)) // lines
         return Encoded(_cut(spliced, start_offset, growth, self._piece_bytes), [], 0)
 
-    def _splice_fields(self, block: bytes, probes: list[Any]) -> bytes | None:
+    def _time_string_leads(self, block: bytes, lines: int) -> bool:
+        """Every line starts `{"<time_field>":"` with a non-empty string: what loggers write,
+        and then the time needs no per-line look at all."""
+        lead = self._time_lead
+        leading = block.count(b"\n" + lead) + block.startswith(lead)
+        empty = block.count(b"\n" + lead + b'"') + block.startswith(lead + b'"')
+        return leading == lines and empty == 0
+
+    def _splice_fields(self, block: bytes, probes: list[Any] | None, lines: int) -> bytes | None:
         """`block` with the static fields before every closing brace — those no line has;
         a field every line has already is left out (an event's own field wins). None when
         only some lines have a field, a line is `{}` or ends in a space, or would grow past
         the limit: the line-by-line path handles those."""
         suffix: bytes | None = self._fields_suffix
         if any(orjson.dumps(key) in block for key in self._fields):
+            if probes is None:
+                probes = self._probe.decode_lines(block)  # valid: checked just before
             suffix = self._common_suffix(probes)
         if suffix is None:
             return None
-        if block.count(b"}\n") != len(probes) or b"{}\n" in block:
+        if block.count(b"}\n") != lines or b"{}\n" in block:
             return None
         if not _lines_within(block, self._max_event - len(suffix)):
             return None
@@ -230,8 +247,9 @@ _TIME = attrgetter("f0")
 
 def _probe_type(time_field: str, field_names: list[str]) -> type:
     """A struct holding only what the whole-block check looks at: the time (`f0`) and the
-    static field names (`f1`...), UNSET when absent. Other keys are validated, not built."""
-    names = [time_field, *field_names]
+    static field names (`f1`...), UNSET when absent; other keys are validated, not built.
+    With no names at all, an empty struct: validation only."""
+    names = [time_field, *field_names] if time_field else []
     return msgspec.defstruct(
         "Probe",
         [(f"f{i}", Any, msgspec.UNSET) for i in range(len(names))],

@@ -156,7 +156,9 @@ class Sender:
 
     async def _handle(self, batch: Batch) -> None:
         body = batch.payload()
-        left = await self._deliver(body, 0, batch.locate, connection=self._connection(batch))
+        left = await self._deliver(
+            body, 0, batch.locate, connection=self._connection(batch), events=batch.events
+        )
         if not left:
             self.stats.batches_delivered += 1
         elif not await self._to_spool(body, left, batch):
@@ -183,7 +185,14 @@ class Sender:
         return True
 
     async def _deliver(
-        self, body: bytes, base: int, locate: Locate, *, connection: str, may_spool: bool = True
+        self,
+        body: bytes,
+        base: int,
+        locate: Locate,
+        *,
+        connection: str,
+        may_spool: bool = True,
+        events: int | None = None,
     ) -> list[Span]:
         """Send `body` (bytes `base`.. of a batch) until every event is acknowledged or
         dead-lettered; returns the spans left undelivered, to spool (or to leave behind the
@@ -201,7 +210,7 @@ class Sender:
                 return everything
             error = await self._attempt(connection, payload)
             if error is None:
-                self._delivered(body, body.count(b"\n"))
+                self._delivered(body, body.count(b"\n") if events is None else events)
                 return []
             if isinstance(error, PayloadTooLarge | Rejected):
                 return await self._split(body, base, locate, error, connection, may_spool)

@@ -113,3 +113,6 @@ def test_the_whole_block_path_is_taken_for_clean_lines_and_not_for_a_broken_one(
     assert enc._json_block(clean + b'{"a":1}\n', 0) is None  # no time: spliced line by line
     assert enc._json_block(clean + b"\n", 0) is None  # a blank line
     assert enc._json_block(b'{"timestamp":"t"} {"timestamp":"u"}\n', 0) is None
+    assert enc._json_block(clean + b'{"timestamp":""}\n', 0) is None  # empty: replaced
+    assert enc._json_block(clean + b'{"timestamp":null}\n', 0) is None
+    assert enc._json_block(clean + b'{"timestamp":"t","x":[1,}\n', 0) is None
