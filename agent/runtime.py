@@ -29,7 +29,6 @@ import structlog
 from agent.batch.batcher import Batcher
 from agent.batch.queue import ByteQueue
 from agent.config import Config, ConfigError, load_config
-from agent.ops.admin import AdminError, serve_admin
 from agent.ops.health import status_line
 from agent.ops.logging import configure_logging
 from agent.ops.sdnotify import Notifier, ping_watchdog
@@ -149,15 +148,9 @@ class Agent:
         )
         try:
             async with client, contextlib.AsyncExitStack() as stack:
-                if config.api.listen:
-                    admin = await stack.enter_async_context(
-                        serve_admin(config.api.listen, self.snapshot)
-                    )
-                    log.info("admin_listening", url=admin.url)
+                if config.api.listen and not await self._serve_admin(stack):
+                    return EXIT_FAILED
                 await self._pipeline(sender, once=once)
-        except AdminError as exc:
-            log.error("admin_failed", error=str(exc))
-            return EXIT_FAILED
         finally:
             self.notifier.stopping()
             executor.shutdown(wait=False, cancel_futures=True)
@@ -177,6 +170,21 @@ class Agent:
             unacknowledged=self.acks.outstanding(),
         )
         return EXIT_OK
+
+    async def _serve_admin(self, stack: contextlib.AsyncExitStack) -> bool:
+        """Start the admin endpoint; False (logged) when its address cannot be bound. Imported
+        here: aiohttp's server and prometheus_client cost memory only when asked for."""
+        from agent.ops.admin import AdminError, serve_admin
+
+        try:
+            admin = await stack.enter_async_context(
+                serve_admin(self.config.api.listen, self.snapshot)
+            )
+        except AdminError as exc:
+            log.error("admin_failed", error=str(exc))
+            return False
+        log.info("admin_listening", url=admin.url)
+        return True
 
     async def _pipeline(self, sender: Sender, *, once: bool) -> None:
         """Every stage in one TaskGroup, ended in data-flow order."""
