@@ -121,6 +121,17 @@ def _per_source(
 
 def _source_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
     label = ["source"]
+    parsing = CounterMetricFamily(
+        _name("parse_outcomes"),
+        "What parsing made of lines, by source and outcome: unmatched (shipped as message), "
+        "time_unparsed / time_missing (read time used), too_late / too_early (dead-lettered), "
+        "invalid_bytes, bom_stripped, partial_joined, multiline_joined, ...",
+        labels=["source", "outcome"],
+    )
+    for source in sources:
+        for outcome, count in sorted(source.parsing.items()):
+            parsing.add_metric([source.name, outcome], count)
+    yield parsing
     yield _per_source(
         CounterMetricFamily(
             _name("read_lines"),

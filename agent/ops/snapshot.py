@@ -56,6 +56,7 @@ class SourceSnapshot:
     checkpoint_lag_bytes: int  # bytes on disk beyond the checkpoint: read-but-unsafe + unread
     open_files: int
     files: int  # files tracked (open or closed for inactivity)
+    parsing: Mapping[str, int] = field(default_factory=dict)  # unmatched, time_unparsed, ...
 
 
 @dataclass(frozen=True, slots=True)

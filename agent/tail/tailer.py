@@ -706,6 +706,7 @@ class Tailer:
                 checkpoint_lag_bytes=lag[name],
                 open_files=len(self._open[name]),
                 files=files[name],
+                parsing=dict(self.stats.sources[name].parsing),
             )
             for name in self._sources
         )

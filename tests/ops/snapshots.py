@@ -35,6 +35,7 @@ def healthy(**changes: Any) -> AgentSnapshot:
                 checkpoint_lag_bytes=0,
                 open_files=1,
                 files=1,
+                parsing={"unmatched": 3, "too_late": 1},
             ),
         ),
         events_sent=1234,

@@ -43,6 +43,10 @@ def test_reading_is_counted_per_source() -> None:
     assert value(samples, "polaris_agent_open_files", source="app") == 2
     assert value(samples, "polaris_agent_tracked_files", source="app") == 3
     assert value(samples, "polaris_agent_tracked_files", source="nginx") == 1
+    outcomes = "polaris_agent_parse_outcomes_total"
+    assert value(samples, outcomes, source="nginx", outcome="unmatched") == 3
+    assert value(samples, outcomes, source="nginx", outcome="too_late") == 1
+    assert not [s for s in samples if s.name == outcomes and s.labels["source"] == "app"]
 
 
 def test_delivery_counters_and_requests_by_status() -> None:
