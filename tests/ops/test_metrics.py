@@ -131,7 +131,7 @@ def test_labels_are_bounded_and_names_prefixed() -> None:
 
     assert all(s.name.startswith("polaris_agent_") for s in samples)
     label_names = {name for s in samples for name in s.labels}
-    assert label_names == {"source", "status", "reason", "le", "version"}
+    assert label_names == {"source", "status", "reason", "outcome", "le", "version"}
 
 
 def test_each_scrape_reads_one_fresh_snapshot() -> None:
