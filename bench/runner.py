@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -161,7 +162,10 @@ def run_one(name: str, endpoint: EndpointClient, work: Path, settings: Settings)
         return throughput(name, endpoint, work, settings, headline=True)
     if name == "profile":
         profile = work.parent / "agent.prof"
-        result = throughput("json-1 (cProfile)", endpoint, work, settings, profile=profile)
+        fields = FIELDS if os.environ.get("BENCH_PROFILE_FIELDS") else None
+        result = throughput(
+            "json-1 (cProfile)", endpoint, work, settings, profile=profile, fields=fields
+        )
         scenarios.print_profile(profile)
         return result
     if name == "json-10":

@@ -100,26 +100,24 @@ class Encoder:
         are, the fields spliced with one `bytes.replace`. Any other block (a blank, broken
         or long line, a CR, a missing time) returns None and the line-by-line path decides
         each line."""
-        if b"\r" in block or b"\n\n" in block or block.startswith(b"\n"):
-            return None
         if not _lines_within(block, self._max_line):
             return None
         lines = block.count(b"\n")
-        probes: list[Any] | None = None
+        led = self._time_string_leads(block, lines)  # then no line is blank or lacks a time
+        if not led and (b"\r" in block or b"\n\n" in block or block.startswith(b"\n")):
+            return None
+        probing = not led or bool(self._fields)
         try:
-            if self._time_string_leads(block, lines):
-                checked = self._validate.decode_lines(block)  # builds only empty structs
-            else:
-                checked = probes = self._probe.decode_lines(block)
+            checked = (self._probe if probing else self._validate).decode_lines(block)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         if len(checked) != lines:
             return None  # a line held no object (blank) or two
-        if probes is not None and not all(map(_TIME, probes)):
+        if not led and not all(map(_TIME, checked)):
             return None  # a time is missing, null or empty (or falsy: decided line by line)
         if not self._fields:
             return Encoded(_cut(block, start_offset, 0, self._piece_bytes), [], 0)
-        spliced = self._splice_fields(block, probes, lines)
+        spliced = self._splice_fields(block, checked, lines)
         if spliced is None:
             return None
         growth = (len(spliced) - len(block)) // lines
@@ -133,16 +131,12 @@ class Encoder:
         empty = block.count(b"\n" + lead + b'"') + block.startswith(lead + b'"')
         return leading == lines and empty == 0
 
-    def _splice_fields(self, block: bytes, probes: list[Any] | None, lines: int) -> bytes | None:
+    def _splice_fields(self, block: bytes, probes: list[Any], lines: int) -> bytes | None:
         """`block` with the static fields before every closing brace — those no line has;
         a field every line has already is left out (an event's own field wins). None when
         only some lines have a field, a line is `{}` or ends in a space, or would grow past
         the limit: the line-by-line path handles those."""
-        suffix: bytes | None = self._fields_suffix
-        if any(orjson.dumps(key) in block for key in self._fields):
-            if probes is None:
-                probes = self._probe.decode_lines(block)  # valid: checked just before
-            suffix = self._common_suffix(probes)
+        suffix = self._common_suffix(probes)
         if suffix is None:
             return None
         if block.count(b"}\n") != lines or b"{}\n" in block:
