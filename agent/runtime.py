@@ -131,7 +131,7 @@ class Agent:
             sources=[s.name for s in config.sources],
             endpoint=config.polaris.events_url(),
             mode="once" if once else "follow",
-            spool=str(self.spool.directory) if self.spool else None,
+            spool=str(self.spool.directory) if self.spool is not None else None,
         )
         executor = ThreadPoolExecutor(config.sender.workers, thread_name_prefix="compress")
         client = EventsClient(config.polaris, connections=config.sender.workers)
@@ -165,7 +165,7 @@ class Agent:
             events_read=self.tailer.stats.events,
             events_delivered=sender.stats.events_delivered,
             batches_spooled=sender.stats.batches_spooled,
-            spooled_files_left=len(self.spool) if self.spool else 0,
+            spooled_files_left=len(self.spool) if self.spool is not None else 0,
             dead_letters=self.dead_letters.count,
             unacknowledged=self.acks.outstanding(),
         )
