@@ -100,7 +100,8 @@ class Agent:
             else None
         )
         self.queue: ByteQueue[Piece] = ByteQueue(config.queue.max_bytes)
-        self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(config.sender.workers)
+        # One sealed batch waits for a free worker; more would only hold megabytes in memory.
+        self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(1)
         self.batcher = Batcher(config.batch.max_bytes, config.batch.max_wait)
         self.tailer = Tailer(
             config.sources,
