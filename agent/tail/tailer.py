@@ -652,13 +652,15 @@ class Tailer:
         self._settle_links()  # e.g. at the end of a backfill, after the tailer stopped
         now = time.time()
         records = [self._record(r, now) for r in [*self._readers.values(), *self._retired]]
-        records += [self._orphan_record(o, now) for o in self._orphans]
+        records += [self._record(o, now) for o in self._orphans]
         stale = [n for n, d in self._dormant.items() if now - d.seen_at >= DORMANT_KEEP_SECS]
         for number in stale:
             del self._dormant[number]
         return records + list(self._dormant.values())
 
-    def _record(self, reader: Reader, now: float) -> FileCheckpoint:
+    def _record(self, reader: Reader | _Orphan, now: float) -> FileCheckpoint:
+        """What a restart needs to find this content again and resume it where it is safe;
+        for an orphan (a content truncated in place) until its copy turns up."""
         return FileCheckpoint(
             fingerprint=reader.fingerprint.digest,
             fingerprint_len=reader.fingerprint.length,
@@ -666,18 +668,6 @@ class Tailer:
             path=reader.path,
             dev=reader.dev,
             ino=reader.ino,
-            seen_at=now,
-        )
-
-    def _orphan_record(self, orphan: _Orphan, now: float) -> FileCheckpoint:
-        """Until its copy turns up, a truncated content's checkpoint survives a crash."""
-        return FileCheckpoint(
-            fingerprint=orphan.fingerprint.digest,
-            fingerprint_len=orphan.fingerprint.length,
-            offset=self._acks.committed(orphan.file_id),
-            path=orphan.path,
-            dev=orphan.dev,
-            ino=orphan.ino,
             seen_at=now,
         )
 

@@ -42,6 +42,7 @@ class Agent:
         self.config = tmp / "agent.toml"
         self.stderr = tmp / "agent.stderr"
         self.process: asyncio.subprocess.Process | None = None
+        self.wrapper: list[str] = []  # a command the agent runs under (e.g. `unshare ...`)
         self.write_config(url, log_dir, **options)
 
     def write_config(
@@ -87,6 +88,7 @@ format = "json"
         env = {**os.environ, "TEST_POLARIS_KEY": API_KEY}
         with self.stderr.open("ab") as err:
             self.process = await asyncio.create_subprocess_exec(
+                *self.wrapper,
                 sys.executable,
                 "-m",
                 "agent",

@@ -12,7 +12,7 @@ import random
 import signal
 from pathlib import Path
 
-from conftest import FileAgent, Ledger
+from reliability_kit import FileAgent, Ledger
 
 from agent.devserver import DevServer
 

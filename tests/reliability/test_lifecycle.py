@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from conftest import FileAgent, Ledger, eventually
 from harness import API_KEY
+from reliability_kit import FileAgent, Ledger, eventually
 
 from agent.devserver import DevServer
 

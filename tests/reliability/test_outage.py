@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import orjson
-from conftest import FileAgent, Ledger, eventually
+from reliability_kit import FileAgent, Ledger, eventually
 
 from agent.devserver import DevServer
 from agent.ship.spool import decode_entry
@@ -162,10 +162,14 @@ async def test_drop_oldest_counts_and_logs_every_event_it_gives_up(
     await agent.start()
     await eventually(lambda: at_end(agent, log), within=20, what="read to the end")
     await eventually(lambda: not spool_files(agent), within=40, what="spool replayed")
-    await asyncio.sleep(0.5)
 
-    dropped = sum(e["events"] for e in agent.named("spool_dropped_oldest"))
-    missing = sum(ledger.missing().values())
-    assert dropped > 0
-    assert missing == dropped, "every event lost is one the log says was dropped"
+    def dropped() -> int:
+        return sum(e["events"] for e in agent.named("spool_dropped_oldest"))
+
+    def missing() -> int:
+        return sum(ledger.missing().values())
+
+    # The last batches may still be on their way: wait until only the dropped are missing.
+    await eventually(lambda: missing() == dropped(), within=20, what="only drops missing")
+    assert dropped() > 0
     assert await agent.stop() == 0

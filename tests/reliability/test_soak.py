@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FileAgent, Ledger, eventually
+from reliability_kit import FileAgent, Ledger, eventually
 from test_chaos import SPOOL_SOON, run_chaos
 
 from agent.devserver import DevServer
