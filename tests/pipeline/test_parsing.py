@@ -263,3 +263,40 @@ async def test_a_source_charset_is_decoded(
     agent = make_agent(source=f'format = "text"\ncharset = "{charset}"')
     assert await agent.run_once() == 0
     assert [e["message"] for e in received(dev_server)] == ["Grüße", "naïve café"]
+
+
+async def test_docker_json_file_lines_in_sidecar_mode_carry_the_pod_fields(
+    make_agent: Callable[..., Agent],
+    dev_server: DevServer,
+    log_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Docker's json-file format (`log`, `stream`, `time`), with a partial line joined, and the
+    pod fields a Kubernetes sidecar gets from the downward API."""
+    for name, value in {
+        "POD_NAME": "checkout-7d4f",
+        "POD_NAMESPACE": "shop",
+        "NODE_NAME": "node-3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    fresh = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+    lines = [
+        {"log": "order 17 paid\n", "stream": "stdout", "time": fresh},
+        {"log": "a long line the runtime ", "stream": "stderr", "time": fresh},
+        {"log": "split in two\n", "stream": "stderr", "time": fresh},
+    ]
+    (log_dir / "app.log").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    agent = make_agent(
+        source='format = "text"\nkubernetes = { format = "docker", sidecar_env = true }'
+    )
+
+    assert await agent.run_once() == 0
+
+    events = received(dev_server)
+    assert [(e["message"], e["stream"]) for e in events] == [
+        ("order 17 paid", "stdout"),
+        ("a long line the runtime split in two", "stderr"),
+    ]
+    assert all(e["k8s_pod"] == "checkout-7d4f" for e in events)
+    assert all(e["k8s_namespace"] == "shop" and e["k8s_node"] == "node-3" for e in events)
+    assert all(e["timestamp"].startswith(fresh[:23]) for e in events)
