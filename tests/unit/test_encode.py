@@ -116,3 +116,45 @@ def test_the_whole_block_path_is_taken_for_clean_lines_and_not_for_a_broken_one(
     assert enc._json_block(clean + b'{"timestamp":""}\n', 0) is None  # empty: replaced
     assert enc._json_block(clean + b'{"timestamp":null}\n', 0) is None
     assert enc._json_block(clean + b'{"timestamp":"t","x":[1,}\n', 0) is None
+
+
+text_lines = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"),
+    min_size=1,
+    max_size=40,
+).filter(lambda line: not line.isspace() and not line[0].isspace())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(text_lines, min_size=1, max_size=30),
+    fields=st.sampled_from([{}, {"env": "prod"}]),
+    piece_bytes=st.sampled_from([60, 200, 1 << 16]),
+    start=st.integers(0, 10_000),
+)
+def test_whole_block_text_encoding_equals_line_by_line(
+    lines: list[str], fields: dict[str, object], piece_bytes: int, start: int
+) -> None:
+    block = "".join(line + "\n" for line in lines).encode()
+    enc = encoder(piece_bytes=piece_bytes, fields=fields, format="text")
+
+    fast = enc.encode(block, start)
+    slow = enc._line_by_line(block, start)
+
+    assert enc._text_block(block, start) is not None
+    assert [p.data for p in fast.pieces if p.events] == [p.data for p in slow.pieces if p.events]
+    assert [list(p.offsets) for p in fast.pieces if p.events] == [
+        list(p.offsets) for p in slow.pieces if p.events
+    ]
+    assert [p.end_offset for p in fast.pieces if p.events] == [
+        p.end_offset for p in slow.pieces if p.events
+    ]
+
+
+def test_text_blocks_that_need_a_closer_look_go_line_by_line() -> None:
+    enc = encoder(format="text")
+    assert enc._text_block(b"a\nb\n", 0) is not None
+    assert enc._text_block(b"a\n\nb\n", 0) is None  # blank line: skipped and counted
+    assert enc._text_block(b"a\n  \t\nb\n", 0) is None
+    assert enc._text_block(b"a\r\nb\n", 0) is None
+    assert enc._text_block(b"caf\xe9\n", 0) is None  # not UTF-8: replaced line by line
