@@ -249,3 +249,12 @@ def test_job_rejection_periods_are_iso_8601(tmp_path: Path) -> None:
 def test_job_columns_are_unique(tmp_path: Path) -> None:
     toml = MINIMAL + JOB.replace('column = "message"', 'column = "__time"')
     assert _problems(tmp_path, toml) == {"job.mappings": "names must be unique; repeated: __time"}
+
+
+@pytest.mark.parametrize("name", ["example.toml", "demo.toml"])
+def test_the_shipped_example_configs_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLARIS_PROJECT_ID", "p")
+    monkeypatch.setenv("POLARIS_API_KEY", "pok_example")
+    monkeypatch.setenv("DEMO_DIR", "/tmp/demo")
+    config = load_config(Path(__file__).resolve().parent.parent / "config" / name)
+    assert config.sources
