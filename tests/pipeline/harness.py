@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,12 @@ def make_agent(
         return agent
 
     yield make
-    for agent in started:
+    kill_leftovers(started)
+
+
+def kill_leftovers(agents: Iterable[Agent]) -> None:
+    """A test that failed half-way leaves its agent running: end it, never leak a process."""
+    for agent in agents:
         if agent.process is not None and agent.process.returncode is None:
             agent.process.kill()
 

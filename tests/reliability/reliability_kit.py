@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipeline"))
 
-from harness import CONNECTION, Agent, dev_server, eventually, log_dir
+from harness import CONNECTION, Agent, dev_server, eventually, kill_leftovers, log_dir
 
 from agent.devserver import DevServer
 
@@ -97,9 +97,7 @@ def file_agent(
         return agent
 
     yield make
-    for agent in started:
-        if agent.process is not None and agent.process.returncode is None:
-            agent.process.kill()
+    kill_leftovers(started)
 
 
 class Ledger:
