@@ -21,6 +21,7 @@ import msgspec
 import orjson
 
 from agent.config import SourceConfig
+from agent.parse.timestamps import time_parser
 from agent.records import LineStarts
 
 NOW = Callable[[], float]
@@ -79,7 +80,14 @@ class Encoder:
         self._probe: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             _probe_type(source.time_field, list(self._fields))
         )
-        self._validate: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_probe_type("", []))
+        # Polaris silently drops events outside the job's late/early windows: refuse them here,
+        # with a dead letter, instead.
+        self._late_ms = int(source.late_window * 1000)
+        self._early_ms = int(source.early_window * 1000)
+        self._times = time_parser("auto", UTC)
+        self._now_ms = 0
+        self._inside = ("", "")  # ISO times safely inside the window, for whole blocks
+        self._set_clock()
         self._time_lead = b"{" + self._time_key + b':"'
 
     @property
@@ -89,11 +97,22 @@ class Encoder:
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
         """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
-        self._stamp = iso_utc(self._now())
+        self._set_clock()
         whole = (self._json_block if self._json else self._text_blocks)(block, start_offset)
         if whole is not None:
             return whole
         return self._line_by_line(block, start_offset)
+
+    def _set_clock(self) -> None:
+        """The read time for events without one, and the window's edges, once per block."""
+        now = self._now()
+        self._stamp = iso_utc(now)
+        self._now_ms = int(now * 1000)
+        margin = 86400  # a day inside each edge: ISO strings compare as times only roughly
+        self._inside = (
+            iso_utc(now - self._late_ms / 1000 + margin),
+            iso_utc(now + self._early_ms / 1000 - margin),
+        )
 
     def _text_blocks(self, block: bytes, start_offset: int) -> Encoded | None:
         """`_text_block` over slices of about TEXT_SLICE bytes: its per-line objects (str,
@@ -138,30 +157,34 @@ class Encoder:
         return Encoded(_cut_events(data, sizes, starts, self._piece_bytes), [], 0)
 
     def _json_block(self, block: bytes, start_offset: int) -> Encoded | None:
-        """The common case at C speed: every line one JSON object that has its time and none
-        of the static fields. msgspec validates the whole block while building only a tiny
-        struct per line (the time and the static keys); the events are the lines as they
-        are, the fields spliced with one `bytes.replace`. Any other block (a blank, broken
-        or long line, a CR, a missing time) returns None and the line-by-line path decides
-        each line."""
+        """The common case at C speed: every line one JSON object whose time is an ISO string
+        well inside Polaris' late/early window. msgspec validates the whole block while
+        building only a tiny struct per line (the time and the static keys); the earliest and
+        latest time are compared as strings; the events are the lines as they are, the fields
+        spliced with one `bytes.replace`. Any other block (a blank, broken or long line, a
+        CR, a missing or numeric time, a time near an edge) returns None and the line-by-line
+        path decides each line."""
         if not _lines_within(block, self._max_line):
             return None
         lines = block.count(b"\n")
         led = self._time_string_leads(block, lines)  # then no line is blank or lacks a time
         if not led and (b"\r" in block or b"\n\n" in block or block.startswith(b"\n")):
             return None
-        probing = not led or bool(self._fields)
         try:
-            checked = (self._probe if probing else self._validate).decode_lines(block)
+            probes = self._probe.decode_lines(block)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        if len(checked) != lines:
+        if len(probes) != lines:
             return None  # a line held no object (blank) or two
-        if not led and not all(map(_TIME, checked)):
-            return None  # a time is missing, null or empty (or falsy: decided line by line)
+        times = list(map(_TIME, probes))
+        if not led and (not all(times) or set(map(type, times)) != {str}):
+            return None  # a time missing, empty, null or not a string: decided line by line
+        earliest, latest = self._inside
+        if not (earliest < min(times) and max(times) < latest):
+            return None  # some time near or outside the late/early window: checked exactly
         if not self._fields:
             return Encoded(_cut(block, start_offset, 0, self._piece_bytes), [], 0)
-        spliced = self._splice_fields(block, checked, lines)
+        spliced = self._splice_fields(block, probes, lines)
         if spliced is None:
             return None
         growth = (len(spliced) - len(block)) // lines
@@ -169,7 +192,7 @@ class Encoder:
 
     def _time_string_leads(self, block: bytes, lines: int) -> bool:
         """Every line starts `{"<time_field>":"` with a non-empty string: what loggers write,
-        and then the time needs no per-line look at all."""
+        and then no line can be blank or lack its time."""
         lead = self._time_lead
         leading = block.count(b"\n" + lead) + block.startswith(lead)
         empty = block.count(b"\n" + lead + b'"') + block.startswith(lead + b'"')
@@ -247,6 +270,9 @@ class Encoder:
             return "not_a_json_object"
         suffix = b""
         stamp = obj.get(self._time_field)
+        outside = self._outside_window(stamp)
+        if outside is not None:
+            return outside
         if stamp is None or stamp == "":
             if self._time_field in obj:  # present but null or empty: Polaris would fail on it
                 obj[self._time_field] = self._stamp
@@ -261,6 +287,20 @@ class Encoder:
         if not suffix:
             return line
         return _splice(line, suffix)
+
+    def _outside_window(self, stamp: object) -> str | None:
+        """ "too_late" / "too_early" for a time Polaris would drop; None for any other
+        (a time that does not parse is left for Polaris to judge)."""
+        if stamp is None or stamp == "" or isinstance(stamp, bool):
+            return None
+        millis = self._times.parse(stamp, self._now_ms)
+        if millis is None:
+            return None
+        if millis < self._now_ms - self._late_ms:
+            return "too_late"
+        if millis > self._now_ms + self._early_ms:
+            return "too_early"
+        return None
 
     def _text_event(self, line: bytes, time_suffix: bytes) -> bytes:
         message = orjson.dumps(line.decode("utf-8", "replace"))
@@ -287,9 +327,8 @@ _BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c]*\n")
 
 def _probe_type(time_field: str, field_names: list[str]) -> type:
     """A struct holding only what the whole-block check looks at: the time (`f0`) and the
-    static field names (`f1`...), UNSET when absent; other keys are validated, not built.
-    With no names at all, an empty struct: validation only."""
-    names = [time_field, *field_names] if time_field else []
+    static field names (`f1`...), UNSET when absent; other keys are validated, not built."""
+    names = [time_field, *field_names]
     return msgspec.defstruct(
         "Probe",
         [(f"f{i}", Any, msgspec.UNSET) for i in range(len(names))],

@@ -33,7 +33,7 @@ def test_missing_time_and_static_fields_are_spliced_in() -> None:
 
 
 def test_pieces_are_cut_at_lines_and_carry_the_file_offset_after_their_last_line() -> None:
-    lines = b"".join(b'{"timestamp":1,"n":%d}\n' % n for n in range(100))
+    lines = b"".join(b'{"timestamp":"2025-11-24T00:00:00Z","n":%d}\n' % n for n in range(100))
     encoded = encoder(piece_bytes=200).encode(lines, 1000)
     assert all(len(p.data) <= 200 for p in encoded.pieces)
     assert sum(p.events for p in encoded.pieces) == 100
@@ -44,11 +44,11 @@ def test_pieces_are_cut_at_lines_and_carry_the_file_offset_after_their_last_line
 
 
 def test_bad_lines_are_rejected_with_their_offsets_and_blank_lines_skipped() -> None:
-    block = b'{"timestamp":1}\nnope\n\n[1]\n'
+    block = b'{"timestamp":"2025-11-24T00:00:00Z"}\nnope\n\n[1]\n'
     encoded = encoder().encode(block, 0)
     assert [(r.reason, r.offset) for r in encoded.rejected] == [
-        ("invalid_json", 16),
-        ("not_a_json_object", 22),
+        ("invalid_json", block.index(b"nope")),
+        ("not_a_json_object", block.index(b"[1]")),
     ]
     assert encoded.blank == 1
     assert encoded.pieces[-1].end_offset == len(block)
@@ -106,7 +106,7 @@ def test_whole_block_encoding_equals_line_by_line(
 
 
 def test_the_whole_block_path_is_taken_for_clean_lines_and_not_for_a_broken_one() -> None:
-    clean = b'{"timestamp":"t","a":1}\n' * 3
+    clean = b'{"timestamp":"2025-11-24T00:00:00Z","a":1}\n' * 3
     enc = encoder()
     assert enc._json_block(clean, 0) is not None
     assert enc._json_block(clean + b"{broken\n", 0) is None
@@ -158,3 +158,35 @@ def test_text_blocks_that_need_a_closer_look_go_line_by_line() -> None:
     assert enc._text_block(b"a\n  \t\nb\n", 0) is None
     assert enc._text_block(b"a\r\nb\n", 0) is None
     assert enc._text_block(b"caf\xe9\n", 0) is None  # not UTF-8: replaced line by line
+
+
+def test_events_outside_polaris_windows_are_refused_not_sent() -> None:
+    """Polaris drops them silently; the agent dead-letters them with the reason instead."""
+    enc = encoder()  # now is 2025-11-25; late window 30 days, early window 2000 days
+    block = (
+        b'{"timestamp":"2025-11-24T10:00:00Z","n":1}\n'
+        b'{"timestamp":"2025-10-01T10:00:00Z","n":2}\n'
+        b'{"timestamp":"2033-01-01T00:00:00Z","n":3}\n'
+        b'{"timestamp":1700000000000,"n":4}\n'
+        b'{"timestamp":"2025-11-25T00:00:00+02:00","n":5}\n'
+    )
+
+    encoded = enc.encode(block, 100)
+
+    sent = [orjson.loads(x)["n"] for p in encoded.pieces for x in p.data.splitlines()]
+    assert sent == [1, 5]
+    assert [(r.reason, r.offset) for r in encoded.rejected] == [
+        ("too_late", 100 + block.index(b'{"timestamp":"2025-10')),
+        ("too_early", 100 + block.index(b'{"timestamp":"2033')),
+        ("too_late", 100 + block.index(b'{"timestamp":1700')),  # epoch millis: Nov 2023
+    ]
+
+
+def test_a_block_well_inside_the_window_stays_on_the_whole_block_path() -> None:
+    enc = encoder()
+    inside = b'{"timestamp":"2025-11-20T00:00:00.000Z"}\n' * 3
+    assert enc.encode(inside, 0).pieces[0].data == inside
+    assert enc._json_block(inside, 0) is not None
+    near_the_edge = b'{"timestamp":"2025-10-26T12:00:00Z"}\n'  # 29.5 days old
+    assert enc._json_block(near_the_edge, 0) is None
+    assert enc.encode(near_the_edge, 0).pieces[0].data == near_the_edge  # checked exactly
