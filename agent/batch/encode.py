@@ -88,7 +88,6 @@ class Encoder:
         self._now_ms = 0
         self._inside = ("", "")  # ISO times safely inside the window, for whole blocks
         self._set_clock()
-        self._time_lead = b"{" + self._time_key + b':"'
 
     @property
     def max_line_bytes(self) -> int:
@@ -164,41 +163,32 @@ class Encoder:
         spliced with one `bytes.replace`. Any other block (a blank, broken or long line, a
         CR, a missing or numeric time, a time near an edge) returns None and the line-by-line
         path decides each line."""
-        if not _lines_within(block, self._max_line):
+        if b"\r" in block or b"\n\n" in block or block.startswith(b"\n"):
             return None
-        lines = block.count(b"\n")
-        led = self._time_string_leads(block, lines)  # then no line is blank or lacks a time
-        if not led and (b"\r" in block or b"\n\n" in block or block.startswith(b"\n")):
+        if not _lines_within(block, self._max_line):
             return None
         try:
             probes = self._probe.decode_lines(block)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        if len(probes) != lines:
-            return None  # a line held no object (blank) or two
         times = list(map(_TIME, probes))
-        if not led and (not all(times) or set(map(type, times)) != {str}):
+        if not all(times) or set(map(type, times)) != {str}:
             return None  # a time missing, empty, null or not a string: decided line by line
         earliest, latest = self._inside
         if not (earliest < min(times) and max(times) < latest):
             return None  # some time near or outside the late/early window: checked exactly
-        if not self._fields:
-            return Encoded(_cut(block, start_offset, 0, self._piece_bytes), [], 0)
-        spliced = self._splice_fields(block, probes, lines)
-        if spliced is None:
-            return None
-        growth = (len(spliced) - len(block)) // lines
-        return Encoded(_cut(spliced, start_offset, growth, self._piece_bytes), [], 0)
+        if self._fields:
+            spliced = self._splice_fields(block, probes)
+            if spliced is None:
+                return None
+            growth = (len(spliced) - len(block)) // len(probes)
+            return Encoded(_cut(spliced, start_offset, growth, self._piece_bytes), [], 0)
+        pieces = _cut(block, start_offset, 0, self._piece_bytes)
+        if sum(p.events for p in pieces) != len(probes):
+            return None  # a line held two objects
+        return Encoded(pieces, [], 0)
 
-    def _time_string_leads(self, block: bytes, lines: int) -> bool:
-        """Every line starts `{"<time_field>":"` with a non-empty string: what loggers write,
-        and then no line can be blank or lack its time."""
-        lead = self._time_lead
-        leading = block.count(b"\n" + lead) + block.startswith(lead)
-        empty = block.count(b"\n" + lead + b'"') + block.startswith(lead + b'"')
-        return leading == lines and empty == 0
-
-    def _splice_fields(self, block: bytes, probes: list[Any], lines: int) -> bytes | None:
+    def _splice_fields(self, block: bytes, probes: list[Any]) -> bytes | None:
         """`block` with the static fields before every closing brace — those no line has;
         a field every line has already is left out (an event's own field wins). None when
         only some lines have a field, a line is `{}` or ends in a space, or would grow past
@@ -206,7 +196,9 @@ class Encoder:
         suffix = self._common_suffix(probes)
         if suffix is None:
             return None
-        if block.count(b"}\n") != lines or b"{}\n" in block:
+        # "}\n" ends lines only (a newline in a string is escaped): as many as objects means
+        # one object a line, each ending in its brace.
+        if block.count(b"}\n") != len(probes) or b"{}\n" in block:
             return None
         if not _lines_within(block, self._max_event - len(suffix)):
             return None
