@@ -24,7 +24,6 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import structlog
 
@@ -47,8 +46,20 @@ from agent.tail.fingerprint import (
     of_head,
     starts_with,
 )
-from agent.tail.handoff import Link, event_identity
+from agent.tail.handoff import Link
+from agent.tail.identity import (
+    Copy,
+    Key,
+    Orphan,
+    diverges,
+    identity_of,
+    last_line_end,
+    line_start,
+    same_file,
+    still_in_place,
+)
 from agent.tail.reader import Block, LongLine, Reader, Truncated
+from agent.tail.stats import SourceStats, TailStats
 
 log = structlog.get_logger("agent.tailer")
 
@@ -58,54 +69,6 @@ UTF8_BOM = BOM.encode()
 ROTATE_WAIT_SECS = 5.0  # a file gone from its globs is still read this long: late writers
 DORMANT_KEEP_SECS = 7 * 86400  # how long to remember a file that went away
 COPY_WAIT_SECS = 5.0  # how long a file beginning like a tracked one waits for a truncation
-TAIL_COMPARE_BYTES = 4096  # bytes compared to tell a copy from a file that begins alike
-
-Key = tuple[int, int]
-"""(st_dev, st_ino): which file a path leads to right now."""
-
-
-@dataclass(slots=True)
-class SourceStats:
-    lines: int = 0  # fast path: events + dead-lettered + blank; parsed: physical lines read
-    bytes_read: int = 0
-    parsing: dict[str, int] = field(default_factory=dict)
-    """Parsed sources' counters, summed over their files: unmatched, time_unparsed,
-    time_missing, too_late, too_early, invalid_bytes, bom_stripped, container_unparsed,
-    partial_joined, partial_flushed, multiline_joined, multiline_split."""
-
-
-@dataclass(slots=True)
-class TailStats:
-    events: int = 0
-    bytes_read: int = 0
-    rejected: int = 0
-    blank_lines: int = 0
-    truncations: int = 0
-    by_source: dict[str, int] = field(default_factory=dict)  # events per source
-    sources: dict[str, SourceStats] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Copy:
-    """A new file beginning like tracked file `of`: maybe the copy copytruncate makes."""
-
-    source: str
-    path: str
-    of: Key
-    until: float  # monotonic; then it is read as a file of its own
-
-
-@dataclass(slots=True)
-class _Orphan:
-    """The content of a file truncated in place, kept so that its copy can finish it."""
-
-    file_id: FileId
-    fingerprint: Fingerprint
-    offset: int  # how far it had been read
-    path: str
-    dev: int
-    ino: int
-    until: float  # monotonic; then, once its tickets are done, it is forgotten
 
 
 class Tailer:
@@ -133,8 +96,8 @@ class Tailer:
         self._readers: dict[Key, Reader] = {}  # every tracked file, open or closed
         self._open: dict[str, OrderedDict[Key, None]] = {}  # per source, least recent first
         self._retired: list[Reader] = []  # of removed sources, until their tickets are done
-        self._copies: dict[Key, _Copy] = {}
-        self._orphans: list[_Orphan] = []
+        self._copies: dict[Key, Copy] = {}
+        self._orphans: list[Orphan] = []
         self._dormant: dict[int, FileCheckpoint] = {}  # files gone or not found yet
         self._next_dormant = 0
         self._dormant_index: FingerprintIndex[int] | None = None
@@ -339,7 +302,7 @@ class Tailer:
             return key
         data = head(fd)
         orphan = self._orphan_of(data)
-        if orphan is not None and _line_start(fd, orphan.offset, stat.st_size):
+        if orphan is not None and line_start(fd, orphan.offset, stat.st_size):
             self._adopt(source, path, fd, orphan.file_id, orphan.fingerprint, orphan.offset)
             self._orphans.remove(orphan)
             return key
@@ -347,7 +310,7 @@ class Tailer:
         twin = None if saved is not None or not could_be_copy else self._twin_of(fd, stat, data)
         if twin is not None:
             os.close(fd)
-            self._copies[key] = _Copy(source.name, path, twin, time.monotonic() + COPY_WAIT_SECS)
+            self._copies[key] = Copy(source.name, path, twin, time.monotonic() + COPY_WAIT_SECS)
             log.info("file_held_as_copy", path=path, of=self._readers[twin].path)
             return key
         offset, how = self._resume_offset(source, fd, stat, saved)
@@ -436,7 +399,7 @@ class Tailer:
                 return 0, "truncated_while_stopped"
             return saved.offset, "checkpoint"
         if self._first_scan and source.start_at == "end":
-            return _last_line_end(fd, stat.st_size), "end"
+            return last_line_end(fd, stat.st_size), "end"
         return 0, "beginning"
 
     # -- identity: checkpoints, copies, truncated contents --------------------------------
@@ -460,9 +423,9 @@ class Tailer:
                     Fingerprint(record.fingerprint, record.fingerprint_len), number
                 )
         found = [n for n in self._dormant_index.matching(data) if n in self._dormant]
-        same = [n for n in found if _is(self._dormant[n], stat)]
-        pool = same or [n for n in found if _still_in_place(self._dormant[n])]
-        pool = [n for n in pool if _line_start(fd, self._dormant[n].offset, stat.st_size)]
+        same = [n for n in found if same_file(self._dormant[n], stat)]
+        pool = same or [n for n in found if still_in_place(self._dormant[n])]
+        pool = [n for n in pool if line_start(fd, self._dormant[n].offset, stat.st_size)]
         if not pool:
             return None
         return self._dormant.pop(pool[0])  # longest fingerprint first
@@ -475,11 +438,11 @@ class Tailer:
                 self._reader_index.add(reader.fingerprint, key)
         for other in self._reader_index.matching(data):
             original = self._readers.get(other)
-            if original is not None and not _diverges(fd, stat.st_size, original):
+            if original is not None and not diverges(fd, stat.st_size, original):
                 return other
         return None
 
-    def _orphan_of(self, data: bytes) -> _Orphan | None:
+    def _orphan_of(self, data: bytes) -> Orphan | None:
         for orphan in self._orphans:
             fp = orphan.fingerprint
             if len(data) >= fp.length and of_head(data[: fp.length]) == fp:
@@ -566,7 +529,7 @@ class Tailer:
             encoder = ParsedEncoder(
                 source,
                 path=reader.path,
-                identity=lambda: _identity_of(reader),
+                identity=lambda: identity_of(reader),
                 max_event_bytes=self._max_event_bytes,
                 piece_bytes=self._piece_bytes,
                 start_offset=reader.offset,
@@ -658,7 +621,7 @@ class Tailer:
             del self._dormant[number]
         return records + list(self._dormant.values())
 
-    def _record(self, reader: Reader | _Orphan, now: float) -> FileCheckpoint:
+    def _record(self, reader: Reader | Orphan, now: float) -> FileCheckpoint:
         """What a restart needs to find this content again and resume it where it is safe;
         for an orphan (a content truncated in place) until its copy turns up."""
         return FileCheckpoint(
@@ -802,7 +765,7 @@ class Tailer:
         if copy_key is not None and self._take_copy(copy_key, old_id, old_fp, old_offset):
             return
         self._orphans.append(
-            _Orphan(
+            Orphan(
                 old_id,
                 old_fp,
                 old_offset,
@@ -852,55 +815,3 @@ class Tailer:
         self._close(key)
         del self._readers[key]
         log.info("file_released", path=reader.path, deleted=deleted)
-
-
-def _identity_of(reader: Reader) -> str:
-    try:
-        return event_identity(reader.fd)
-    except OSError:  # closed: only records released by a timeout can ask, ids best effort
-        return ""
-
-
-def _is(record: FileCheckpoint, stat: os.stat_result) -> bool:
-    return (record.dev, record.ino) == (stat.st_dev, stat.st_ino)
-
-
-def _still_in_place(record: FileCheckpoint) -> bool:
-    """Whether the file a record was taken from is still at its path (so others are copies)."""
-    try:
-        return _is(record, os.stat(record.path))
-    except OSError:
-        return False
-
-
-def _line_start(fd: int, offset: int, size: int) -> bool:
-    """A checkpoint offset is always a line start; in another content it rarely is."""
-    return offset == 0 or offset > size or os.pread(fd, 1, offset - 1) == b"\n"
-
-
-def _diverges(fd: int, size: int, original: Reader) -> bool:
-    """Whether a file beginning like `original` differs from it after all (not a copy).
-
-    While the original still holds what was read, a copy of it is never longer than it and
-    ends with the bytes the original has at that position. Once the original is truncated
-    (the next read will find out) any file beginning like it may be its copy.
-    """
-    if not original.is_open:
-        return False  # cannot tell cheaply; the copy wait decides
-    try:
-        original_size = original.size()
-        if original_size < original.offset or not original.unchanged():
-            return False
-        if original_size < size:
-            return True
-        count = min(size, TAIL_COMPARE_BYTES)
-        return os.pread(fd, count, size - count) != os.pread(original.fd, count, size - count)
-    except OSError:
-        return False
-
-
-def _last_line_end(fd: int, size: int) -> int:
-    """Where the last complete line ends: `start_at = "end"` must not begin mid-line."""
-    tail = os.pread(fd, min(size, 65536), max(0, size - 65536))
-    newline = tail.rfind(b"\n")
-    return size if newline == -1 else size - len(tail) + newline + 1

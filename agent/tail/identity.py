@@ -1,0 +1,96 @@
+"""Telling files apart: the same content under another name, a copy that copytruncate made,
+the content of a file truncated in place (an orphan) that its copy may still finish.
+
+The tailer decides with these; they only look (stat, pread) and never change anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from agent.records import FileId
+from agent.state.checkpoint import FileCheckpoint
+from agent.tail.fingerprint import Fingerprint
+from agent.tail.handoff import event_identity
+from agent.tail.reader import Reader
+
+Key = tuple[int, int]
+"""(st_dev, st_ino): which file a path leads to right now."""
+
+TAIL_COMPARE_BYTES = 4096  # bytes compared to tell a copy from a file that begins alike
+
+
+@dataclass(slots=True)
+class Copy:
+    """A new file beginning like tracked file `of`: maybe the copy copytruncate makes."""
+
+    source: str
+    path: str
+    of: Key
+    until: float  # monotonic; then it is read as a file of its own
+
+
+@dataclass(slots=True)
+class Orphan:
+    """The content of a file truncated in place, kept so that its copy can finish it."""
+
+    file_id: FileId
+    fingerprint: Fingerprint
+    offset: int  # how far it had been read
+    path: str
+    dev: int
+    ino: int
+    until: float  # monotonic; then, once its tickets are done, it is forgotten
+
+
+def identity_of(reader: Reader) -> str:
+    try:
+        return event_identity(reader.fd)
+    except OSError:  # closed: only records released by a timeout can ask, ids best effort
+        return ""
+
+
+def same_file(record: FileCheckpoint, stat: os.stat_result) -> bool:
+    return (record.dev, record.ino) == (stat.st_dev, stat.st_ino)
+
+
+def still_in_place(record: FileCheckpoint) -> bool:
+    """Whether the file a record was taken from is still at its path (so others are copies)."""
+    try:
+        return same_file(record, os.stat(record.path))
+    except OSError:
+        return False
+
+
+def line_start(fd: int, offset: int, size: int) -> bool:
+    """A checkpoint offset is always a line start; in another content it rarely is."""
+    return offset == 0 or offset > size or os.pread(fd, 1, offset - 1) == b"\n"
+
+
+def diverges(fd: int, size: int, original: Reader) -> bool:
+    """Whether a file beginning like `original` differs from it after all (not a copy).
+
+    While the original still holds what was read, a copy of it is never longer than it and
+    ends with the bytes the original has at that position. Once the original is truncated
+    (the next read will find out) any file beginning like it may be its copy.
+    """
+    if not original.is_open:
+        return False  # cannot tell cheaply; the copy wait decides
+    try:
+        original_size = original.size()
+        if original_size < original.offset or not original.unchanged():
+            return False
+        if original_size < size:
+            return True
+        count = min(size, TAIL_COMPARE_BYTES)
+        return os.pread(fd, count, size - count) != os.pread(original.fd, count, size - count)
+    except OSError:
+        return False
+
+
+def last_line_end(fd: int, size: int) -> int:
+    """Where the last complete line ends: `start_at = "end"` must not begin mid-line."""
+    tail = os.pread(fd, min(size, 65536), max(0, size - 65536))
+    newline = tail.rfind(b"\n")
+    return size if newline == -1 else size - len(tail) + newline + 1
