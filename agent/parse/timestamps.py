@@ -11,6 +11,7 @@ A naive time (no offset in the text) is read in the source's configured zone.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,8 +47,14 @@ _NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?$")
 
 def iso_from_millis(millis: int) -> str:
     """``2026-11-26T01:02:03.456Z``: what ``TIME_PARSE`` accepts without a format."""
-    moment = EPOCH + timedelta(milliseconds=millis)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
+    return f"{_iso_second(millis // 1000)}.{millis % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    """Log lines come in runs within the same second: format each second once."""
+    moment = EPOCH + timedelta(seconds=second)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}"
 
 
 def millis_from_datetime(moment: datetime, zone: tzinfo) -> int:
