@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
 from operator import add, attrgetter
 from typing import Any
 
@@ -117,6 +117,7 @@ class Encoder:
         """`_text_block` over slices of about TEXT_SLICE bytes: its per-line objects (str,
         bytes, offsets) are many, and a slice at a time keeps their peak memory small."""
         pieces: list[EncodedPiece] = []
+        blank = 0
         position = 0
         while position < len(block):
             end = block.rfind(b"\n", position, position + TEXT_SLICE) + 1 or len(block)
@@ -124,25 +125,35 @@ class Encoder:
             if encoded is None:
                 return None
             pieces += encoded.pieces
+            blank += encoded.blank
             position = end
-        return Encoded(pieces, [], 0)
+        return Encoded(pieces, [], blank)
 
     def _text_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """Text lines without a Python step per line: the block is decoded once, each line
-        JSON-escaped by `orjson.dumps` mapped over them, and the events joined around them.
-        A block with a blank, long or CR-ended line, or bytes that are not UTF-8, returns
-        None and goes line by line."""
-        if b"\r" in block or _BLANK_LINE.search(block) or block[:1].isspace():
-            return None
+        JSON-escaped by `orjson.dumps` mapped over them, and the events joined around them;
+        blank lines are masked out and a CR before the newline dropped, as line by line. A
+        block with a long line or bytes that are not UTF-8 returns None and goes line by
+        line."""
         if not _lines_within(block, self._max_line):
             return None
+        raw = block.split(b"\n")
+        raw.pop()
+        starts = list(accumulate(map(add, map(len, raw), repeat(1)), initial=start_offset))
+        tidy = b"\r" not in block and not _BLANK_LINE.search(block) and not block[:1].isspace()
+        unix = block if tidy else block.replace(b"\r\n", b"\n")
         try:
-            lines = block.decode("utf-8").split("\n")
+            lines = unix.decode("utf-8").split("\n")
         except UnicodeDecodeError:
             return None
         lines.pop()
-        if not lines or lines[0].isspace():
-            return None
+        if not tidy:  # mask out blank lines, as line by line
+            kept = list(map(bool, map(bytes.strip, unix.split(b"\n")[:-1])))
+            starts = [*compress(starts, kept), starts[-1]]
+            lines = list(compress(lines, kept))
+        blank = len(raw) - len(lines)
+        if not lines:
+            return Encoded([EncodedPiece(b"", 0, starts[-1], [])], [], blank)
         messages = list(map(orjson.dumps, lines))
         head = b'{"message":'
         tail = b"," + self._time_key + b":" + orjson.dumps(self._stamp) + self._fields_suffix
@@ -150,10 +161,8 @@ class Encoder:
         if max(map(len, messages)) + len(head) + len(tail) - 1 > self._max_event:
             return None
         data = head + (tail + head).join(messages) + tail
-        raw = map(len, block.split(b"\n"))
-        starts = list(accumulate(map(add, raw, repeat(1)), initial=start_offset))
         sizes = list(accumulate(map(add, map(len, messages), repeat(len(head) + len(tail)))))
-        return Encoded(_cut_events(data, sizes, starts, self._piece_bytes), [], 0)
+        return Encoded(_cut_events(data, sizes, starts, self._piece_bytes), [], blank)
 
     def _json_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """The common case at C speed: every line one JSON object whose time is an ISO string
@@ -313,8 +322,8 @@ def _splice(line: bytes, suffix: bytes) -> bytes:
 
 
 _TIME = attrgetter("f0")
+_BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c\r]*\n")  # a line of whitespace only
 TEXT_SLICE = 128 * 1024
-_BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c]*\n")
 
 
 def _probe_type(time_field: str, field_names: list[str]) -> type:

@@ -119,10 +119,9 @@ def test_the_whole_block_path_is_taken_for_clean_lines_and_not_for_a_broken_one(
 
 
 text_lines = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"),
-    min_size=1,
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
     max_size=40,
-).filter(lambda line: not line.isspace() and not line[0].isspace())
+) | st.sampled_from(["", "  ", "\t", "\r", "caf\u00e9\r", "x\r\r"])
 
 
 @settings(max_examples=200, deadline=None)
@@ -142,6 +141,7 @@ def test_whole_block_text_encoding_equals_line_by_line(
     slow = enc._line_by_line(block, start)
 
     assert enc._text_block(block, start) is not None
+    assert fast.blank == slow.blank
     assert [p.data for p in fast.pieces if p.events] == [p.data for p in slow.pieces if p.events]
     assert [list(p.offsets) for p in fast.pieces if p.events] == [
         list(p.offsets) for p in slow.pieces if p.events
@@ -151,12 +151,14 @@ def test_whole_block_text_encoding_equals_line_by_line(
     ]
 
 
-def test_text_blocks_that_need_a_closer_look_go_line_by_line() -> None:
+def test_text_blocks_skip_blank_lines_and_crs_and_leave_bad_bytes_to_the_line_path() -> None:
     enc = encoder(format="text")
-    assert enc._text_block(b"a\nb\n", 0) is not None
-    assert enc._text_block(b"a\n\nb\n", 0) is None  # blank line: skipped and counted
-    assert enc._text_block(b"a\n  \t\nb\n", 0) is None
-    assert enc._text_block(b"a\r\nb\n", 0) is None
+    encoded = enc._text_block(b"a\n\n  \t\nb\r\n", 10)
+    assert encoded is not None
+    assert encoded.blank == 2
+    assert [orjson.loads(x)["message"] for x in encoded.pieces[0].data.splitlines()] == ["a", "b"]
+    assert list(encoded.pieces[0].offsets) == [10, 17]
+    assert encoded.pieces[-1].end_offset == 10 + len(b"a\n\n  \t\nb\r\n")
     assert enc._text_block(b"caf\xe9\n", 0) is None  # not UTF-8: replaced line by line
 
 
