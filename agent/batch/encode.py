@@ -12,7 +12,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from itertools import accumulate, compress, repeat
 from operator import add, attrgetter
 from typing import Any
@@ -21,7 +21,7 @@ import msgspec
 import orjson
 
 from agent.config import SourceConfig
-from agent.parse.timestamps import time_parser
+from agent.parse.timestamps import iso_from_millis, time_parser
 from agent.records import LineStarts
 
 NOW = Callable[[], float]
@@ -53,7 +53,8 @@ class Encoded:
 
 
 def iso_utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """``2026-11-26T01:02:03.456Z`` for a `time.time()` value."""
+    return iso_from_millis(int(epoch * 1000))
 
 
 class Encoder:
@@ -106,6 +107,7 @@ class Encoder:
         """The read time for events without one, and the window's edges, once per block."""
         now = self._now()
         self._stamp = iso_utc(now)
+        self._time_suffix = b"," + self._time_key + b":" + orjson.dumps(self._stamp)
         self._now_ms = int(now * 1000)
         margin = 86400  # a day inside each edge: ISO strings compare as times only roughly
         self._inside = (
@@ -156,8 +158,7 @@ class Encoder:
             return Encoded([EncodedPiece(b"", 0, starts[-1], [])], [], blank)
         messages = list(map(orjson.dumps, lines))
         head = b'{"message":'
-        tail = b"," + self._time_key + b":" + orjson.dumps(self._stamp) + self._fields_suffix
-        tail += b"}\n"
+        tail = self._time_suffix + self._fields_suffix + b"}\n"
         if max(map(len, messages)) + len(head) + len(tail) - 1 > self._max_event:
             return None
         data = head + (tail + head).join(messages) + tail
@@ -224,7 +225,7 @@ class Encoder:
         return _members(missing)
 
     def _line_by_line(self, block: bytes, start_offset: int) -> Encoded:
-        time_suffix = b"," + self._time_key + b":" + orjson.dumps(self._stamp)
+        time_suffix = self._time_suffix
         events: list[bytes] = []
         starts: list[int] = []
         piece_size = 0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import orjson
 import structlog
 
+from agent.parse.timestamps import iso_from_millis
 from agent.state.files import private_dir
 
 log = structlog.get_logger("agent.dead_letter")
@@ -29,7 +29,7 @@ class DeadLetters:
 
     def write(self, reason: str, path: str, offset: int, data: bytes, detail: str = "") -> None:
         record = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": iso_from_millis(time.time_ns() // 1_000_000),
             "reason": reason,
             "path": path,
             "offset": offset,
