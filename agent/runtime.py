@@ -153,7 +153,8 @@ class Agent:
                     return EXIT_FAILED
                 await self._pipeline(sender, once=once)
         finally:
-            self.notifier.stopping()
+            if not self.stopping.is_set():  # a signal already said STOPPING
+                self.notifier.stopping()
             executor.shutdown(wait=False, cancel_futures=True)
             self._save()
             self.dead_letters.close()
@@ -166,7 +167,7 @@ class Agent:
             events_read=self.tailer.stats.events,
             events_delivered=sender.stats.events_delivered,
             batches_spooled=sender.stats.batches_spooled,
-            spooled_files_left=len(self.spool) if self.spool is not None else 0,
+            spooled_files_left=self.spool.stats.files if self.spool is not None else 0,
             dead_letters=self.dead_letters.count,
             unacknowledged=self.acks.outstanding(),
         )

@@ -135,7 +135,12 @@ class Sender:
                 if entry is None:
                     continue  # corrupt: quarantined and counted by the spool
                 left = await self._deliver(
-                    entry.body, 0, entry.locate, connection=entry.connection, may_spool=False
+                    entry.body,
+                    0,
+                    entry.locate,
+                    connection=entry.connection,
+                    may_spool=False,
+                    events=entry.events,
                 )
                 if left:
                     return  # stopping: the file stays for the next start
@@ -172,12 +177,13 @@ class Sender:
         if self._spool is None:
             return False
         if left == [(0, len(body))] and all(o is not None for o in batch.origins):
-            rest = body
+            rest, events = body, batch.events
             origins = tuple(o for o in batch.origins if o is not None)
         else:
             rest = b"".join(body[a:b] for a, b in left)
+            events = rest.count(b"\n")
             origins = _origins(body, left, batch.locate)
-        entry = SpoolEntry(self._connection(batch), rest, rest.count(b"\n"), origins)
+        entry = SpoolEntry(self._connection(batch), rest, events, origins)
         if not await self._spool.put(entry, self._stopping):
             return False
         self.stats.batches_spooled += 1

@@ -138,13 +138,6 @@ class Spool:
     def __repr__(self) -> str:
         return f"<Spool {self.directory} files={self.stats.files} bytes={self.stats.bytes}>"
 
-    def __len__(self) -> int:
-        return len(self._files)
-
-    @property
-    def full(self) -> bool:
-        return self.stats.bytes >= self.max_bytes
-
     async def put(self, entry: SpoolEntry, stopping: asyncio.Event | None = None) -> bool:
         """Write `entry` durably; True once it is on disk. With `block`, waits for room
         (False if `stopping` is set first); with `drop_oldest`, deletes the oldest files."""
@@ -157,8 +150,7 @@ class Spool:
         self._add(SpoolFile(name, len(data)))
         self.stats.written += 1
         log.info("spooled", file=name, events=entry.events, bytes=len(data))
-        async with self._changed:
-            self._changed.notify_all()
+        await self._notify()
         return True
 
     async def wait_for_files(self) -> None:
@@ -194,13 +186,16 @@ class Spool:
             return
         await asyncio.to_thread(_unlink, self.directory / file.name)
         self._discard(file)
-        self.release(file)
         if replayed:
             self.stats.replayed += 1
-        async with self._changed:
-            self._changed.notify_all()
+        await self._notify()
 
     # -- internals ----------------------------------------------------------------------
+
+    async def _notify(self) -> None:
+        """Wake whoever waits for files, for an empty spool or for room."""
+        async with self._changed:
+            self._changed.notify_all()
 
     def _load(self) -> None:
         """Files left by an earlier run; a stray tmp file from a crash is removed."""
@@ -249,8 +244,7 @@ class Spool:
         self._discard(file)
         self.stats.corrupt += 1
         log.error("spool_file_corrupt", file=file.name, error=why, moved_to=str(self.quarantine))
-        async with self._changed:
-            self._changed.notify_all()
+        await self._notify()
 
     def _add(self, file: SpoolFile) -> None:
         self._files.append(file)

@@ -46,15 +46,17 @@ def print_status(config: Config) -> int:
 def _print_live(config: Config, out: TextIO) -> None:
     """What the running agent says about itself, from the admin endpoint's `/status` (the
     same snapshot `/metrics` and `/readyz` read), when `api.listen` makes it reachable."""
+    from agent.ops.admin import AdminServer, ListenAddress  # the one place for address rules
+
     listen = config.api.listen
-    if not listen or listen.endswith(":0"):
+    address = ListenAddress.parse(listen) if listen else None
+    if address is None or address.port == 0:
         out.write("agent: not asked (set api.listen to see the running agent's state)\n")
         return
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", "[::]"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=3) as answer:
+        url = AdminServer(host, address.port).url
+        with urllib.request.urlopen(f"{url}/status", timeout=3) as answer:
             live = orjson.loads(answer.read())
     except (OSError, ValueError) as exc:
         out.write(f"agent: not reachable at {listen} ({exc})\n")

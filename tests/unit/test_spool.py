@@ -74,7 +74,7 @@ async def test_a_stray_temporary_file_from_a_crash_is_removed(tmp_path: Path) ->
 
     spool = Spool(directory, 1 << 20, "block")
 
-    assert len(spool) == 0
+    assert spool.stats.files == 0
     assert not (directory / ".0001.spool.tmp").exists()
 
 
