@@ -57,7 +57,8 @@ def spool_full(snapshot: AgentSnapshot) -> bool:
 
 
 def has_pending_work(snapshot: AgentSnapshot) -> bool:
-    return snapshot.in_flight_batches > 0 or snapshot.queue_bytes > 0
+    """Data waiting for Polaris: in a request, queued, or on disk in the spool (an outage)."""
+    return snapshot.in_flight_batches > 0 or snapshot.queue_bytes > 0 or snapshot.spool_files > 0
 
 
 def not_delivering(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFTER) -> bool:

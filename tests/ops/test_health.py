@@ -40,22 +40,24 @@ def test_no_spool_configured_is_never_full() -> None:
 
 
 @pytest.mark.parametrize(
-    ("in_flight", "queue", "since", "uptime", "stalled"),
+    ("in_flight", "queue", "spooled", "since", "uptime", "stalled"),
     [
-        pytest.param(1, 0, 61.0, 3600.0, True, id="in-flight-for-too-long"),
-        pytest.param(0, 4096, 61.0, 3600.0, True, id="queued-for-too-long"),
-        pytest.param(1, 4096, 59.0, 3600.0, False, id="recent-success"),
-        pytest.param(0, 0, 3600.0, 3600.0, False, id="idle-is-not-stalled"),
-        pytest.param(1, 0, None, 61.0, True, id="never-succeeded-since-start"),
-        pytest.param(1, 0, None, 30.0, False, id="just-started"),
+        pytest.param(1, 0, 0, 61.0, 3600.0, True, id="in-flight-for-too-long"),
+        pytest.param(0, 4096, 0, 61.0, 3600.0, True, id="queued-for-too-long"),
+        pytest.param(0, 0, 3, 61.0, 3600.0, True, id="spooled-in-an-outage-for-too-long"),
+        pytest.param(1, 4096, 3, 59.0, 3600.0, False, id="recent-success"),
+        pytest.param(0, 0, 0, 3600.0, 3600.0, False, id="idle-is-not-stalled"),
+        pytest.param(1, 0, 0, None, 61.0, True, id="never-succeeded-since-start"),
+        pytest.param(1, 0, 0, None, 30.0, False, id="just-started"),
     ],
 )
 def test_pending_work_without_success_is_not_delivering(
-    in_flight: int, queue: int, since: float | None, uptime: float, stalled: bool
+    in_flight: int, queue: int, spooled: int, since: float | None, uptime: float, stalled: bool
 ) -> None:
     snapshot = healthy(
         in_flight_batches=in_flight,
         queue_bytes=queue,
+        spool_files=spooled,
         seconds_since_success=since,
         uptime_seconds=uptime,
     )
