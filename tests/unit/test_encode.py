@@ -72,6 +72,51 @@ json_objects = st.dictionaries(st.sampled_from(["a", "env", "msg", "x"]), json_v
 )
 
 
+BROKEN_LINES = [
+    b"",
+    b"  ",
+    b'{"timestamp":"2026-01-01T00:00:00Z"} {"timestamp":"2026-01-01T00:00:00Z"}',
+    b'{"timestamp":"2026-01-01T00:00:00Z"}],[{"timestamp":"2026-01-01T00:00:00Z"}',
+    b'{"timestamp":"2026-01-01T00:00:00Z","a":"open',
+    b'","b":1}',
+    b'{"timestamp":"2026-01-01T00:00:00Z","a":[',
+    b"]}",
+    b"[1]",
+    b"7",
+    b'{"timestamp":null}',
+    b'{"timestamp":""}',
+    b'{"timestamp":17}',
+    b"{}",
+]
+lines_or_objects = st.one_of(
+    json_objects.map(orjson.dumps), json_objects.map(orjson.dumps), st.sampled_from(BROKEN_LINES)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(lines_or_objects, min_size=1, max_size=30),
+    fields=st.sampled_from([{}, {"env": "prod"}]),
+    piece_bytes=st.sampled_from([60, 200, 1 << 16]),
+)
+def test_any_block_with_broken_lines_encodes_as_line_by_line(
+    lines: list[bytes], fields: dict[str, object], piece_bytes: int
+) -> None:
+    """Blank lines, two objects on a line, half objects: the whole-block check refuses the
+    block (or each piece) whenever line by line would decide differently."""
+    block = b"".join(line + b"\n" for line in lines)
+    enc = encoder(piece_bytes=piece_bytes, fields=fields)
+
+    fast = enc.encode(block, 7)
+    slow = enc._line_by_line(block, 7)
+
+    assert [p.data for p in fast.pieces if p.events] == [p.data for p in slow.pieces if p.events]
+    assert [list(p.offsets) for p in fast.pieces if p.events] == [
+        list(p.offsets) for p in slow.pieces if p.events
+    ]
+    assert (fast.rejected, fast.blank) == (slow.rejected, slow.blank)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     objects=st.lists(json_objects, min_size=1, max_size=30),
