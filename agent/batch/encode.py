@@ -78,8 +78,9 @@ class Encoder:
         self._piece_bytes = piece_bytes
         self._now = now
         self._stamp = ""
+        probe = _probe_type(source.time_field, list(self._fields))
         self._rows: msgspec.json.Decoder[list[tuple[Any]]] = msgspec.json.Decoder(
-            list[tuple[_probe_type(source.time_field, list(self._fields))]]  # type: ignore[valid-type]
+            list[tuple[probe]]  # type: ignore[valid-type]
         )
         # Polaris silently drops events outside the job's late/early windows: refuse them here,
         # with a dead letter, instead.
