@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from itertools import accumulate, compress, repeat
-from operator import add, attrgetter, itemgetter
+from operator import add, attrgetter
 from typing import Any
 
 import msgspec
@@ -78,9 +78,9 @@ class Encoder:
         self._piece_bytes = piece_bytes
         self._now = now
         self._stamp = ""
-        probe = _probe_type(source.time_field, list(self._fields))
-        self._rows: msgspec.json.Decoder[list[tuple[Any]]] = msgspec.json.Decoder(
-            list[tuple[probe]]  # type: ignore[valid-type]
+        row = _row_type(source.time_field, list(self._fields))
+        self._rows: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(
+            list[row]  # type: ignore[valid-type]
         )
         # Polaris silently drops events outside the job's late/early windows: refuse them here,
         # with a dead letter, instead.
@@ -223,7 +223,7 @@ class Encoder:
         rows.pop()
         if len(rows) != lines:
             return None
-        probes = list(map(_FIRST, rows))
+        probes = list(map(_PROBE, rows))
         times = list(map(_TIME, probes))
         if not all(times):
             return None  # a time missing or empty: decided line by line
@@ -357,23 +357,25 @@ def _splice(line: bytes, suffix: bytes) -> bytes:
 
 
 _TIME = attrgetter("f0")
-_FIRST = itemgetter(0)
+_PROBE = attrgetter("probe")
 _ROW_SEPARATOR = b"]\n,["
 _BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c\r]*\n")  # a line of whitespace only
 TEXT_SLICE = 128 * 1024
 
 
-def _probe_type(time_field: str, field_names: list[str]) -> type:
-    """A struct holding only what the whole-block check looks at: the time (`f0`, a string:
-    anything else fails the block; "" when absent) and the static field names (`f1`...,
-    UNSET when absent); other keys are validated, not built. Not tracked by the garbage
-    collector: a million of them a second would only feed it."""
+def _row_type(time_field: str, field_names: list[str]) -> type:
+    """``[object]``, one line's row, holding a struct with only what the whole-block check
+    looks at: the time (`f0`, a string: anything else fails the block; "" when absent) and
+    the static field names (`f1`..., UNSET when absent); other keys are validated, not
+    built. Neither is tracked by the garbage collector: a million of them a second would
+    only keep it busy."""
     fields: list[tuple[str, Any, Any]] = [("f0", str, "")]
     fields += [(f"f{i}", Any, msgspec.UNSET) for i in range(1, len(field_names) + 1)]
     names = [time_field, *field_names]
-    return msgspec.defstruct(
+    probe = msgspec.defstruct(
         "Probe", fields, rename={f"f{i}": name for i, name in enumerate(names)}, gc=False
     )
+    return msgspec.defstruct("Row", [("probe", probe)], array_like=True, gc=False)
 
 
 def _lines_within(block: bytes, limit: int) -> bool:
