@@ -49,18 +49,29 @@ class LineStarts(Sequence[int]):
 
     For a piece whose events are its file's lines in order, each grown by the same spliced
     suffix, event k starts at `base + (its position in data) - k * growth`. Building a list
-    of offsets per line would cost the hot path; a refused event is rare.
+    of offsets per line would cost the hot path; a refused event is rare. The piece's bytes
+    are `data[begin:end]`: once a batch joins its pieces, the offsets read the joined body
+    (`within`) and the pieces themselves can be freed.
     """
 
-    __slots__ = ("_base", "_data", "_growth")
+    __slots__ = ("_base", "_begin", "_data", "_end", "_growth")
 
-    def __init__(self, data: bytes, base: int, growth: int = 0) -> None:
+    def __init__(
+        self, data: bytes, base: int, growth: int = 0, begin: int = 0, end: int | None = None
+    ) -> None:
         self._data = data
         self._base = base
         self._growth = growth
+        self._begin = begin
+        self._end = len(data) if end is None else end
+
+    def within(self, body: bytes, begin: int) -> LineStarts:
+        """The same offsets, read from `body`, where this piece's bytes start at `begin`."""
+        size = self._end - self._begin
+        return LineStarts(body, self._base, self._growth, begin, begin + size)
 
     def __len__(self) -> int:
-        return self._data.count(b"\n")
+        return self._data.count(b"\n", self._begin, self._end)
 
     @overload
     def __getitem__(self, index: int) -> int: ...
@@ -71,16 +82,16 @@ class LineStarts(Sequence[int]):
             return list(self)[index]
         if index < 0:
             index += len(self)
-        position = 0
+        position = self._begin
         for _ in range(index):
-            position = self._data.index(b"\n", position) + 1
-        return self._base + position - index * self._growth
+            position = self._data.index(b"\n", position, self._end) + 1
+        return self._base + position - self._begin - index * self._growth
 
     def __iter__(self) -> Iterator[int]:
-        position, index = 0, 0
-        while position < len(self._data):
-            yield self._base + position - index * self._growth
-            position = self._data.index(b"\n", position) + 1
+        position, index = self._begin, 0
+        while position < self._end:
+            yield self._base + position - self._begin - index * self._growth
+            position = self._data.index(b"\n", position, self._end) + 1
             index += 1
 
 
@@ -104,32 +115,48 @@ class Batch:
 
     seq: int
     connection: str = ""  # "" = polaris.connection
-    chunks: list[bytes] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)  # until `payload` joins them
     size: int = 0
     events: int = 0
     tickets: list[Ticket] = field(default_factory=list)
     origins: list[Origin | None] = field(default_factory=list)  # one per chunk
+    sizes: list[int] = field(default_factory=list)  # one per chunk
+    body: bytes | None = None  # the joined chunks, once `payload` was called
 
     def add(self, piece: Piece) -> None:
         self.chunks.append(piece.data)
+        self.sizes.append(len(piece.data))
         self.size += len(piece.data)
         self.events += piece.events
         self.tickets.append(piece.ticket)
         self.origins.append(piece.origin)
 
     def payload(self) -> bytes:
-        return b"".join(self.chunks)
+        """The NDJSON body. Joining frees the pieces: a batch in flight holds its bytes once,
+        not twice (the lazy offsets of its origins read the body instead)."""
+        if self.body is None:
+            self.body = b"".join(self.chunks)
+            self.chunks = []
+            begin = 0
+            for index, (size, origin) in enumerate(zip(self.sizes, self.origins, strict=True)):
+                if origin is not None and isinstance(origin.offsets, LineStarts):
+                    moved = origin.offsets.within(self.body, begin)
+                    self.origins[index] = Origin(origin.path, moved)
+                begin += size
+        return self.body
 
     def locate(self, position: int) -> tuple[str, int]:
         """The file and offset of the event starting at byte `position` of the payload;
         ("", -1) when unknown. Only called for refused events, so it may be slow."""
-        for chunk, origin in zip(self.chunks, self.origins, strict=True):
-            if position < len(chunk):
+        body = self.payload()
+        begin = 0
+        for size, origin in zip(self.sizes, self.origins, strict=True):
+            if position < begin + size:
                 if origin is None:
                     return "", -1
-                index = chunk.count(b"\n", 0, position)
+                index = body.count(b"\n", begin, position)
                 return origin.path, origin.offsets[index]
-            position -= len(chunk)
+            begin += size
         return "", -1
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -134,7 +135,9 @@ class Agent:
             mode="once" if once else "follow",
             spool=str(self.spool.directory) if self.spool is not None else None,
         )
-        executor = ThreadPoolExecutor(config.sender.workers, thread_name_prefix="compress")
+        # Compression threads beyond the cores only add malloc arenas and GIL hand-offs.
+        threads = min(config.sender.workers, os.cpu_count() or 1)
+        executor = ThreadPoolExecutor(threads, thread_name_prefix="compress")
         client = EventsClient(config.polaris, connections=config.sender.workers)
         self._clients.append(client)
         sender = self.sender = Sender(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from agent.records import FileId
 from agent.tail.fingerprint import Fingerprint, fingerprint, starts_with
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
