@@ -10,7 +10,7 @@ one file, because per-line objects would cost more than the rest of the pipeline
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NewType, overload
 
@@ -64,6 +64,10 @@ class LineStarts(Sequence[int]):
         self._growth = growth
         self._begin = begin
         self._end = len(data) if end is None else end
+
+    def read_from(self, body: bytes) -> None:
+        """Follow the batch's body when it is parked (b"") and inflated again."""
+        self._data = body
 
     def within(self, body: bytes, begin: int) -> LineStarts:
         """The same offsets, read from `body`, where this piece's bytes start at `begin`."""
@@ -122,6 +126,8 @@ class Batch:
     origins: list[Origin | None] = field(default_factory=list)  # one per chunk
     sizes: list[int] = field(default_factory=list)  # one per chunk
     body: bytes | None = None  # the joined chunks, once `payload` was called
+    _parked: tuple[bytes, Callable[[bytes], bytes]] | None = None  # compressed, inflate
+    _moved: list[LineStarts] = field(default_factory=list)  # offsets reading `body`
 
     def add(self, piece: Piece) -> None:
         self.chunks.append(piece.data)
@@ -134,16 +140,34 @@ class Batch:
     def payload(self) -> bytes:
         """The NDJSON body. Joining frees the pieces: a batch in flight holds its bytes once,
         not twice (the lazy offsets of its origins read the body instead)."""
-        if self.body is None:
-            self.body = b"".join(self.chunks)
-            self.chunks = []
-            begin = 0
-            for index, (size, origin) in enumerate(zip(self.sizes, self.origins, strict=True)):
-                if origin is not None and isinstance(origin.offsets, LineStarts):
-                    moved = origin.offsets.within(self.body, begin)
-                    self.origins[index] = Origin(origin.path, moved)
-                begin += size
+        if self.body is not None:
+            return self.body
+        if self._parked is not None:
+            compressed, inflate = self._parked
+            self.body = inflate(compressed)
+            for starts in self._moved:
+                starts.read_from(self.body)
+            return self.body
+        self.body = b"".join(self.chunks)
+        self.chunks = []
+        begin = 0
+        for index, (size, origin) in enumerate(zip(self.sizes, self.origins, strict=True)):
+            if origin is not None and isinstance(origin.offsets, LineStarts):
+                moved = origin.offsets.within(self.body, begin)
+                self._moved.append(moved)
+                self.origins[index] = Origin(origin.path, moved)
+            begin += size
         return self.body
+
+    def park(self, compressed: bytes, inflate: Callable[[bytes], bytes]) -> None:
+        """Keep only the compressed body while a request is out: a fraction of the bytes,
+        and all a retry needs. `payload` inflates it again for a split, a spool write or
+        a dead letter's offset."""
+        self.payload()
+        self._parked = (compressed, inflate)
+        self.body = None
+        for starts in self._moved:
+            starts.read_from(b"")
 
     def locate(self, position: int) -> tuple[str, int]:
         """The file and offset of the event starting at byte `position` of the payload;

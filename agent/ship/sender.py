@@ -25,6 +25,7 @@ import structlog
 
 from agent.ops.snapshot import LatencyHistogram
 from agent.records import Batch, Origin
+from agent.ship.compress import gunzip
 from agent.ship.errors import (
     AuthFailed,
     DeliveryError,
@@ -160,13 +161,12 @@ class Sender:
         return batch.connection or self.settings.connection
 
     async def _handle(self, batch: Batch) -> None:
-        body = batch.payload()
         left = await self._deliver(
-            body, 0, batch.locate, connection=self._connection(batch), events=batch.events
+            batch, 0, batch.locate, connection=self._connection(batch), events=batch.events
         )
         if not left:
             self.stats.batches_delivered += 1
-        elif not await self._to_spool(body, left, batch):
+        elif not await self._to_spool(batch.payload(), left, batch):
             log.info("batch_abandoned_at_shutdown", batch=batch.seq, events=batch.events)
             return
         for ticket in batch.tickets:
@@ -192,7 +192,7 @@ class Sender:
 
     async def _deliver(
         self,
-        body: bytes,
+        body: bytes | Batch,
         base: int,
         locate: Locate,
         *,
@@ -202,12 +202,20 @@ class Sender:
     ) -> list[Span]:
         """Send `body` (bytes `base`.. of a batch) until every event is acknowledged or
         dead-lettered; returns the spans left undelivered, to spool (or to leave behind the
-        checkpoint) when giving up or stopping."""
-        everything = [(base, base + len(body))]
+        checkpoint) when giving up or stopping. A whole batch is parked while its request is
+        out: its uncompressed bytes come back only if a split needs them."""
+        raw = body.payload() if isinstance(body, Batch) else body
+        size = len(raw)
+        everything = [(base, base + size)]
         give_up = may_spool and self._spool is not None
         if give_up and self.outage:
             return everything
-        payload = await self._encode(body)
+        payload = await self._encode(raw)
+        if events is None:
+            events = raw.count(b"\n")
+        if isinstance(body, Batch) and payload is not raw:
+            body.park(payload, gunzip)
+        del raw
         backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
         started = time.monotonic()
         while True:
@@ -216,10 +224,11 @@ class Sender:
                 return everything
             error = await self._attempt(connection, payload)
             if error is None:
-                self._delivered(body, body.count(b"\n") if events is None else events)
+                self._delivered(size, events)
                 return []
             if isinstance(error, PayloadTooLarge | Rejected):
-                return await self._split(body, base, locate, error, connection, may_spool)
+                raw = body.payload() if isinstance(body, Batch) else body
+                return await self._split(raw, base, locate, error, connection, may_spool)
             if isinstance(error, Throttled):
                 pacer.throttle(error.retry_after_secs)
                 log.info("throttled", retry_after=error.retry_after_secs)
@@ -309,10 +318,10 @@ class Sender:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, compress, body)
 
-    def _delivered(self, body: bytes, events: int) -> None:
+    def _delivered(self, size: int, events: int) -> None:
         stats = self.stats
         stats.events_delivered += events
-        stats.bytes_delivered += len(body)
+        stats.bytes_delivered += size
         stats.last_success = time.monotonic()
         if self.outage:
             self.outage = False

@@ -1,0 +1,39 @@
+"""A batch holds its bytes once: joined, then parked compressed while its request is out."""
+
+from __future__ import annotations
+
+from agent.records import Batch, FileId, LineStarts, Origin, Piece, Ticket
+from agent.ship.compress import gunzip, gzip_compressor
+
+
+def piece(lines: list[bytes], base: int, path: str) -> Piece:
+    data = b"".join(line + b"\n" for line in lines)
+    return Piece(
+        data, len(lines), Ticket(FileId(1), base + len(data)), Origin(path, LineStarts(data, base))
+    )
+
+
+def test_a_parked_batch_still_finds_every_events_file_and_offset() -> None:
+    batch = Batch(1)
+    batch.add(piece([b'{"n":1}', b'{"n":22}'], 100, "/a.log"))
+    batch.add(piece([b'{"n":333}'], 5000, "/b.log"))
+    body = batch.payload()
+    before = [batch.locate(body.index(b'{"n":%d' % n)) for n in (1, 22, 333)]
+
+    batch.park(gzip_compressor(1)(body), gunzip)
+
+    assert batch.body is None and batch.chunks == []
+    after = [batch.locate(body.index(b'{"n":%d' % n)) for n in (1, 22, 333)]
+    assert after == before == [("/a.log", 100), ("/a.log", 108), ("/b.log", 5000)]
+    assert batch.payload() == body
+
+
+def test_joining_frees_the_pieces_and_keeps_their_offsets() -> None:
+    batch = Batch(1)
+    batch.add(piece([b"a", b"bb"], 7, "/x.log"))
+    batch.add(piece([b"ccc"], 20, "/x.log"))
+
+    body = batch.payload()
+
+    assert body == b"a\nbb\nccc\n" and batch.chunks == []
+    assert [list(o.offsets) for o in batch.origins if o is not None] == [[7, 9], [20]]
