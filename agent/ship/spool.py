@@ -132,6 +132,8 @@ class Spool:
         self._held: set[str] = set()  # being replayed: never dropped from under the replayer
         self._seq = 0
         self._changed = asyncio.Condition()
+        self._reserved = 0  # bytes being written, not yet in stats.bytes
+        self._dropping = asyncio.Lock()  # one writer at a time picks and drops the oldest
         self._compress = gzip_compressor(1)
         self._load()
 
@@ -146,7 +148,11 @@ class Spool:
             return False
         self._seq += 1
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:08d}{SUFFIX}"
-        await asyncio.to_thread(write_atomically, self.directory / name, data)
+        self._reserved += len(data)  # writers at once must not all count the same room
+        try:
+            await asyncio.to_thread(write_atomically, self.directory / name, data)
+        finally:
+            self._reserved -= len(data)
         self._add(SpoolFile(name, len(data)))
         self.stats.written += 1
         log.info("spooled", file=name, events=entry.events, bytes=len(data))
@@ -208,17 +214,20 @@ class Spool:
             log.info("spool_found", files=self.stats.files, bytes=self.stats.bytes)
 
     async def _make_room(self, size: int, stopping: asyncio.Event | None) -> bool:
-        if self.stats.bytes + size <= self.max_bytes or not self._files:
+        if not self._over(size):
             return True
         if self.when_full == "drop_oldest":
-            while self.stats.bytes + size > self.max_bytes:
-                victims = [f for f in self._files if f.name not in self._held]
-                if not victims:
-                    break  # only the file being replayed is left: it is about to go anyway
-                await self._drop(victims[0])
+            # Serialized: writers dropping at once would pick the same oldest file (counting
+            # its events twice) and, seeing the bytes not yet freed, drop more than needed.
+            async with self._dropping:
+                while self._over(size):
+                    victims = [f for f in self._files if f.name not in self._held]
+                    if not victims:
+                        break  # only the file being replayed is left: it is about to go anyway
+                    await self._drop(victims[0])
             return True
         log.warning("spool_full", bytes=self.stats.bytes, max_bytes=self.max_bytes)
-        while self.stats.bytes + size > self.max_bytes and self._files:
+        while self._over(size):
             if stopping is not None and stopping.is_set():
                 return False
             async with self._changed:
@@ -226,6 +235,12 @@ class Spool:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), FULL_RECHECK_SECS)
         return True
+
+    def _over(self, size: int) -> bool:
+        """Whether `size` more bytes would pass `max_size`; an empty spool takes any entry."""
+        if not self._files and not self._reserved:
+            return False
+        return self.stats.bytes + self._reserved + size > self.max_bytes
 
     async def _drop(self, file: SpoolFile) -> None:
         entry = await self.read(file)

@@ -91,6 +91,26 @@ async def test_drop_oldest_makes_room_and_counts_what_it_dropped(tmp_path: Path)
     assert await spool.read(first) == entry(3)
 
 
+async def test_writers_dropping_at_once_drop_each_file_once_and_no_more_than_needed(
+    tmp_path: Path,
+) -> None:
+    one = len(await _encoded(tmp_path, entry(1)))
+    spool = Spool(tmp_path / "spool", one * 4 + 10, "drop_oldest")  # room for four
+    for n in range(1, 5):
+        assert await spool.put(entry(n))
+
+    # Four workers give up at the same moment (an outage): each needs one file's room.
+    assert all(await asyncio.gather(*(spool.put(entry(n)) for n in range(5, 9))))
+
+    assert spool.stats.files == 4
+    assert spool.stats.dropped_events == 12  # exactly the four oldest, once each
+    kept = []
+    while (file := spool.oldest()) is not None:
+        kept.append(await spool.read(file))
+        await spool.remove(file)
+    assert sorted(kept, key=lambda e: e.body) == [entry(n) for n in range(5, 9)]
+
+
 async def test_block_waits_for_room_and_gives_up_only_when_stopping(tmp_path: Path) -> None:
     one = len(await _encoded(tmp_path, entry(1)))
     spool = Spool(tmp_path / "spool", one, "block")
