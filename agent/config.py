@@ -135,7 +135,7 @@ class SourceConfig(SourceParsing):
 
     The parsing options (parser, time, windows, kubernetes, multiline, charset, event_id) come
     from `SourceParsing`, validated at their own keys; a source that sets none of them keeps
-    the per-line fast path (see `agent.batch.parsed.needs_parsing`).
+    the per-line fast path (see `agent.parse.settings.needs_parsing`).
     """
 
     name: str

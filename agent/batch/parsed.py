@@ -20,24 +20,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import Any, Final
+from typing import Any
 
 from agent.batch.encode import NOW, Encoded, EncodedPiece, Rejected
 from agent.config import SourceConfig
 from agent.parse.assemble import Assembler, Record
 from agent.parse.event import EventBuilder, Rejection
 from agent.parse.settings import ParserOptions, SourceParsing
-
-PARSING_KEYS: Final = frozenset(
-    {"parser", "time", "late_window", "early_window", "kubernetes", "multiline", "event_id"}
-)
-"""Setting any of these (or a charset other than UTF-8) moves a source off the fast path."""
-
-
-def needs_parsing(source: SourceConfig) -> bool:
-    """Whether `source` asks for more than `Encoder` does; keys set explicitly count, so that
-    ``late_window = "30d"`` written out is applied even though it is the default."""
-    return bool(source.model_fields_set & PARSING_KEYS) or source.charset != "utf-8"
 
 
 def _library_options(source: SourceConfig) -> SourceParsing:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
@@ -193,3 +193,15 @@ def _compile(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"invalid regular expression: {exc}") from None
+
+
+PARSING_KEYS: Final = frozenset(
+    {"parser", "time", "late_window", "early_window", "kubernetes", "multiline", "event_id"}
+)
+"""Setting any of these (or a charset other than UTF-8) moves a source off the fast path."""
+
+
+def needs_parsing(source: SourceParsing) -> bool:
+    """Whether `source` asks for more than `Encoder` does; keys set explicitly count, so that
+    ``late_window = "30d"`` written out is applied even though it is the default."""
+    return bool(source.model_fields_set & PARSING_KEYS) or source.charset != "utf-8"

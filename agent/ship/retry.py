@@ -29,6 +29,9 @@ async def first_of(*waits: Awaitable[Any]) -> None:
             task.cancel()
 
 
+_JITTER = random.Random()
+
+
 class Backoff:
     """Equal jitter: a random wait in [c/2, c] with c = min(cap, initial * 2**attempt); spreads
     a pool's retries so a recovering endpoint is not hit by all workers at once."""
@@ -37,7 +40,7 @@ class Backoff:
         self.initial = initial
         self.cap = cap
         self.attempt = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER  # not a new Random per batch: seeding one reads urandom
 
     def next_delay(self) -> float:
         # The exponent stops growing long before 2**n overflows a float (an outage of a few

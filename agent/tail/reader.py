@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from agent.records import FileId
 from agent.tail.fingerprint import Fingerprint, fingerprint, starts_with
 
-CHUNK_BYTES = 1 << 18
+CHUNK_BYTES = 375_000
+"""Three whole pieces a read (see runtime.PIECE_BYTES), and more than the default longest
+line: big enough for few calls, small enough not to weigh on the footprint."""
 
 
 @dataclass(frozen=True, slots=True)

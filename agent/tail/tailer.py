@@ -24,16 +24,16 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import structlog
 
 from agent.batch.encode import Encoded, Encoder
-from agent.batch.parsed import ParsedEncoder, needs_parsing
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
 from agent.ops.snapshot import SourceSnapshot
 from agent.parse.charset import BOM
-from agent.parse.kubernetes import container_key
+from agent.parse.settings import needs_parsing
 from agent.records import FileId, Origin, Piece, Ticket
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
@@ -60,6 +60,9 @@ from agent.tail.identity import (
 )
 from agent.tail.reader import Block, LongLine, Reader, Truncated
 from agent.tail.stats import SourceStats, TailStats
+
+if TYPE_CHECKING:
+    from agent.batch.parsed import ParsedEncoder
 
 log = structlog.get_logger("agent.tailer")
 
@@ -342,6 +345,8 @@ class Tailer:
         """
         if self._first_scan or not needs_parsing(source):
             return
+        from agent.parse.kubernetes import container_key  # the parsing library, when used
+
         wanted = container_key(path)
         for other_key, other in self._readers.items():
             same = other.source == source.name and container_key(other.path) == wanted
@@ -526,6 +531,8 @@ class Tailer:
             await self._ship_encoded(reader, encoder.flush(force=True), encoder)
             encoder = None
         if encoder is None:
+            from agent.batch.parsed import ParsedEncoder  # the parsing library, when used
+
             encoder = ParsedEncoder(
                 source,
                 path=reader.path,

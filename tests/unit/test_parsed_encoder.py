@@ -7,8 +7,9 @@ from typing import Any
 import orjson
 
 from agent.batch.encode import Encoded
-from agent.batch.parsed import ParsedEncoder, needs_parsing
+from agent.batch.parsed import ParsedEncoder
 from agent.config import SourceConfig
+from agent.parse.settings import needs_parsing
 from agent.records import FileId
 from agent.state.acks import AckTracker
 from agent.tail.handoff import Link
