@@ -180,7 +180,7 @@ class BatchConfig(_Section):
 
 
 class QueueConfig(_Section):
-    max_bytes: Size = 2 * 2**20
+    max_bytes: Size = 2**20
 
 
 class SenderConfig(_Section):

@@ -159,6 +159,11 @@ class Batch:
             begin += size
         return self.body
 
+    @property
+    def compressed(self) -> bytes | None:
+        """The body as compressed by `park`; None before."""
+        return self._parked[0] if self._parked is not None else None
+
     def park(self, compressed: bytes, inflate: Callable[[bytes], bytes]) -> None:
         """Keep only the compressed body while a request is out: a fraction of the bytes,
         and all a retry needs. `payload` inflates it again for a split, a spool write or

@@ -150,6 +150,7 @@ class Agent:
             executor=executor,
             stopping=self.stopping,
             spool=self.spool,
+            compress_threads=threads,
         )
         try:
             async with client, contextlib.AsyncExitStack() as stack:

@@ -58,8 +58,11 @@ class Batcher:
         return found[0]
 
     async def _seal(self, connection: str, batches: asyncio.Queue[Batch | None]) -> None:
+        """Hand the batch on and wait until a sender took it: a sealed batch waits in the
+        queue, not also in the batcher, while the pieces behind it stay bounded."""
         batch, _ = self._open.pop(connection)
         await batches.put(batch)
+        await batches.join()
 
     async def _seal_due(self, batches: asyncio.Queue[Batch | None], *, everything: bool) -> None:
         now = time.monotonic()

@@ -88,6 +88,7 @@ class Sender:
         executor: Executor,
         stopping: asyncio.Event,
         spool: Spool | None = None,
+        compress_threads: int = 1,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -96,6 +97,9 @@ class Sender:
         self._acks = acks
         self._dead_letters = dead_letters
         self._executor = executor
+        # A worker takes a batch only when a compression thread is free for it: batches
+        # waiting for one wait in the queue as pieces, not joined in every idle worker.
+        self._compressing = asyncio.Semaphore(compress_threads)
         self._stopping = stopping
         self._spool = spool
         self.outage = False  # a batch gave up: live batches go straight to the spool
@@ -110,11 +114,19 @@ class Sender:
     async def work(self, batches: asyncio.Queue[Batch | None]) -> None:
         """One worker: take batches until the None that says there are no more."""
         while True:
-            batch = await batches.get()
-            if batch is None:
-                batches.put_nowait(None)  # let the other workers see the end too
-                return
-            self.in_flight += 1
+            async with self._compressing:
+                batch = await batches.get()
+                batches.task_done()  # the batcher waits for this before it seals the next
+                if batch is None:
+                    batches.put_nowait(None)  # let the other workers see the end too
+                    return
+                self.in_flight += 1
+                try:
+                    if not (self.outage and self._spool is not None):  # else: straight to spool
+                        await self._prepare(batch)
+                except BaseException:
+                    self.in_flight -= 1
+                    raise
             try:
                 await self._handle(batch)
             finally:
@@ -204,18 +216,17 @@ class Sender:
         dead-lettered; returns the spans left undelivered, to spool (or to leave behind the
         checkpoint) when giving up or stopping. A whole batch is parked while its request is
         out: its uncompressed bytes come back only if a split needs them."""
-        raw = body.payload() if isinstance(body, Batch) else body
-        size = len(raw)
+        size = body.size if isinstance(body, Batch) else len(body)
         everything = [(base, base + size)]
         give_up = may_spool and self._spool is not None
         if give_up and self.outage:
             return everything
-        payload = await self._encode(raw)
-        if events is None:
-            events = raw.count(b"\n")
-        if isinstance(body, Batch) and payload is not raw:
-            body.park(payload, gunzip)
-        del raw
+        if isinstance(body, Batch):
+            payload = await self._batch_payload(body)
+            events = body.events
+        else:
+            payload = await self._encode(body)
+            events = body.count(b"\n") if events is None else events
         backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
         started = time.monotonic()
         while True:
@@ -310,6 +321,17 @@ class Sender:
         if not self.outage:
             self.outage = True
             log.warning("outage_spooling", reason=error.reason, error=str(error))
+
+    async def _prepare(self, batch: Batch) -> None:
+        """Compress `batch` and park it: while its request is out only the compressed bytes
+        are kept (all a retry needs); a split, a spool write or a dead letter inflates it."""
+        if self.settings.compress is None or batch.compressed is not None:
+            return
+        batch.park(await self._encode(batch.payload()), gunzip)
+
+    async def _batch_payload(self, batch: Batch) -> bytes:
+        await self._prepare(batch)
+        return batch.payload() if batch.compressed is None else batch.compressed
 
     async def _encode(self, body: bytes) -> bytes:
         compress = self.settings.compress
