@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -110,8 +111,16 @@ def ceiling(endpoint: EndpointClient, port: int, settings: Settings) -> Result:
     return result
 
 
+def compile_agent() -> None:
+    """Byte-compile the agent as an installed package is (pip writes .pyc files at install):
+    where PYTHONDONTWRITEBYTECODE is set, every run would otherwise compile each module anew
+    (about 0.05 CPU-s and 1.5 MB of the agent's start-up)."""
+    compileall.compile_dir(scenarios.REPO / "agent", quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    compile_agent()
     settings = settings_for(args)
     chosen = expand(args.only) if args.only else list(SCENARIOS)
     if args.profile:
