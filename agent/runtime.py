@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from agent.ops.logging import configure_logging
 from agent.ops.sdnotify import Notifier, ping_watchdog
 from agent.ops.snapshot import AgentSnapshot
 from agent.records import Batch, Piece
-from agent.ship.compress import gzip_compressor
+from agent.ship.compress import compression_threads, gzip_compressor
 from agent.ship.http import EventsClient
 from agent.ship.ratelimit import Pacer
 from agent.ship.retry import first_of, sleep_or_stop
@@ -136,8 +135,7 @@ class Agent:
             mode="once" if once else "follow",
             spool=str(self.spool.directory) if self.spool is not None else None,
         )
-        # Compression threads beyond the cores only add malloc arenas and GIL hand-offs.
-        threads = min(config.sender.workers, os.cpu_count() or 1)
+        threads = compression_threads(config.sender.workers)
         executor = ThreadPoolExecutor(threads, thread_name_prefix="compress")
         client = EventsClient(config.polaris, connections=config.sender.workers)
         self._clients.append(client)

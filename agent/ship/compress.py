@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable
 
 try:
@@ -28,6 +29,16 @@ def gzip_compressor(level: int) -> Callable[[bytes], bytes]:
         return gzip.compress(data, compresslevel=level)
 
     return compress_zlib
+
+
+def compression_threads(workers: int) -> int:
+    """How many threads compress for `workers` senders. isal's ~1 GB/s a thread outruns the
+    event loop that reads and validates the lines several times over: a second thread only
+    adds a batch being compressed and a malloc arena (measured: same MB/s, 1.6 MB more
+    RSS). The stdlib's zlib is slower than the loop, so it gets one thread per core."""
+    if IMPLEMENTATION == "isal":
+        return 1
+    return max(1, min(workers, os.cpu_count() or 1))
 
 
 def gunzip(data: bytes) -> bytes:
