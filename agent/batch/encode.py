@@ -201,9 +201,9 @@ class Encoder:
         return Encoded(_cut(spliced, start_offset, growth, self._piece_bytes), [], 0)
 
     def _probe(self, data: bytes) -> list[Any] | None:
-        """Each line of `data` as a tiny struct (the time `f0`, the static keys `f1`...), when
-        every line is one JSON object with a non-empty string time well inside the window;
-        None otherwise.
+        """Each line of `data` as a row holding a tiny struct `probe` (the time `f0`, the
+        static keys `f1`...), when every line is one JSON object with a non-empty string time
+        well inside the window; None otherwise.
 
         One msgspec call validates them all: the lines become ``[[line]\n,[line]\n,...[{}]]``
         (the last row stands in for the last separator's element), so a blank line, a line
@@ -223,14 +223,13 @@ class Encoder:
         rows.pop()
         if len(rows) != lines:
             return None
-        probes = list(map(_PROBE, rows))
-        times = list(map(_TIME, probes))
+        times = list(map(_TIME, rows))
         if not all(times):
             return None  # a time missing or empty: decided line by line
         earliest, latest = self._inside
         if not (earliest < min(times) and max(times) < latest):
             return None  # some time near or outside the late/early window: checked exactly
-        return probes
+        return rows
 
     def _splice_fields(self, block: bytes, probes: list[Any]) -> bytes | None:
         """`block` with the static fields before every closing brace — those no line has;
@@ -251,7 +250,8 @@ class Encoder:
     def _common_suffix(self, probes: list[Any]) -> bytes | None:
         missing: list[tuple[str, object]] = []
         for index, (key, value) in enumerate(self._fields.items(), start=1):
-            present = len(probes) - list(map(attrgetter(f"f{index}"), probes)).count(msgspec.UNSET)
+            values = map(attrgetter(f"probe.f{index}"), probes)
+            present = len(probes) - list(values).count(msgspec.UNSET)
             if present == 0:
                 missing.append((key, value))
             elif present != len(probes):
@@ -356,8 +356,7 @@ def _splice(line: bytes, suffix: bytes) -> bytes:
     return body + suffix + b"}"
 
 
-_TIME = attrgetter("f0")
-_PROBE = attrgetter("probe")
+_TIME = attrgetter("probe.f0")
 _ROW_SEPARATOR = b"]\n,["
 _BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c\r]*\n")  # a line of whitespace only
 TEXT_SLICE = 128 * 1024
