@@ -234,18 +234,21 @@ class Encoder:
     def _splice_fields(self, block: bytes, probes: list[Any]) -> bytes | None:
         """`block` with the static fields before every closing brace — those no line has;
         a field every line has already is left out (an event's own field wins). None when
-        only some lines have a field, a line is `{}` or ends in a space, or would grow past
-        the limit: the line-by-line path handles those."""
+        only some lines have a field, a line ends in a space, or would grow past the limit:
+        the line-by-line path handles those. (No line is ``{}``: each has a time.)"""
         suffix = self._common_suffix(probes)
         if suffix is None:
             return None
-        # "}\n" ends lines only (a newline in a string is escaped): as many as objects means
-        # one object a line, each ending in its brace.
-        if block.count(b"}\n") != len(probes) or b"{}\n" in block:
-            return None
+        if not suffix:
+            return block
         if not _lines_within(block, self._max_event - len(suffix)):
             return None
-        return block.replace(b"}\n", suffix + b"}\n") if suffix else block
+        # "}\n" ends lines only (a newline in a string is escaped): grown by one suffix per
+        # object means every line ends in its brace, with no search of its own.
+        spliced = block.replace(b"}\n", suffix + b"}\n")
+        if len(spliced) != len(block) + len(suffix) * len(probes):
+            return None
+        return spliced
 
     def _common_suffix(self, probes: list[Any]) -> bytes | None:
         missing: list[tuple[str, object]] = []
