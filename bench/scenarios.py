@@ -185,7 +185,30 @@ def throughput(
         result.check(
             f"<={TARGET_CPU_PER_GB:.0f}CPU-s/GB", (result.cpu_per_gb or 1e9) <= TARGET_CPU_PER_GB
         )
+        note_start_up(result, start_up_cpu(work, endpoint, fmt=fmt, fields=fields))
     return result
+
+
+def start_up_cpu(
+    work: Path, endpoint: EndpointClient, *, fmt: Format, fields: dict[str, str] | None
+) -> float:
+    """CPU-seconds of the agent starting and stopping with nothing to read (the same config
+    but for an include that matches nothing): the fixed cost inside every run's figure."""
+    empty = work / "start-up"
+    empty.mkdir()
+    config = agent_config(empty, endpoint.url, [str(empty / "*.log")], fmt=fmt, fields=fields)
+    proc = start_agent(empty, agent_argv(config, once=True))
+    return proc.wait(timeout=60).cpu
+
+
+def note_start_up(result: Result, cpu: float) -> None:
+    """How much of CPU-s/GB is start-up: what a long-running agent pays per GB is the rest."""
+    if result.cpu is None or not result.raw_bytes:
+        return
+    per_gb = (result.cpu - cpu) / (result.raw_bytes / 1e9)
+    text = f"start-up {cpu:.2f} CPU-s; {per_gb:.1f} CPU-s/GB after it"
+    result.note = f"{result.note}; {text}" if result.note else text
+    result.extra["start_up_cpu"] = cpu
 
 
 def print_profile(path: Path, top: int = 25) -> None:
