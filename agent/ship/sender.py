@@ -37,7 +37,7 @@ from agent.ship.errors import (
 from agent.ship.http import EventsClient
 from agent.ship.ratelimit import Pacer
 from agent.ship.retry import Backoff, first_of, sleep_or_stop
-from agent.ship.spool import Spool, SpoolEntry
+from agent.ship.spool import Spool, SpoolEntry, SpoolFile
 from agent.state.acks import AckTracker
 from agent.state.deadletter import DeadLetters
 
@@ -100,6 +100,7 @@ class Sender:
         # A worker takes a batch only when a compression thread is free for it: batches
         # waiting for one wait in the queue as pieces, not joined in every idle worker.
         self._compressing = asyncio.Semaphore(compress_threads)
+        self._spooling = asyncio.Lock()
         self._stopping = stopping
         self._spool = spool
         self.outage = False  # a batch gave up: live batches go straight to the spool
@@ -113,24 +114,39 @@ class Sender:
 
     async def work(self, batches: asyncio.Queue[Batch | None]) -> None:
         """One worker: take batches until the None that says there are no more."""
-        while True:
-            async with self._compressing:
-                batch = await batches.get()
-                batches.task_done()  # the batcher waits for this before it seals the next
-                if batch is None:
-                    batches.put_nowait(None)  # let the other workers see the end too
-                    return
-                self.in_flight += 1
-                try:
-                    if not (self.outage and self._spool is not None):  # else: straight to spool
-                        await self._prepare(batch)
-                except BaseException:
-                    self.in_flight -= 1
-                    raise
+        while (batch := await self._take(batches)) is not None:
             try:
                 await self._handle(batch)
             finally:
                 self.in_flight -= 1
+                del batch  # waiting for the next one must not keep this one's bytes alive
+
+    async def _take(self, batches: asyncio.Queue[Batch | None]) -> Batch | None:
+        """The next batch to send, compressed; taken only when a compression thread is free
+        for it, so that batches wait in the queue as pieces, not joined in every idle worker.
+        While an outage lasts, batches go straight to the spool here, under the same slot:
+        one at a time, however many workers there are."""
+        async with self._compressing:
+            while True:
+                batch = await batches.get()
+                batches.task_done()  # the batcher waits for this before it seals the next
+                if batch is None:
+                    batches.put_nowait(None)  # let the other workers see the end too
+                    return None
+                self.in_flight += 1
+                if self.outage and self._spool is not None:
+                    try:
+                        await self._handle(batch)  # straight to the spool
+                    finally:
+                        self.in_flight -= 1
+                        del batch  # not kept alive while the next one is awaited
+                    continue
+                try:
+                    await self._prepare(batch)
+                except BaseException:
+                    self.in_flight -= 1
+                    raise
+                return batch
 
     async def replay(self, done: asyncio.Event) -> None:
         """Deliver spooled batches, oldest first, until stopping or `done`."""
@@ -142,25 +158,32 @@ class Sender:
             if file is None:
                 await first_of(spool.wait_for_files(), self._stopping.wait(), done.wait())
                 continue
-            spool.hold(file)
-            try:
-                entry = await spool.read(file)
-                if entry is None:
-                    continue  # corrupt: quarantined and counted by the spool
-                left = await self._deliver(
-                    entry.body,
-                    0,
-                    entry.locate,
-                    connection=entry.connection,
-                    may_spool=False,
-                    events=entry.events,
-                )
-                if left:
-                    return  # stopping: the file stays for the next start
-                await spool.remove(file)
-            finally:
-                spool.release(file)
-            log.info("spool_replayed", file=file.name, events=entry.events)
+            if not await self._replay_file(spool, file):
+                return  # stopping: the file stays for the next start
+
+    async def _replay_file(self, spool: Spool, file: SpoolFile) -> bool:
+        """Deliver one spooled file and remove it; False when stopping first. (Its own frame:
+        the entry's body goes as soon as it is delivered, not when the next file comes.)"""
+        spool.hold(file)
+        try:
+            entry = await spool.read(file)
+            if entry is None:
+                return True  # corrupt: quarantined and counted by the spool
+            left = await self._deliver(
+                entry.body,
+                0,
+                entry.locate,
+                connection=entry.connection,
+                may_spool=False,
+                events=entry.events,
+            )
+            if left:
+                return False
+            await spool.remove(file)
+        finally:
+            spool.release(file)
+        log.info("spool_replayed", file=file.name, events=entry.events)
+        return True
 
     def _pacer(self, connection: str) -> Pacer:
         """Rate-limit state per connection: Polaris answers RateLimit-* per endpoint."""
@@ -178,11 +201,17 @@ class Sender:
         )
         if not left:
             self.stats.batches_delivered += 1
-        elif not await self._to_spool(batch.payload(), left, batch):
+        elif not await self._spool_batch(batch, left):
             log.info("batch_abandoned_at_shutdown", batch=batch.seq, events=batch.events)
             return
         for ticket in batch.tickets:
             self._acks.complete(ticket)
+
+    async def _spool_batch(self, batch: Batch, left: list[Span]) -> bool:
+        """One batch at a time: when an outage begins, every worker gives up at once, and
+        each would otherwise inflate its parked batch together."""
+        async with self._spooling:
+            return await self._to_spool(batch.payload(), left, batch)
 
     async def _to_spool(self, body: bytes, left: list[Span], batch: Batch) -> bool:
         """Write the undelivered spans of `batch` to the spool; True once they are durable."""
@@ -252,6 +281,9 @@ class Sender:
                 self._begin_outage(error)
                 return everything
             delay = backoff.next_delay()
+            if give_up:  # the last try falls at spool.after, not a whole backoff later
+                left_until_spool = self.settings.spool_after - (time.monotonic() - started)
+                delay = min(delay, max(left_until_spool, 0.0))
             log.warning(
                 "delivery_failed",
                 reason=error.reason,

@@ -55,6 +55,7 @@ class Agent:
         batch: str = "",
         sender: str = "",
         top: str = "",
+        retry: tuple[str, str] = ("50ms", "500ms"),
     ) -> None:
         self.config.write_text(
             f"""
@@ -75,8 +76,8 @@ scan_interval = "{scan_interval}"
 max_wait = "100ms"
 {batch}
 [sender]
-retry_initial = "50ms"
-retry_max = "500ms"
+retry_initial = "{retry[0]}"
+retry_max = "{retry[1]}"
 {sender}
 [log]
 level = "info"

@@ -55,6 +55,22 @@ async def test_a_long_outage_is_spooled_and_replayed_when_polaris_is_back(
     assert await agent.stop() == 0
 
 
+async def test_a_failing_batch_is_spooled_at_spool_after_not_a_whole_backoff_later(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    """With 20-40 s between tries, the try due after `spool.after` (1 s) would come only at
+    20 s or later: the last wait is cut short so the batch is on disk at about 1 s."""
+    log = log_dir / "app.log"
+    agent = file_agent(top='[spool]\nafter = "1s"\n', retry=("40s", "60s"))
+    dev_server.faults.fail_for(503, seconds=60)
+    ledger.append(log, 50)
+    await agent.start()
+
+    await eventually(lambda: bool(spool_files(agent)), within=8, what="the batch spooled")
+    assert agent.named("outage_spooling")
+    assert await agent.stop() == 0
+
+
 async def test_sigterm_during_backoff_spools_and_exits_within_the_shutdown_timeout(
     dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
 ) -> None:
