@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -140,21 +141,17 @@ class Encoder:
         line."""
         if not _lines_within(block, self._max_line):
             return None
-        raw = block.split(b"\n")
-        raw.pop()
-        starts = list(accumulate(map(add, map(len, raw), repeat(1)), initial=start_offset))
         tidy = b"\r" not in block and not _BLANK_LINE.search(block) and not block[:1].isspace()
-        unix = block if tidy else block.replace(b"\r\n", b"\n")
-        try:
-            lines = unix.decode("utf-8").split("\n")
-        except UnicodeDecodeError:
-            return None
-        lines.pop()
-        if not tidy:  # mask out blank lines, as line by line
-            kept = list(map(bool, map(bytes.strip, unix.split(b"\n")[:-1])))
-            starts = [*compress(starts, kept), starts[-1]]
-            lines = list(compress(lines, kept))
-        blank = len(raw) - len(lines)
+        if tidy and block.isascii():  # the common case: a character is a byte
+            lines = block.decode("ascii").split("\n")
+            lines.pop()
+            starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=start_offset))
+            blank = 0
+        else:
+            found = self._lines_and_starts(block, start_offset, tidy=tidy)
+            if found is None:
+                return None
+            lines, starts, blank = found
         if not lines:
             return Encoded([EncodedPiece(b"", 0, starts[-1], [])], [], blank)
         messages = list(map(orjson.dumps, lines))
@@ -165,6 +162,27 @@ class Encoder:
         data = head + (tail + head).join(messages) + tail
         sizes = list(accumulate(map(add, map(len, messages), repeat(len(head) + len(tail)))))
         return Encoded(_cut_events(data, sizes, starts, self._piece_bytes), [], blank)
+
+    def _lines_and_starts(
+        self, block: bytes, start_offset: int, *, tidy: bool
+    ) -> tuple[list[str], list[int], int] | None:
+        """The lines of a block that is not plain ASCII or not tidy (blank lines, CRs), their
+        file offsets (one more: where the next line starts) and how many were blank; None
+        when it is not UTF-8."""
+        raw = block.split(b"\n")
+        raw.pop()
+        starts = list(accumulate(map(add, map(len, raw), repeat(1)), initial=start_offset))
+        unix = block if tidy else block.replace(b"\r\n", b"\n")
+        try:
+            lines = unix.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            return None
+        lines.pop()
+        if not tidy:  # mask out blank lines, as line by line
+            kept = list(map(bool, map(bytes.strip, unix.split(b"\n")[:-1])))
+            starts = [*compress(starts, kept), starts[-1]]
+            lines = list(compress(lines, kept))
+        return lines, starts, len(raw) - len(lines)
 
     def _json_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """The common case at C speed: every line one JSON object whose time is an ISO string
@@ -362,7 +380,7 @@ def _splice(line: bytes, suffix: bytes) -> bytes:
 _TIME = attrgetter("probe.f0")
 _ROW_SEPARATOR = b"]\n,["
 _BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c\r]*\n")  # a line of whitespace only
-TEXT_SLICE = 128 * 1024
+TEXT_SLICE = 64 * 1024
 
 
 def _row_type(time_field: str, field_names: list[str]) -> type:
@@ -402,11 +420,9 @@ def _cut_events(
     while first < len(ends):
         last = max(bisect_right(ends, begin + piece_bytes) - 1, first)
         end = ends[last]
-        pieces.append(
-            EncodedPiece(
-                data[begin:end], last - first + 1, starts[last + 1], starts[first : last + 1]
-            )
-        )
+        # The offsets as machine integers: they ride along with the piece until it is sent.
+        offsets = array("q", starts[first : last + 1])
+        pieces.append(EncodedPiece(data[begin:end], last - first + 1, starts[last + 1], offsets))
         first, begin = last + 1, end
     return pieces
 
