@@ -51,9 +51,10 @@ from agent.tail.watch import watch_hints
 
 log = structlog.get_logger("agent")
 
-PIECE_BYTES = 125_000
-"""Eight pieces fill a full-size batch (1,000,000 bytes) to the byte; fewer, larger pieces
-cost less per byte on the way (a ticket, a queue hand-off, a batch slot each)."""
+PIECES_PER_BATCH = 8
+"""Pieces are an eighth of a batch (125,000 bytes of a full 1,000,000), so eight fill it to
+the byte; fewer, larger pieces cost less per byte on the way (a ticket, a queue hand-off, a
+batch slot each)."""
 STATUS_EVERY_SECS = 10.0
 SPOOL_SAVE_DELAY = 0.01
 EXIT_OK = 0
@@ -116,7 +117,7 @@ class Agent:
             queue=self.queue,
             dead_letters=self.dead_letters,
             max_event_bytes=config.batch.max_bytes,
-            piece_bytes=min(PIECE_BYTES, max(config.batch.max_bytes // 8, 1024)),
+            piece_bytes=max(config.batch.max_bytes // PIECES_PER_BATCH, 1024),
         )
         self.stopping = asyncio.Event()  # a signal arrived: no new reads, no new retries
         self.wake = asyncio.Event()  # look at the files now

@@ -10,8 +10,9 @@ from agent.records import FileId
 from agent.tail.fingerprint import Fingerprint, fingerprint, starts_with
 
 CHUNK_BYTES = 375_000
-"""Three whole pieces a read (see runtime.PIECE_BYTES), and more than the default longest
-line: big enough for few calls, small enough not to weigh on the footprint."""
+"""Three whole pieces of a full-size batch a read (see runtime.PIECES_PER_BATCH), and more
+than the default longest line: big enough for few calls, small enough not to weigh on the
+footprint."""
 
 
 @dataclass(frozen=True, slots=True)
