@@ -127,7 +127,6 @@ class Batch:
     sizes: list[int] = field(default_factory=list)  # one per chunk
     body: bytes | None = None  # the joined chunks, once `payload` was called
     _parked: tuple[bytes, Callable[[bytes], bytes]] | None = None  # compressed, inflate
-    _moved: list[LineStarts] = field(default_factory=list)  # offsets reading `body`
 
     def add(self, piece: Piece) -> None:
         self.chunks.append(piece.data)
@@ -145,7 +144,7 @@ class Batch:
         if self._parked is not None:
             compressed, inflate = self._parked
             self.body = inflate(compressed)
-            for starts in self._moved:
+            for starts in self._line_starts():
                 starts.read_from(self.body)
             return self.body
         self.body = b"".join(self.chunks)
@@ -154,10 +153,15 @@ class Batch:
         for index, (size, origin) in enumerate(zip(self.sizes, self.origins, strict=True)):
             if origin is not None and isinstance(origin.offsets, LineStarts):
                 moved = origin.offsets.within(self.body, begin)
-                self._moved.append(moved)
                 self.origins[index] = Origin(origin.path, moved)
             begin += size
         return self.body
+
+    def _line_starts(self) -> Iterator[LineStarts]:
+        """The lazy offsets of the origins; after `payload`, all of them read `body`."""
+        for origin in self.origins:
+            if origin is not None and isinstance(origin.offsets, LineStarts):
+                yield origin.offsets
 
     @property
     def compressed(self) -> bytes | None:
@@ -171,7 +175,7 @@ class Batch:
         self.payload()
         self._parked = (compressed, inflate)
         self.body = None
-        for starts in self._moved:
+        for starts in self._line_starts():
             starts.read_from(b"")
 
     def locate(self, position: int) -> tuple[str, int]:
