@@ -14,6 +14,17 @@ CHUNK_BYTES = 375_000
 than the default longest line: big enough for few calls, small enough not to weigh on the
 footprint."""
 
+LONG_LINE_HEAD_BYTES = 1024
+"""What a dead letter keeps of an over-long line: enough to recognise it, whatever the line
+limit (also at max_line_bytes = 0 or 1, where the limit itself would keep nothing)."""
+
+SKIP_READ_BYTES = 1 << 20
+"""One pread while skipping an over-long line: the line is read through, never held."""
+
+SKIP_BYTES_PER_CALL = 64 << 20
+"""At most this much of an over-long line is skipped per `read()` (a few ms): a 10 GB line
+must not hold the event loop. The call reports progress and the next one goes on at once."""
+
 
 @dataclass(frozen=True, slots=True)
 class Block:
@@ -29,11 +40,21 @@ class Block:
 
 @dataclass(frozen=True, slots=True)
 class LongLine:
-    """A line over the limit: its head, where it starts, and where reading resumes."""
+    """A line over the limit, skipped without being held: its head, where it starts, how
+    long it is (so far), and where reading resumes.
 
-    head: bytes
+    `resume_at` is None while its newline has not been seen yet (the file ends inside it, or
+    the call's skip budget ran out): progress to report, nothing to dead-letter yet.
+    """
+
+    head: bytes  # its first LONG_LINE_HEAD_BYTES bytes
     start: int
-    resume_at: int | None  # None while its newline has not been seen yet
+    length: int  # bytes before its newline (skipped so far, while resume_at is None)
+    resume_at: int | None
+
+    @property
+    def complete(self) -> bool:
+        return self.resume_at is not None
 
 
 class ClosedError(OSError):
@@ -73,6 +94,7 @@ class Reader:
         self.last_size = stat.st_size  # as last seen (by fstat, or by the scan while closed)
         self.unread = False  # closed with bytes after `offset` that still need reading
         self._skipping_from: int | None = None  # start of an over-long line being skipped
+        self._skip_head = b""  # its first bytes, for the dead letter once its end is seen
         self._checked_mtime: int | None = None  # mtime at which unchanged() last held
         self.set_max_line_bytes(max_line_bytes)
 
@@ -131,18 +153,17 @@ class Reader:
         if size == self.offset:
             self.held = 0
             return None
-        data = os.pread(self.fd, min(self._chunk, size - self.offset), self.offset)
         if self._skipping_from is not None:
-            return self._skip(data)
+            return self._skip(size)
+        data = os.pread(self.fd, min(self._chunk, size - self.offset), self.offset)
+        first = data.find(b"\n")
+        if first > self.max_line_bytes or (first == -1 and len(data) > self.max_line_bytes):
+            return self._start_skip(data, size)
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             self.held = len(data)
-            if len(data) > self.max_line_bytes:
-                return self._start_skip(data)
             return None
-        first = data.find(b"\n")
-        if first > self.max_line_bytes:
-            return self._start_skip(data)
+        cut = _before_long_line(data, cut, self.max_line_bytes)  # the next read skips it
         start = self.offset
         self.offset += cut
         self.held = len(data) - cut
@@ -150,20 +171,62 @@ class Reader:
         self._refresh_fingerprint()
         return Block(data[:cut], start)
 
-    def _start_skip(self, data: bytes) -> LongLine | None:
-        self._skipping_from = self.offset
-        return self._skip(data, head=data[: self.max_line_bytes])
+    @property
+    def line_offset(self) -> int:
+        """Where the line being read starts: `offset`, or the start of a line being skipped
+        (`offset` is then inside it, which no checkpoint or copy may resume at)."""
+        return self.offset if self._skipping_from is None else self._skipping_from
 
-    def _skip(self, data: bytes, head: bytes = b"") -> LongLine | None:
+    def _start_skip(self, data: bytes, size: int) -> LongLine | None:
+        """`data` (read at `offset`) begins with a line over the limit: skip it in one pass."""
+        self._skipping_from = self.offset
+        newline = data.find(b"\n")
+        self._skip_head = data[: LONG_LINE_HEAD_BYTES if newline == -1 else newline][
+            :LONG_LINE_HEAD_BYTES
+        ]
+        if newline != -1:
+            return self._skipped(self.offset + newline)
+        self.offset += len(data)  # in memory only: no ticket until its newline is seen
+        self.held = 0
+        return self._skip(size) or self._skip_progress()
+
+    def _skip(self, size: int) -> LongLine | None:
+        """Read through the line being skipped, SKIP_READ_BYTES at a time, without keeping
+        it: the whole line when its newline is there, else up to SKIP_BYTES_PER_CALL bytes.
+        None when there was nothing more to skip (the file ends inside the line)."""
+        budget = SKIP_BYTES_PER_CALL
+        moved = False
+        while self.offset < size and budget > 0:
+            data = os.pread(self.fd, min(SKIP_READ_BYTES, size - self.offset), self.offset)
+            if not data:
+                break  # shrank since the fstat: the next read finds out
+            newline = data.find(b"\n")
+            if newline != -1:
+                return self._skipped(self.offset + newline)
+            self.offset += len(data)
+            budget -= len(data)
+            moved = True
+        self.held = 0
+        return self._skip_progress() if moved else None
+
+    def _skip_progress(self) -> LongLine:
         start = self._skipping_from
         assert start is not None
-        newline = data.find(b"\n")
-        if newline == -1:
-            self.offset += len(data)  # in memory only: the checkpoint stays at `start`
-            return LongLine(head, start, None) if head else None
-        self.offset += newline + 1
+        self.last_active = time.monotonic()
+        return LongLine(self._skip_head, start, self.offset - start, None)
+
+    def _skipped(self, newline_at: int) -> LongLine:
+        """The skipped line ends at `newline_at`: reading resumes after it."""
+        start = self._skipping_from
+        assert start is not None
+        line = LongLine(self._skip_head, start, newline_at - start, newline_at + 1)
+        self.offset = newline_at + 1
+        self.held = 0
         self._skipping_from = None
-        return LongLine(head, start, self.offset)
+        self._skip_head = b""
+        self.last_active = time.monotonic()
+        self._refresh_fingerprint()
+        return line
 
     def rewind(self, file_id: FileId) -> None:
         """Start over at byte 0 as a new file: it was truncated in place."""
@@ -171,6 +234,7 @@ class Reader:
         self.offset = 0
         self.held = 0
         self._skipping_from = None
+        self._skip_head = b""
         self._checked_mtime = None
         self.fingerprint = fingerprint(self.fd, self.size())
 
@@ -199,3 +263,18 @@ class Reader:
         self._fd = fd
         self.unread = False
         self.last_active = time.monotonic()
+
+
+def _before_long_line(data: bytes, cut: int, limit: int) -> int:
+    """`cut`, or the start of the first line of `data[:cut]` longer than `limit`: every
+    over-long line goes the same way (skipped, dead-lettered with its head and length).
+
+    A jump of about `limit` bytes per step: two or three steps a chunk at the default limit.
+    """
+    position = 0
+    while position < cut:
+        newline = data.rfind(b"\n", position, min(cut, position + limit + 1))
+        if newline == -1:
+            return position
+        position = newline + 1
+    return cut

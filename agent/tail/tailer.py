@@ -743,18 +743,27 @@ class Tailer:
                 counters[name] = counters.get(name, 0) + moved
 
     def _long_line(self, reader: Reader, line: LongLine) -> None:
-        if line.head:
-            self.stats.rejected += 1
-            self.stats.sources.setdefault(reader.source, SourceStats()).lines += 1
-            self._dead_letters.write(
-                "line_too_long",
-                reader.path,
-                line.start,
-                line.head,
-                f"longer than max_line_bytes={reader.max_line_bytes}; head kept",
-            )
-        if line.resume_at is not None:
-            self._acks.complete(self._acks.issue(reader.file_id, line.resume_at))
+        """A line over the limit, read through without being held: once its newline is
+        seen, dead-lettered with its head, length and offset, and the checkpoint may pass
+        it. Until then (the file ends inside it) nothing moves: a restart skips it again."""
+        if not line.complete:
+            return
+        assert line.resume_at is not None
+        per_source = self.stats.sources.setdefault(reader.source, SourceStats())
+        per_source.lines += 1
+        per_source.bytes_read += line.resume_at - line.start
+        self.stats.bytes_read += line.resume_at - line.start
+        self.stats.rejected += 1
+        self._dead_letters.write(
+            "line_too_long",
+            reader.path,
+            line.start,
+            line.head,
+            f"{line.length} bytes, longer than max_line_bytes={reader.max_line_bytes};"
+            f" first {len(line.head)} bytes kept",
+        )
+        if not self._held(reader):  # else the parsed encoder's next piece covers it
+            self._acks.complete(self._issue(reader.file_id, line.resume_at))
 
     def _restart(self, reader: Reader) -> None:
         """The file was truncated in place: its old content lives on only in a copy, if any.
@@ -765,7 +774,7 @@ class Tailer:
         log.warning("file_truncated", path=reader.path, offset=reader.offset)
         self.stats.truncations += 1
         key = (reader.dev, reader.ino)
-        old_id, old_fp, old_offset = reader.file_id, reader.fingerprint, reader.offset
+        old_id, old_fp, old_offset = reader.file_id, reader.fingerprint, reader.line_offset
         copy_key = next((k for k, c in self._copies.items() if c.of == key), None)
         reader.rewind(self._new_id())
         self._acks.track(reader.file_id, 0)

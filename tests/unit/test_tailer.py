@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
@@ -28,13 +29,14 @@ class Rig:
 
     def __init__(self, tmp: Path, sources: list[SourceConfig]) -> None:
         self.acks = AckTracker()
+        self.dead_letters = DeadLetters(tmp / "dead")
         self.queue: ByteQueue[Piece] = ByteQueue(1 << 24)
         self.tailer = Tailer(
             sources,
             [],
             acks=self.acks,
             queue=self.queue,
-            dead_letters=DeadLetters(tmp / "dead"),
+            dead_letters=self.dead_letters,
             max_event_bytes=1_000_000,
             piece_bytes=65536,
         )
@@ -180,3 +182,35 @@ def test_discover_skips_compressed_files_unless_a_pattern_names_them(tmp_path: P
 
     explicit = discover(SourceConfig(name="s", include=[f"{tmp_path}/*.gz"]))
     assert [Path(p).name for p in explicit.files] == ["app.log.2.gz", "x.log.gz"]
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+async def test_at_any_line_limit_every_line_not_shipped_is_dead_lettered_with_its_head(
+    tmp_path: Path, limit: int
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "a.log"
+    log.write_bytes(b"a\nbb\n\nccc\n" + b"L" * 400_000 + b"\nd\n")
+    # Past the config's checks (another layer refuses 0): the tail must not rely on them.
+    app = source("app", logs, format="text").model_copy(update={"max_line_bytes": limit})
+    rig = Rig(tmp_path, [app])
+
+    await rig.pass_()
+    rig.dead_letters.close()
+    letters = [
+        orjson.loads(x)
+        for f in (tmp_path / "dead").glob("*.ndjson")
+        for x in f.read_bytes().splitlines()
+    ]
+
+    shipped = [e["message"] for e in rig.events()]
+    lettered = {d["offset"]: d["line"] for d in letters}
+    assert all(d["reason"] == "line_too_long" for d in letters)
+    expected = {"a": 0, "bb": 2, "ccc": 6, "L" * 1024: 10, "d": 400_011}
+    for text, offset in expected.items():
+        assert (text in shipped) != (lettered.get(offset) == text), f"{text[:5]} at {offset}"
+    assert len(shipped) + len(letters) == len(expected), "each line exactly one way"
+    assert rig.tailer.stats.sources["app"].lines == len(expected) + 1, "and the blank line"
+    rig.acknowledge()
+    assert rig.tailer.checkpoints()[0].offset == log.stat().st_size, "nothing left behind"
