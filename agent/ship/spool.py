@@ -11,14 +11,19 @@ Each spooled batch is one immutable file, written tmp + fsync + rename:
 The body is the gzip-compressed NDJSON; the header names the connection, the event count and
 where each event came from (for dead letters). The CRC covers header and body. Names sort
 oldest first. A file that fails its check is moved to `quarantine/`, counted and logged: it
-never blocks the start or the replay of the others.
+never blocks the start or the replay of the others. So is a symlink posing as a spool file
+(files are read without following links). A file that cannot be read *now* (permissions, too
+many open files, an I/O error) is not damaged: it is set aside, logged once, and tried again
+every `UNREADABLE_RETRY_SECS`, while the files after it replay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import stat
 import struct
 import time
 import zlib
@@ -33,7 +38,7 @@ import structlog
 
 from agent.records import Origin
 from agent.ship.compress import gunzip, gzip_compressor
-from agent.state.files import private_dir, write_atomically
+from agent.state.files import UnsafeState, private_dir, read_private, write_atomically
 
 T = TypeVar("T")
 
@@ -43,6 +48,13 @@ MAGIC: Final = b"PAS1"
 _PREFIX: Final = struct.Struct("<4sIIQ")
 SUFFIX: Final = ".spool"
 FULL_RECHECK_SECS: Final = 0.2
+UNREADABLE_RETRY_SECS: Final = 30.0
+"""How long a spool file that could not be read (EACCES, EMFILE, EIO...) waits before the
+next try: long enough not to flood the log or the disk, short enough to resume soon after
+an operator fixes the permissions."""
+_DAMAGED_ERRNOS: Final = frozenset({errno.ELOOP, errno.EINVAL, errno.EISDIR, errno.ENOENT})
+"""Read errors that say the file itself is wrong (a link, not a regular file, gone): these
+are quarantined like a failed CRC. Every other OSError is taken as passing."""
 
 WhenFull = Literal["block", "drop_oldest"]
 
@@ -125,7 +137,19 @@ class Spool:
     File I/O runs in worker threads (fsync is slow); the bookkeeping stays on the loop.
     """
 
-    def __init__(self, directory: Path, max_bytes: int, when_full: WhenFull) -> None:
+    read_file = staticmethod(read_private)
+    """Reads one spool file whole, never through a link; a seam for tests (as root, a real
+    permission error cannot be produced)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        when_full: WhenFull,
+        *,
+        read_file: Callable[[Path], bytes] | None = None,
+        retry_unreadable: float = UNREADABLE_RETRY_SECS,
+    ) -> None:
         self.directory = private_dir(directory)
         self.quarantine = directory / "quarantine"
         self.max_bytes = max_bytes
@@ -133,6 +157,9 @@ class Spool:
         self.stats = SpoolStats()
         self._files: list[SpoolFile] = []
         self._held: set[str] = set()  # being replayed: never dropped from under the replayer
+        self._read_file = read_file or read_private
+        self._retry_unreadable = retry_unreadable
+        self._unreadable: dict[str, float] = {}  # name -> loop time of its next try
         self._seq = 0
         self._changed = asyncio.Condition()
         self._reserved = 0  # bytes being written, not yet in stats.bytes
@@ -167,15 +194,30 @@ class Spool:
         return True
 
     async def wait_for_files(self) -> None:
+        """Until `oldest()` has a file: one is written, or an unreadable one's time comes."""
         async with self._changed:
-            await self._changed.wait_for(lambda: bool(self._files))
+            while self.oldest() is None:
+                delay = self._next_retry_in()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), delay)
 
     async def wait_until_empty(self) -> None:
+        """Until every file is replayed, except those that cannot be read now: they stay on
+        disk (safe, logged) for a later run rather than holding `run --once` forever."""
         async with self._changed:
-            await self._changed.wait_for(lambda: not self._files)
+            await self._changed.wait_for(
+                lambda: all(f.name in self._unreadable for f in self._files)
+            )
 
     def oldest(self) -> SpoolFile | None:
-        return self._files[0] if self._files else None
+        """The oldest file to replay now (unreadable ones wait for their next try)."""
+        if not self._unreadable:
+            return self._files[0] if self._files else None
+        now = asyncio.get_running_loop().time()
+        for file in self._files:
+            if self._unreadable.get(file.name, now) <= now:
+                return file
+        return None
 
     def hold(self, file: SpoolFile) -> None:
         """The replayer is sending `file`: `drop_oldest` must pick another one."""
@@ -185,13 +227,23 @@ class Spool:
         self._held.discard(file.name)
 
     async def read(self, file: SpoolFile) -> SpoolEntry | None:
-        """The entry in `file`, or None when it is corrupt (then it is quarantined)."""
+        """The entry in `file`, or None: when it is damaged (then it is quarantined) or cannot
+        be read now (then it waits `retry_unreadable` for its next try, logged once)."""
         try:
-            data = await self._run((self.directory / file.name).read_bytes)
-            return await self._run(decode_entry, data)
-        except (SpoolCorrupt, OSError) as exc:
+            data = await self._run(self._read_file, self.directory / file.name)
+            entry = await self._run(decode_entry, data)
+        except SpoolCorrupt as exc:
             await self._quarantine(file, str(exc))
             return None
+        except OSError as exc:
+            if exc.errno in _DAMAGED_ERRNOS:
+                await self._quarantine(file, exc.strerror or str(exc))
+            else:
+                self._set_aside(file, exc)
+            return None
+        if self._unreadable.pop(file.name, None) is not None:
+            log.info("spool_file_readable", file=file.name)
+        return entry
 
     async def remove(self, file: SpoolFile, *, replayed: bool = True) -> None:
         """Forget a file whose events are now delivered (or dead-lettered)."""
@@ -218,8 +270,10 @@ class Spool:
         for path in sorted(self.directory.iterdir()):
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 _unlink(path)
-            elif path.is_file() and path.name.endswith(SUFFIX):
-                self._add(SpoolFile(path.name, path.stat().st_size))
+            elif path.name.endswith(SUFFIX):
+                info = path.lstat()  # a symlink is listed, then quarantined unread
+                if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+                    self._add(SpoolFile(path.name, info.st_size))
         if self._files:
             log.info("spool_found", files=self.stats.files, bytes=self.stats.bytes)
 
@@ -231,9 +285,13 @@ class Spool:
             # its events twice) and, seeing the bytes not yet freed, drop more than needed.
             async with self._dropping:
                 while self._over(size):
-                    victims = [f for f in self._files if f.name not in self._held]
+                    victims = [
+                        f
+                        for f in self._files
+                        if f.name not in self._held and f.name not in self._unreadable
+                    ]
                     if not victims:
-                        break  # only the file being replayed is left: it is about to go anyway
+                        break  # only held or unreadable files are left: over max_size, kept
                     await self._drop(victims[0])
             return True
         log.warning("spool_full", bytes=self.stats.bytes, max_bytes=self.max_bytes)
@@ -260,10 +318,31 @@ class Spool:
         self.stats.dropped_events += events
         log.warning("spool_dropped_oldest", file=file.name, events=events, reason="spool_full")
 
+    def _set_aside(self, file: SpoolFile, exc: OSError) -> None:
+        """Not damaged, only unreadable now: tried again later, never quarantined."""
+        if file.name not in self._unreadable:
+            log.error(
+                "spool_file_unreadable",
+                file=file.name,
+                error=exc.strerror or str(exc),
+                retry_in_seconds=self._retry_unreadable,
+            )
+        self._unreadable[file.name] = asyncio.get_running_loop().time() + self._retry_unreadable
+
+    def _next_retry_in(self) -> float | None:
+        """Seconds until the soonest unreadable file may be tried again (None: none waits)."""
+        if not self._unreadable:
+            return None
+        return max(min(self._unreadable.values()) - asyncio.get_running_loop().time(), 0.0)
+
     async def _quarantine(self, file: SpoolFile, why: str) -> None:
-        private_dir(self.quarantine)
-        with contextlib.suppress(OSError):
-            await self._run(os.replace, self.directory / file.name, self.quarantine / file.name)
+        try:
+            private_dir(self.quarantine)
+        except UnsafeState as exc:  # left where it is, and out of the replay until restart
+            log.error("spool_quarantine_unusable", file=file.name, error=str(exc))
+        else:
+            with contextlib.suppress(OSError):
+                await self._run(os.replace, self.directory / file.name, self.quarantine / file.name)
         self._discard(file)
         self.stats.corrupt += 1
         log.error("spool_file_corrupt", file=file.name, error=why, moved_to=str(self.quarantine))
@@ -276,6 +355,7 @@ class Spool:
         self.stats.bytes += file.size
 
     def _discard(self, file: SpoolFile) -> None:
+        self._unreadable.pop(file.name, None)
         if file in self._files:
             self._files.remove(file)
             self.stats.files -= 1

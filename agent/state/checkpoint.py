@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import structlog
 
-from agent.state.files import write_atomically
+from agent.state.files import UnsafeState, is_link_error, read_private, write_atomically
 
 FORMAT_VERSION = 1
 log = structlog.get_logger("agent.checkpoint")
@@ -40,11 +40,22 @@ class CheckpointStore:
         self.previous = path.with_name(path.name + ".prev")
 
     def load(self) -> list[FileCheckpoint]:
+        """The saved checkpoints. Raises `UnsafeState` when a checkpoint file is a symlink:
+        following it would read (and trust) another file, and ignoring it would re-send, or
+        with `start_at = "end"` skip, every file it knows; a person must look."""
         for candidate in (self.path, self.previous):
             try:
-                records = _decode(candidate.read_bytes())
+                records = _decode(read_private(candidate))
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                if is_link_error(exc):
+                    raise UnsafeState(
+                        candidate,
+                        "is a symlink; the agent does not follow links in data_dir",
+                        "remove it, or replace it with the file it points to",
+                    ) from None
+                raise UnsafeState(candidate, f"cannot be read: {exc.strerror}") from None
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("checkpoint_unreadable", path=str(candidate), error=str(exc))
                 continue

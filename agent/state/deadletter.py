@@ -11,17 +11,20 @@ import orjson
 import structlog
 
 from agent.parse.timestamps import iso_from_millis
-from agent.state.files import private_dir
+from agent.state.files import open_append, private_dir, sync_dir
 
 log = structlog.get_logger("agent.dead_letter")
 MAX_STORED_BYTES = 1_048_576
 
 
 class DeadLetters:
-    """Appends NDJSON records to `data_dir/dead-letter/YYYY-MM-DD.ndjson` (0600)."""
+    """Appends NDJSON records to `data_dir/dead-letter/YYYY-MM-DD.ndjson` (0600).
+
+    The day file is opened without following links (`open_append`): a link planted at its
+    name is moved aside, never appended through."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
+        self.directory = private_dir(directory)  # refused now (UnsafeState), not at a 3 a.m. write
         self.count = 0
         self.by_reason: dict[str, int] = {}
         self._day = ""
@@ -55,14 +58,21 @@ class DeadLetters:
             self._file.close()
             self._file = None
 
+    def today_path(self) -> Path:
+        """The file today's records go to (UTC days)."""
+        return self.directory / f"{_today()}.ndjson"
+
     def _open(self) -> IO[bytes]:
-        day = time.strftime("%Y-%m-%d", time.gmtime())
+        day = _today()
         if self._file is None or day != self._day:
             self.close()
             private_dir(self.directory)
-            fd = os.open(
-                self.directory / f"{day}.ndjson", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-            )
+            fd = open_append(self.directory / f"{day}.ndjson")
             self._file = os.fdopen(fd, "ab")
             self._day = day
+            sync_dir(self.directory)  # the new file's name survives a crash with its records
         return self._file
+
+
+def _today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())

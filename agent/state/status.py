@@ -12,6 +12,7 @@ import orjson
 
 from agent.config import Config
 from agent.state.checkpoint import CheckpointStore
+from agent.state.files import UnsafeState
 
 
 def checkpoint_path(data_dir: Path) -> Path:
@@ -27,7 +28,11 @@ def spool_dir(data_dir: Path) -> Path:
 
 
 def print_status(config: Config) -> int:
-    records = CheckpointStore(checkpoint_path(config.data_dir)).load()
+    try:
+        records = CheckpointStore(checkpoint_path(config.data_dir)).load()
+    except UnsafeState as exc:
+        print(f"data_dir: {exc}", file=sys.stderr)
+        return 1
     out = sys.stdout
     _print_live(config, out)
     out.write(f"data_dir: {config.data_dir}\n")
@@ -88,6 +93,8 @@ def _count_lines(directory: Path) -> int:
         return 0
     total = 0
     for file in directory.glob("*.ndjson"):
+        if file.is_symlink():  # not the agent's: never read through a link in data_dir
+            continue
         with file.open("rb") as handle:
             total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 16), b""))
     return total
