@@ -29,7 +29,7 @@ import structlog
 
 from agent.batch.batcher import Batcher
 from agent.batch.queue import ByteQueue
-from agent.config import Config, ConfigError, load_config
+from agent.config import Config, ConfigError, Problem, load_config
 from agent.ops.health import status_line
 from agent.ops.logging import configure_logging
 from agent.ops.sdnotify import Notifier, ping_watchdog
@@ -44,7 +44,7 @@ from agent.ship.spool import Spool, SpoolStats
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import CheckpointStore
 from agent.state.deadletter import DeadLetters
-from agent.state.files import private_dir
+from agent.state.files import UnsafeState, private_dir
 from agent.state.status import checkpoint_path, dead_letter_dir, spool_dir
 from agent.tail.tailer import Tailer
 from agent.tail.watch import watch_hints
@@ -67,7 +67,10 @@ RESTART_ONLY = ("data_dir", "queue", "api", "checkpoint_interval")
 def run_agent(config_path: Path, *, once: bool) -> int:
     config = load_config(config_path)
     configure_logging(config.log)
-    agent = Agent(config, config_path=config_path)
+    try:
+        agent = Agent(config, config_path=config_path)
+    except UnsafeState as exc:  # SPEC "Security": state the agent will not use is a config error
+        raise ConfigError(str(config_path), [Problem("data_dir", str(exc))]) from None
     # What start-up built (modules, classes, the config) lives as long as the process: out of
     # the collector's sight, a full collection need not walk it again and again.
     gc.freeze()
