@@ -44,6 +44,16 @@ def discover(source: SourceConfig) -> Found:
     return Found(sorted(found), sorted(dangling))
 
 
+def covers(source: SourceConfig, path: str) -> bool:
+    """Whether `path` is (or was) one of the source's files, by its patterns alone: for a
+    checkpoint whose file has gone, to know which source it belonged to.
+
+    `fnmatch` lets `*` cross directories, and a `/**/` may stand for none, as in `glob`.
+    """
+    patterns = [*source.include, *(p.replace("/**/", "/") for p in source.include)]
+    return any(fnmatch(path, p) for p in patterns) and not _excluded(path, source.exclude)
+
+
 def _excluded(path: str, patterns: list[str]) -> bool:
     name = os.path.basename(path)
     return any(fnmatch(path, p) or fnmatch(name, p) for p in patterns)

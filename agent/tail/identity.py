@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from agent.records import FileId
 from agent.state.checkpoint import FileCheckpoint
-from agent.tail.fingerprint import Fingerprint
+from agent.tail.fingerprint import Fingerprint, starts_with
 from agent.tail.handoff import event_identity
 from agent.tail.reader import Reader
 
@@ -94,3 +94,45 @@ def last_line_end(fd: int, size: int) -> int:
     tail = os.pread(fd, min(size, 65536), max(0, size - 65536))
     newline = tail.rfind(b"\n")
     return size if newline == -1 else size - len(tail) + newline + 1
+
+
+MOVED_SCAN_ENTRIES = 100_000
+"""Directory entries looked at per record when looking for a file renamed while stopped:
+a directory of millions of files must not hold the start (the lookup is by inode, from the
+directory listing, without a stat per entry)."""
+
+
+def moved_path(record: FileCheckpoint) -> str | None:
+    """Where the file `record` was taken from is now, when it was renamed within its
+    directory (rotated while the agent was stopped, to a name its globs no longer find).
+
+    Only the inode is compared here, from the listing; the caller opens the path and
+    checks device, inode and content (`is_moved`): the listing may be stale, and an inode
+    may have been reused by another content.
+    """
+    directory = os.path.dirname(record.path) or "."
+    try:
+        with os.scandir(directory) as entries:
+            for number, entry in enumerate(entries):
+                if number >= MOVED_SCAN_ENTRIES:
+                    return None
+                if entry.inode() == record.ino and entry.path != record.path:
+                    return entry.path
+    except OSError:
+        return None
+    return None
+
+
+def is_moved(record: FileCheckpoint, fd: int, stat: os.stat_result) -> bool:
+    """Whether open file `fd` is the content `record` was taken from, grown past it.
+
+    Same device and inode, same first bytes (a record of an empty file has none to check:
+    its offset is 0, so reading it from there loses and repeats nothing), the offset a line
+    start, and bytes after it to read.
+    """
+    if not same_file(record, stat) or stat.st_size <= record.offset:
+        return False
+    known = Fingerprint(record.fingerprint, record.fingerprint_len)
+    if known.length and not starts_with(fd, known):
+        return False
+    return line_start(fd, record.offset, stat.st_size)

@@ -38,7 +38,7 @@ from agent.records import FileId, Origin, Piece, Ticket
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
 from agent.state.deadletter import DeadLetters
-from agent.tail.discover import discover, is_recursive, watch_root
+from agent.tail.discover import covers, discover, is_recursive, watch_root
 from agent.tail.fingerprint import (
     Fingerprint,
     FingerprintIndex,
@@ -53,8 +53,10 @@ from agent.tail.identity import (
     Orphan,
     diverges,
     identity_of,
+    is_moved,
     last_line_end,
     line_start,
+    moved_path,
     same_file,
     still_in_place,
 )
@@ -230,6 +232,8 @@ class Tailer:
                 key = self._track(source, path)
                 if key is not None:
                     seen.add(key)
+        if self._first_scan:
+            self._finish_moved()
         self._first_scan = False
         self._warn_dangling(dangling)
         for key, reader in list(self._readers.items()):
@@ -241,6 +245,45 @@ class Tailer:
             del self._copies[key]
         self._settle(now)
         self._forget_encoders()
+
+    def _finish_moved(self) -> None:
+        """At start: files rotated while the agent was stopped to a name the globs no longer
+        find (`app.log` -> `app.log.1` with include `app.log`) still hold lines past their
+        checkpoint. Each is looked for by identity next to its old path, read to its end
+        from the checkpoint, and released like any file gone from its globs (`_maybe_release`:
+        it is not among what the scans find).
+        """
+        for number, record in list(self._dormant.items()):
+            source = next((s for s in self._sources.values() if covers(s, record.path)), None)
+            path = None if source is None else moved_path(record)
+            key = (record.dev, record.ino)
+            if source is None or path is None or key in self._readers or key in self._copies:
+                continue
+            fd = self._open_path(source.name, path)
+            if fd is None:
+                continue
+            stat = os.fstat(fd)
+            if not is_moved(record, fd, stat):
+                os.close(fd)
+                continue
+            del self._dormant[number]
+            self._dormant_index = None
+            file_id = self._new_id()
+            self._acks.track(file_id, record.offset)
+            fp = Fingerprint(record.fingerprint, record.fingerprint_len)
+            max_line = self._encoders[source.name].max_line_bytes
+            reader = Reader(
+                file_id, source.name, path, fd, record.offset, fp, max_line_bytes=max_line
+            )
+            self._register(source.name, reader)
+            log.info(
+                "file_opened",
+                path=path,
+                source=source.name,
+                offset=record.offset,
+                start="checkpoint",
+                moved_from=record.path,
+            )
 
     def _forget_encoders(self) -> None:
         """Drop the parsed encoders of contents no longer tracked (released, truncated)."""

@@ -15,6 +15,7 @@ from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
 from agent.records import Piece
 from agent.state.acks import AckTracker
+from agent.state.checkpoint import FileCheckpoint
 from agent.state.deadletter import DeadLetters
 from agent.tail.discover import discover
 from agent.tail.tailer import Tailer
@@ -27,13 +28,15 @@ def source(name: str, directory: Path, **options: Any) -> SourceConfig:
 class Rig:
     """A tailer with everything downstream real; `acknowledge()` plays Polaris."""
 
-    def __init__(self, tmp: Path, sources: list[SourceConfig]) -> None:
+    def __init__(
+        self, tmp: Path, sources: list[SourceConfig], saved: list[FileCheckpoint] | None = None
+    ) -> None:
         self.acks = AckTracker()
         self.dead_letters = DeadLetters(tmp / "dead")
         self.queue: ByteQueue[Piece] = ByteQueue(1 << 24)
         self.tailer = Tailer(
             sources,
-            [],
+            saved or [],
             acks=self.acks,
             queue=self.queue,
             dead_letters=self.dead_letters,
@@ -214,3 +217,60 @@ async def test_at_any_line_limit_every_line_not_shipped_is_dead_lettered_with_it
     assert rig.tailer.stats.sources["app"].lines == len(expected) + 1, "and the blank line"
     rig.acknowledge()
     assert rig.tailer.checkpoints()[0].offset == log.stat().st_size, "nothing left behind"
+
+
+async def stopped_after_reading(tmp_path: Path, logs: Path) -> list[FileCheckpoint]:
+    """A first run of the tailer over `logs/app.log`, everything acknowledged: its checkpoints."""
+    first = Rig(tmp_path, [SourceConfig(name="app", include=[str(logs / "app.log")])])
+    await first.pass_()
+    first.acknowledge()
+    saved = first.tailer.checkpoints()
+    first.tailer.close()
+    return saved
+
+
+async def test_a_file_rotated_out_of_the_globs_while_stopped_is_finished_then_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.write_bytes(lines(3, "old"))
+    saved = await stopped_after_reading(tmp_path, logs)
+    append(log, lines(2, "tail"))
+    log.rename(logs / "app.log.1")
+    log.write_bytes(lines(2, "new"))
+
+    rig = Rig(tmp_path, [SourceConfig(name="app", include=[str(log)])], saved)
+    await rig.pass_()
+
+    assert sorted(e["n"] for e in rig.events()) == ["new0", "new1", "tail0", "tail1"]
+    rig.acknowledge()
+    kept = {c.path: c.offset for c in rig.tailer.checkpoints()}
+    assert kept[str(logs / "app.log.1")] == (logs / "app.log.1").stat().st_size
+
+    monkeypatch.setattr("agent.tail.tailer.ROTATE_WAIT_SECS", 0.0)
+    await rig.pass_()
+    assert [r.path for r in rig.tailer.readers] == [str(log)], "finished, then released"
+    again = Rig(tmp_path, [SourceConfig(name="app", include=[str(log)])], saved)
+    await again.pass_()
+    assert "tail0" in [e["n"] for e in again.events()], "the old checkpoint still finds it"
+
+
+async def test_another_content_on_the_old_inode_next_to_the_old_path_is_not_read(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.write_bytes(lines(3, "old"))
+    saved = await stopped_after_reading(tmp_path, logs)
+    with log.open("r+b") as out:  # the same inode, rewritten: not the content checkpointed
+        out.write(lines(9, "other"))
+    log.rename(logs / "notes.txt")
+
+    rig = Rig(tmp_path, [SourceConfig(name="app", include=[str(log)])], saved)
+    await rig.pass_()
+
+    assert rig.events() == [] and rig.tailer.readers == []
+    assert [c.path for c in rig.tailer.checkpoints()] == [str(log)], "the record is kept"
