@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from reliability_kit import FileAgent, Ledger, eventually
-from test_chaos import SPOOL_SOON, run_chaos
+from test_chaos import SPOOL_SOON, Kills, run_chaos
 
 from agent.devserver import DevServer
 
@@ -71,4 +71,9 @@ async def test_many_chaos_rounds_lose_nothing(
     rounds = int(os.environ.get("CHAOS_ROUNDS", "40"))
     seed = int(os.environ.get("CHAOS_SEED", str(int(time.time()))))
     agent = file_agent(include=[f"{log_dir}/app.log*"], top=SPOOL_SOON, batch="max_bytes = 30000")
-    await run_chaos(dev_server, agent, ledger, log_dir / "app.log", rounds=rounds, seed=seed)
+    kills = Kills()
+    log = log_dir / "app.log"
+    duplicates = await run_chaos(
+        dev_server, agent, ledger, log, rounds=rounds, seed=seed, kills=kills
+    )
+    kills.assert_repeats_bounded(duplicates, dev_server, agent, seed)
