@@ -22,5 +22,6 @@ class TailStats:
     rejected: int = 0
     blank_lines: int = 0
     truncations: int = 0
+    unterminated_lines: int = 0  # last lines never ended, of files let go (logged each)
     by_source: dict[str, int] = field(default_factory=dict)  # events per source
     sources: dict[str, SourceStats] = field(default_factory=dict)

@@ -870,7 +870,24 @@ class Tailer:
                 return
         if not deleted:
             self._remember(self._record(reader, time.time()))
+        self._report_unterminated(reader, deleted)
         self._acks.forget(reader.file_id)
         self._close(key)
         del self._readers[key]
         log.info("file_released", path=reader.path, deleted=deleted)
+
+    def _report_unterminated(self, reader: Reader, deleted: bool) -> None:
+        """A file let go with a last line its writer never ended: it is not a line, so it is
+        not shipped, but never silently: counted and logged once, with where it starts. (A
+        kept record still points before it: should the file come back, it is read again.)"""
+        left = reader.offset + reader.held - reader.line_offset
+        if left <= 0:
+            return
+        self.stats.unterminated_lines += 1
+        log.warning(
+            "unterminated_line_released",
+            path=reader.path,
+            offset=reader.line_offset,
+            bytes=left,
+            deleted=deleted,
+        )

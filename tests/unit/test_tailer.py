@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
@@ -274,3 +275,47 @@ async def test_another_content_on_the_old_inode_next_to_the_old_path_is_not_read
 
     assert rig.events() == [] and rig.tailer.readers == []
     assert [c.path for c in rig.tailer.checkpoints()] == [str(log)], "the record is kept"
+
+
+async def test_a_file_let_go_with_an_unterminated_last_line_counts_and_logs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "a.log"
+    log.write_bytes(lines(2, "a") + b'{"cut":')
+    rig = Rig(tmp_path, [source("app", logs)])
+    await rig.pass_()
+    rig.acknowledge()
+    log.rename(logs / "a.old")
+    monkeypatch.setattr("agent.tail.tailer.ROTATE_WAIT_SECS", 0.0)
+
+    with capture_logs() as logged:
+        await rig.pass_()
+
+    assert rig.tailer.readers == []
+    (warning,) = [e for e in logged if e["event"] == "unterminated_line_released"]
+    assert (warning["offset"], warning["bytes"]) == (len(lines(2, "a")), len(b'{"cut":'))
+    assert rig.tailer.stats.unterminated_lines == 1
+
+
+async def test_a_long_line_skipped_while_lines_are_held_does_not_move_the_checkpoint_past_them(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "a.log"
+    held = b"S1 start\n  continued\n"
+    log.write_bytes(held + b"L" * 400_000 + b"\n")
+    multiline = {"start_pattern": "^S", "flush_timeout": 3600}
+    rig = Rig(tmp_path, [source("app", logs, format="text", multiline=multiline)])
+
+    await rig.pass_()
+    rig.acknowledge()
+    assert rig.tailer.checkpoints()[0].offset == 0, "S1's lines are held: not safe yet"
+
+    append(log, b"S2 next\n")
+    await rig.pass_()
+    rig.acknowledge()
+    assert [e["message"] for e in rig.events()] == ["S1 start\n  continued"]
+    assert rig.tailer.checkpoints()[0].offset == len(held) + 400_001, "up to S2, still held"
