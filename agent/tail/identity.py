@@ -97,30 +97,31 @@ def last_line_end(fd: int, size: int) -> int:
 
 
 MOVED_SCAN_ENTRIES = 100_000
-"""Directory entries looked at per record when looking for a file renamed while stopped:
+"""Directory entries looked at per directory when looking for files renamed while stopped:
 a directory of millions of files must not hold the start (the lookup is by inode, from the
 directory listing, without a stat per entry)."""
 
 
-def moved_path(record: FileCheckpoint) -> str | None:
-    """Where the file `record` was taken from is now, when it was renamed within its
-    directory (rotated while the agent was stopped, to a name its globs no longer find).
+def by_inode(directory: str, inodes: set[int]) -> dict[int, list[str]]:
+    """The paths in `directory` of the given inodes: where files renamed within their
+    directory while the agent was stopped are now (rotated to a name their globs no longer
+    find). One listing per directory, however many records live in it.
 
-    Only the inode is compared here, from the listing; the caller opens the path and
-    checks device, inode and content (`is_moved`): the listing may be stale, and an inode
-    may have been reused by another content.
+    Only inodes are compared, from the listing; the caller opens each path and checks
+    device, inode and content (`is_moved`): the listing may be stale, and an inode may have
+    been reused by another content.
     """
-    directory = os.path.dirname(record.path) or "."
+    found: dict[int, list[str]] = {}
     try:
-        with os.scandir(directory) as entries:
+        with os.scandir(directory or ".") as entries:
             for number, entry in enumerate(entries):
                 if number >= MOVED_SCAN_ENTRIES:
-                    return None
-                if entry.inode() == record.ino and entry.path != record.path:
-                    return entry.path
+                    break
+                if entry.inode() in inodes:
+                    found.setdefault(entry.inode(), []).append(entry.path)
     except OSError:
-        return None
-    return None
+        pass
+    return found
 
 
 def is_moved(record: FileCheckpoint, fd: int, stat: os.stat_result) -> bool:

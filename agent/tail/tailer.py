@@ -51,12 +51,12 @@ from agent.tail.identity import (
     Copy,
     Key,
     Orphan,
+    by_inode,
     diverges,
     identity_of,
     is_moved,
     last_line_end,
     line_start,
-    moved_path,
     same_file,
     still_in_place,
 )
@@ -253,37 +253,49 @@ class Tailer:
         from the checkpoint, and released like any file gone from its globs (`_maybe_release`:
         it is not among what the scans find).
         """
-        for number, record in list(self._dormant.items()):
+        wanted: dict[str, list[tuple[int, SourceConfig]]] = {}  # directory -> records
+        for number, record in self._dormant.items():
             source = next((s for s in self._sources.values() if covers(s, record.path)), None)
-            path = None if source is None else moved_path(record)
             key = (record.dev, record.ino)
-            if source is None or path is None or key in self._readers or key in self._copies:
-                continue
-            fd = self._open_path(source.name, path)
-            if fd is None:
-                continue
-            stat = os.fstat(fd)
-            if not is_moved(record, fd, stat):
-                os.close(fd)
-                continue
-            del self._dormant[number]
-            self._dormant_index = None
-            file_id = self._new_id()
-            self._acks.track(file_id, record.offset)
-            fp = Fingerprint(record.fingerprint, record.fingerprint_len)
-            max_line = self._encoders[source.name].max_line_bytes
-            reader = Reader(
-                file_id, source.name, path, fd, record.offset, fp, max_line_bytes=max_line
-            )
-            self._register(source.name, reader)
-            log.info(
-                "file_opened",
-                path=path,
-                source=source.name,
-                offset=record.offset,
-                start="checkpoint",
-                moved_from=record.path,
-            )
+            if source is not None and key not in self._readers and key not in self._copies:
+                wanted.setdefault(os.path.dirname(record.path), []).append((number, source))
+        for directory, records in wanted.items():
+            paths = by_inode(directory, {self._dormant[n].ino for n, _ in records})
+            for number, source in records:
+                record = self._dormant[number]
+                for path in paths.get(record.ino, []):
+                    if path != record.path and self._resume_moved(number, source, path):
+                        break
+
+    def _resume_moved(self, number: int, source: SourceConfig, path: str) -> bool:
+        """Track the file at `path` from dormant record `number`, if it is its content."""
+        record = self._dormant[number]
+        key = (record.dev, record.ino)
+        if key in self._readers:
+            return False  # two records of one inode: the first that fits took it
+        fd = self._open_path(source.name, path)
+        if fd is None:
+            return False
+        if not is_moved(record, fd, os.fstat(fd)):
+            os.close(fd)
+            return False
+        del self._dormant[number]
+        self._dormant_index = None
+        file_id = self._new_id()
+        self._acks.track(file_id, record.offset)
+        fp = Fingerprint(record.fingerprint, record.fingerprint_len)
+        max_line = self._encoders[source.name].max_line_bytes
+        reader = Reader(file_id, source.name, path, fd, record.offset, fp, max_line_bytes=max_line)
+        self._register(source.name, reader)
+        log.info(
+            "file_opened",
+            path=path,
+            source=source.name,
+            offset=record.offset,
+            start="checkpoint",
+            moved_from=record.path,
+        )
+        return True
 
     def _forget_encoders(self) -> None:
         """Drop the parsed encoders of contents no longer tracked (released, truncated)."""
@@ -559,6 +571,7 @@ class Tailer:
             self._open[reader.source].move_to_end(key)
             if isinstance(item, LongLine):
                 self._long_line(reader, item)
+                await asyncio.sleep(0)  # up to SKIP_BYTES_PER_CALL read: let the others run
             else:
                 await self._ship(reader, item)
         return progressed
