@@ -273,6 +273,11 @@ class Tailer:
         key = (record.dev, record.ino)
         if key in self._readers:
             return False  # two records of one inode: the first that fits took it
+        try:
+            if os.stat(path).st_size <= record.offset:
+                return False  # finished before: no descriptor for it (the cap is shared)
+        except OSError:
+            return False
         fd = self._open_path(source.name, path)
         if fd is None:
             return False
