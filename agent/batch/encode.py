@@ -13,10 +13,10 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate, compress, repeat
-from operator import add, attrgetter
-from typing import Any
+from operator import add, attrgetter, sub
+from typing import Any, Final
 
 import msgspec
 import orjson
@@ -26,6 +26,17 @@ from agent.parse.timestamps import iso_from_millis, time_parser
 from agent.records import LineStarts
 
 NOW = Callable[[], float]
+
+MAX_NESTING_DEPTH: Final = 128
+"""Arrays and objects nested deeper than this make a JSON line `too_deeply_nested` (dead
+letter). Serde's default (Vector's JSON) is the same 128; orjson.dumps stops at 255, msgspec at
+whatever is left of Python's recursion limit: with the bound checked first, no line can reach
+either, whatever the stack depth of the caller."""
+
+TOO_DEEPLY_NESTED: Final = "too_deeply_nested"
+INVALID_TIME: Final = "invalid_time"
+RAW_TIME_SUFFIX: Final = "_raw"
+"""An event's own time that no reader understands moves to ``<time_field>_raw``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +99,26 @@ class Encoder:
         self._late_ms = int(source.late_window * 1000)
         self._early_ms = int(source.early_window * 1000)
         self._times = time_parser("auto", UTC)
+        self._raw_time_key = source.time_field + RAW_TIME_SUFFIX
         self._now_ms = 0
-        self._inside = ("", "")  # ISO times safely inside the window, for whole blocks
+        # Times safely inside the window, for whole blocks: aware, and naive (read as UTC).
+        self._inside = (_EPOCH, _EPOCH)
+        self._inside_naive = (_EPOCH.replace(tzinfo=None), _EPOCH.replace(tzinfo=None))
+        self._time_unparsed = 0
         self._set_clock()
 
     @property
     def max_line_bytes(self) -> int:
         """The source's limit, or less when a line that long could never fit a request."""
         return self._max_line
+
+    def take_counts(self) -> dict[str, int]:
+        """Counter increments since the last call (only those that moved), named as the
+        parsing path's (`ParsedEncoder.take_counts`): ``time_unparsed``, events whose own time
+        no reader understood, sent with the read time and their value under
+        ``<time_field>_raw``."""
+        moved, self._time_unparsed = self._time_unparsed, 0
+        return {"time_unparsed": moved} if moved else {}
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
         """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
@@ -111,11 +134,11 @@ class Encoder:
         self._stamp = iso_utc(now)
         self._time_suffix = b"," + self._time_key + b":" + orjson.dumps(self._stamp)
         self._now_ms = int(now * 1000)
-        margin = 86400  # a day inside each edge: ISO strings compare as times only roughly
-        self._inside = (
-            iso_utc(now - self._late_ms / 1000 + margin),
-            iso_utc(now + self._early_ms / 1000 - margin),
-        )
+        margin = 86400  # a day inside each edge: the line path rounds to milliseconds
+        earliest = _EPOCH + timedelta(seconds=now - self._late_ms / 1000 + margin)
+        latest = _EPOCH + timedelta(seconds=min(now + self._early_ms / 1000 - margin, _LAST))
+        self._inside = (earliest, latest)
+        self._inside_naive = (earliest.replace(tzinfo=None), latest.replace(tzinfo=None))
 
     def _text_blocks(self, block: bytes, start_offset: int) -> Encoded | None:
         """`_text_block` over slices of about TEXT_SLICE bytes: its per-line objects (str,
@@ -190,8 +213,10 @@ class Encoder:
         pieces, each piece validated by msgspec in one call (`_probe`); the static fields are
         spliced with one `bytes.replace`. Any other block (a blank, broken or long line, a
         CR, a missing or numeric time, a time near an edge) returns None and the line-by-line
-        path decides each line."""
+        path decides each line; so does a block `_unremarkable` cannot vouch for."""
         if b"\r" in block or not _lines_within(block, self._max_line):
+            return None
+        if not _unremarkable(block):
             return None
         if self._fields:
             return self._json_block_with_fields(block, start_offset)
@@ -226,28 +251,42 @@ class Encoder:
         One msgspec call validates them all: the lines become ``[[line]\n,[line]\n,...[{}]]``
         (the last row stands in for the last separator's element), so a blank line, a line
         with half a value or with two values side by side fails as a whole, without a
-        Python step per line. A line holding ``],[`` between two objects would add a row:
-        the rows must number the lines, counted from the separators' growth for free. The
-        newline kept in the separator means no string can swallow it. Only two broken lines
-        whose brackets close across the separator, together with such a ``],[`` line, could
-        pass; the worst they do is reach Polaris, which counts them unparseable.
+        Python step per line. The rows must number the lines, counted from the separators'
+        growth for free, and a row holds exactly one object (extra elements are refused).
+        The newline kept in the separator means no string can swallow it. Two broken lines
+        whose brackets close across a separator (``{"x":[[1`` / ``2]]}``) make one row of
+        two lines; only a line that starts a row of its own (``}],[{``) could make up the
+        count, and `_unremarkable` sends any block holding one line by line.
+
+        The time is decoded by msgspec as an RFC 3339 datetime, in C: anything else (a
+        number, an object, a date that does not exist) fails the block, and the line path
+        decides. msgspec bounds its own nesting only by what is left of the recursion limit;
+        `_unremarkable` bounded it before, and a RecursionError is one more reason to go
+        line by line, never an exception out of here.
         """
         rows_text = data.replace(b"\n", _ROW_SEPARATOR)
         lines = (len(rows_text) - len(data)) // (len(_ROW_SEPARATOR) - 1)
         try:
             rows = self._rows.decode(b"".join((b"[[", rows_text, b"{}]]")))
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
         rows.pop()
         if len(rows) != lines:
             return None
         times = list(map(_TIME, rows))
-        if not all(times):
-            return None  # a time missing or empty: decided line by line
-        earliest, latest = self._inside
-        if not (earliest < min(times) and max(times) < latest):
-            return None  # some time near or outside the late/early window: checked exactly
-        return rows
+        if None in times:
+            return None  # a time missing (or null, or empty): decided line by line
+        return rows if self._well_inside(times) else None
+
+    def _well_inside(self, times: list[datetime]) -> bool:
+        """Every time a day or more inside the late/early window (those near an edge are
+        checked exactly, line by line). Naive times are read as UTC, as the line path does;
+        naive and aware times in one block do not compare, and go line by line."""
+        earliest, latest = self._inside if times[0].tzinfo else self._inside_naive
+        try:
+            return earliest < min(times) and max(times) < latest
+        except TypeError:
+            return False
 
     def _splice_fields(self, block: bytes, probes: list[Any]) -> bytes | None:
         """`block` with the static fields before every closing brace — those no line has;
@@ -319,6 +358,16 @@ class Encoder:
         return Encoded(pieces, rejected, blank)
 
     def _json_event(self, line: bytes, time_suffix: bytes) -> bytes | str:
+        """The event for one JSON line, or the reason it is refused.
+
+        Nesting is bounded before anything recursive reads the line. The time: missing, null
+        or empty gets the read time; one the agent can place (`auto`: ISO 8601, epoch numbers,
+        the common log formats) is checked against the windows and left as it is; any other
+        value (an object, a boolean, text that is no time) would fail or be dropped at
+        Polaris, so the event gets the read time and keeps its value under
+        ``<time_field>_raw``, counted as ``time_unparsed``."""
+        if too_deep(line):
+            return TOO_DEEPLY_NESTED
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -326,16 +375,25 @@ class Encoder:
         if type(obj) is not dict:
             return "not_a_json_object"
         suffix = b""
-        stamp = obj.get(self._time_field)
-        outside = self._outside_window(stamp)
-        if outside is not None:
-            return outside
-        if stamp is None or stamp == "":
-            if self._time_field in obj:  # present but null or empty: Polaris would fail on it
-                obj[self._time_field] = self._stamp
+        key = self._time_field
+        stamp = obj.get(key)
+        if key not in obj:
+            suffix = time_suffix
+        elif stamp is None or stamp == "":  # present but null or empty: Polaris would fail
+            obj[key] = self._stamp
+            line = orjson.dumps(obj)
+        else:
+            millis = self._times.parse(stamp, self._now_ms)
+            if millis is None:
+                if self._raw_time_key in obj:
+                    return INVALID_TIME  # keeping the value would overwrite another
+                obj[key], obj[self._raw_time_key] = self._stamp, stamp
+                self._time_unparsed += 1
                 line = orjson.dumps(obj)
             else:
-                suffix = time_suffix
+                outside = self._outside_window(millis)
+                if outside is not None:
+                    return outside
         if self._fields:
             if any(key in obj for key in self._fields):
                 suffix += _members((k, v) for k, v in self._fields.items() if k not in obj)
@@ -345,14 +403,8 @@ class Encoder:
             return line
         return _splice(line, suffix)
 
-    def _outside_window(self, stamp: object) -> str | None:
-        """ "too_late" / "too_early" for a time Polaris would drop; None for any other
-        (a time that does not parse is left for Polaris to judge)."""
-        if stamp is None or stamp == "" or isinstance(stamp, bool):
-            return None
-        millis = self._times.parse(stamp, self._now_ms)
-        if millis is None:
-            return None
+    def _outside_window(self, millis: int) -> str | None:
+        """ "too_late" / "too_early" for a time Polaris would drop silently."""
         if millis < self._now_ms - self._late_ms:
             return "too_late"
         if millis > self._now_ms + self._early_ms:
@@ -379,23 +431,76 @@ def _splice(line: bytes, suffix: bytes) -> bytes:
 
 _TIME = attrgetter("probe.f0")
 _ROW_SEPARATOR = b"]\n,["
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+
+_OPENERS_ONLY: Final = bytes(b for b in range(256) if b not in b"[{\n")
+"""What `bytes.translate` deletes to leave only a block's ``[``, ``{`` and newlines."""
+_BRACKETS_ONLY: Final = bytes(b for b in range(256) if b not in b"[{]}")
+_STEPS: Final = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # minus one: +1 / -1
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?')
+"""A JSON string, or an unterminated one to the end of the line: one pass, no backtracking."""
+_REMARKABLE = re.compile(
+    rb"\}[ \t]*\][ \t]*,[ \t]*\[[ \t]*\{"  # a line that could start a row of its own
+    rb"|[:,\[][ \t]*-?(?:[0-9]{200}|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]{3})"  # maybe > 1.8e308
+)
+"""What msgspec's whole-block check would pass but a line might not: decided line by line.
+Numbers are skipped by msgspec without being converted; orjson refuses one that overflows a
+double (``1e400``). Below 200 integer digits and a two-digit exponent none can."""
+
+
+def _unremarkable(block: bytes) -> bool:
+    """Nothing in `block` that msgspec's whole-block check could pass and the line path
+    refuse: bytes that are not UTF-8 (msgspec does not check strings it skips), a line with
+    more than `MAX_NESTING_DEPTH` ``[``/``{`` (nesting can be no deeper than that count),
+    or a `_REMARKABLE` pattern. Each a scan in C; False only costs the line-by-line path."""
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    openers = block.translate(None, _OPENERS_ONLY)
+    if not _lines_within(openers, MAX_NESTING_DEPTH):
+        return False
+    return _REMARKABLE.search(block) is None
+
+
+def nesting_depth(text: bytes) -> int:
+    """How deep arrays and objects nest in `text`, brackets in strings not counted: a scan
+    in C (strings removed, brackets kept, a running sum), no recursion. For text that is not
+    JSON the count is still a bound that depends on the bytes only."""
+    brackets = _STRING.sub(b"", text).translate(None, _BRACKETS_ONLY).translate(_STEPS)
+    return max(accumulate(map(sub, brackets, repeat(1))), default=0)
+
+
+def too_deep(line: bytes) -> bool:
+    """Deeper than `MAX_NESTING_DEPTH`; counted exactly only for a line with that many
+    ``[``/``{`` (no line with fewer can be so deep)."""
+    if line.count(b"[") + line.count(b"{") <= MAX_NESTING_DEPTH:
+        return False
+    return nesting_depth(line) > MAX_NESTING_DEPTH
+
+
 _BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c\r]*\n")  # a line of whitespace only
 TEXT_SLICE = 64 * 1024
 
 
 def _row_type(time_field: str, field_names: list[str]) -> type:
     """``[object]``, one line's row, holding a struct with only what the whole-block check
-    looks at: the time (`f0`, a string: anything else fails the block; "" when absent) and
+    looks at: the time (`f0`, an RFC 3339 datetime: anything else fails the block; None when
+    absent) and
     the static field names (`f1`..., UNSET when absent); other keys are validated, not
     built. Neither is tracked by the garbage collector: a million of them a second would
     only keep it busy."""
-    fields: list[tuple[str, Any, Any]] = [("f0", str, "")]
+    fields: list[tuple[str, Any, Any]] = [("f0", datetime | None, None)]
     fields += [(f"f{i}", Any, msgspec.UNSET) for i in range(1, len(field_names) + 1)]
     names = [time_field, *field_names]
     probe = msgspec.defstruct(
         "Probe", fields, rename={f"f{i}": name for i, name in enumerate(names)}, gc=False
     )
-    return msgspec.defstruct("Row", [("probe", probe)], array_like=True, gc=False)
+    return msgspec.defstruct(
+        "Row", [("probe", probe)], array_like=True, forbid_unknown_fields=True, gc=False
+    )
 
 
 def _lines_within(block: bytes, limit: int) -> bool:

@@ -22,7 +22,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from agent.batch.encode import NOW, Encoded, EncodedPiece, Rejected
+import orjson
+
+from agent.batch.encode import (
+    MAX_NESTING_DEPTH,
+    NOW,
+    TOO_DEEPLY_NESTED,
+    Encoded,
+    EncodedPiece,
+    Rejected,
+    nesting_depth,
+)
 from agent.config import SourceConfig
 from agent.parse.assemble import Assembler, Record
 from agent.parse.event import EventBuilder, Rejection
@@ -66,6 +76,7 @@ class ParsedEncoder:
             options, path=path, now=now, fields=source.fields, environ=environ
         )
         self._identity: Callable[[], str] | None = identity
+        self._json = options.parser is not None and options.parser.type == "json"
         self._max_event = max_event_bytes - 1  # room for the newline
         self._max_line = min(source.max_line_bytes, self._max_event)
         self._piece_bytes = piece_bytes
@@ -148,7 +159,15 @@ class ParsedEncoder:
         return Encoded(self._pieces(events), rejected, blank)
 
     def _build(self, record: Record) -> bytes | Rejected:
-        event = self._builder.build(record)
+        if self._json and _too_deep(record.text):
+            data = record.text.encode("utf-8", "replace")
+            detail = f"nested deeper than {MAX_NESTING_DEPTH}"
+            return Rejected(TOO_DEEPLY_NESTED, record.start_offset, data, detail)
+        try:
+            event = self._builder.build(record)
+        except (orjson.JSONEncodeError, RecursionError) as exc:  # bounded above; never raise
+            data = record.text.encode("utf-8", "replace")
+            return Rejected("unencodable", record.start_offset, data, str(exc)[:200])
         if isinstance(event, Rejection):
             data = record.text.encode("utf-8", "replace")
             return Rejected(event.reason, record.start_offset, data, event.detail)
@@ -184,3 +203,12 @@ class ParsedEncoder:
             end = min([end, *starts])
         pieces.reverse()
         return pieces
+
+
+def _too_deep(text: str) -> bool:
+    """A JSON record nested deeper than `MAX_NESTING_DEPTH`: the builder re-serializes every
+    event, and orjson.dumps stops at 255 levels. Counted exactly only for a record with that
+    many ``[``/``{``."""
+    if text.count("[") + text.count("{") <= MAX_NESTING_DEPTH:
+        return False
+    return nesting_depth(text.encode("utf-8", "replace")) > MAX_NESTING_DEPTH

@@ -27,6 +27,8 @@ from agent.parse.timestamps import TimeParser, iso_from_millis, parse_iso8601, t
 
 TOO_LATE: Final = "too_late"
 TOO_EARLY: Final = "too_early"
+INVALID_TIME: Final = "invalid_time"
+RAW_TIME_SUFFIX: Final = "_raw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class EventCounters:
     """What the builder could not do as asked; every field only grows."""
 
     unmatched: int = 0  # the parser did not match: shipped as {"message": ...}
-    time_unparsed: int = 0  # a time was there but not in the format: read time used
+    time_unparsed: int = 0  # a time was there but not in the format: read time used, value kept
     time_missing: int = 0  # no time anywhere: read time used
     too_late: int = 0
     too_early: int = 0
@@ -88,6 +90,7 @@ class EventBuilder:
         self._time: TimeParser = time_parser(options.time.format, options.time.zone)
         self._container_time: TimeParser = time_parser("iso8601", options.time.zone)
         self._time_key = _time_key(options, self._parser)
+        self._raw_time_key = options.time_field + RAW_TIME_SUFFIX
         self._consume_time_key = (
             self._parser is not None
             and self._time_key == self._parser.time_key
@@ -106,6 +109,11 @@ class EventBuilder:
         now_ms = int(self._now() * 1000)
         fields = self._fields(record.text)
         millis = self._event_time(fields, record, now_ms)
+        if millis is None:  # a value no reader understands: the read time, the value kept
+            rejection = self._keep_unparsed(fields)
+            if rejection is not None:
+                return rejection
+            millis = now_ms
         rejection = self._check_window(millis, now_ms)
         if rejection is not None:
             return rejection
@@ -127,24 +135,41 @@ class EventBuilder:
             return {"message": text}
         return fields
 
-    def _event_time(self, fields: dict[str, Any], record: Record, now_ms: int) -> int:
-        value = (
-            fields.pop(self._time_key, None)
-            if self._consume_time_key
-            else fields.get(self._time_key)
-        )
+    def _event_time(self, fields: dict[str, Any], record: Record, now_ms: int) -> int | None:
+        """Epoch milliseconds; None when the record has a time value that does not parse
+        (left in `fields` for `_keep_unparsed`)."""
+        value = fields.get(self._time_key)
         if value is not None and value != "":
             millis = self._time.parse(value, now_ms)
-            if millis is not None:
-                return millis
-            self.counters.time_unparsed += 1
-            return now_ms
+            if millis is None:
+                return None
+            if self._consume_time_key:
+                del fields[self._time_key]
+            return millis
+        if self._consume_time_key:
+            fields.pop(self._time_key, None)
         if record.time:
             millis = parse_iso8601(record.time, self._container_time.zone)
             if millis is not None:
                 return millis
         self.counters.time_missing += 1
         return now_ms
+
+    def _keep_unparsed(self, fields: dict[str, Any]) -> Rejection | None:
+        """Polaris fails or drops a row whose time does not parse, so the event leaves with
+        the read time; the value stays where it was, or — when it sits in ``time_field``,
+        which the read time takes — moves to ``<time_field>_raw``. Refused (dead letter)
+        only when that name is taken too: nothing is overwritten."""
+        self.counters.time_unparsed += 1
+        if self._time_key != self._time_field:
+            return None  # it stays under its own name
+        if self._raw_time_key in fields:
+            return Rejection(
+                INVALID_TIME,
+                f"{self._time_field!r} holds no time and {self._raw_time_key!r} is taken",
+            )
+        fields[self._raw_time_key] = fields[self._time_field]
+        return None
 
     def _check_window(self, millis: int, now_ms: int) -> Rejection | None:
         if millis < now_ms - self._late_ms:

@@ -66,7 +66,12 @@ def millis_from_datetime(moment: datetime, zone: tzinfo) -> int:
 
 
 def parse_iso8601(text: str, zone: tzinfo) -> int | None:
-    """``2024-05-01T12:00:00Z``, offsets, a space separator, any number of fraction digits."""
+    """``2024-05-01T12:00:00Z``, offsets, a space separator, any number of fraction digits.
+
+    Not with a NUL: CPython's ``fromisoformat`` stops reading at one, and would accept
+    ``"2024-05-01T12:00:00Z\\u0000junk"``, which Polaris cannot parse."""
+    if "\x00" in text:
+        return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
