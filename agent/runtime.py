@@ -100,7 +100,7 @@ class Agent:
         self.config = config
         self.config_path = config_path
         self.notifier = notifier or Notifier()
-        data_dir = private_dir(config.data_dir)
+        data_dir = private_dir(config.data_dir, follow=True)  # operators may link it elsewhere
         self.store = CheckpointStore(checkpoint_path(data_dir))
         self.acks = AckTracker()
         self.dead_letters = DeadLetters(dead_letter_dir(data_dir))
