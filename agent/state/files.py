@@ -44,13 +44,14 @@ class UnsafeState(Exception):
         self.problem = problem
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, *, follow: bool = False) -> Path:
     """Create `path` (0700) if needed and check it is the agent's own: checkpoints and dead
     letters reveal what is logged, and a directory others can write lets them plant links.
 
     Raises `UnsafeState` for a symlink, a non-directory, another owner, or group/other write.
-    (`data_dir` itself may be reached through a symlinked parent: only the last component is
-    checked for being a link.)
+    `follow=True` is for `data_dir` itself, which an operator may point elsewhere with a link
+    (as systemd's `DynamicUser=` does): then the directory it leads to is checked instead.
+    Sub-directories are the agent's own and never links.
     """
     try:
         path.mkdir(mode=DIR_MODE, parents=True)
@@ -58,15 +59,15 @@ def private_dir(path: Path) -> Path:
         pass
     except OSError as exc:
         raise UnsafeState(path, f"cannot be created: {exc.strerror}") from None
-    check_private_dir(path)
+    check_private_dir(path, follow=follow)
     return path
 
 
-def check_private_dir(path: Path) -> None:
+def check_private_dir(path: Path, *, follow: bool = False) -> None:
     """Raise `UnsafeState` unless `path` is a real directory owned by this user (or by root,
     which can write anything anyway) that neither group nor others can write."""
     try:
-        info = os.lstat(path)
+        info = os.stat(path) if follow else os.lstat(path)
     except FileNotFoundError:
         raise UnsafeState(path, "does not exist") from None
     if stat.S_ISLNK(info.st_mode):

@@ -144,6 +144,16 @@ def test_a_symlinked_state_directory_is_refused(data_dir: Path, tmp_path: Path, 
         private_dir(data_dir / name)
 
 
+def test_data_dir_itself_may_be_a_link_to_a_private_directory(tmp_path: Path) -> None:
+    real = private_dir(tmp_path / "real")
+    (tmp_path / "data").symlink_to(real)
+
+    assert private_dir(tmp_path / "data", follow=True) == tmp_path / "data"
+    real.chmod(0o777)
+    with pytest.raises(UnsafeState, match="writable by others"):
+        private_dir(tmp_path / "data", follow=True)
+
+
 # -- defect 2: a directory others can write is refused -----------------------------------------
 
 
