@@ -12,7 +12,8 @@ from agent.config import Config, ConfigError, load_config
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-EXIT_CONFIG = 2
+EXIT_CONFIG = 78
+"""EX_CONFIG (sysexits.h): the config is refused; restarting will not help. Usage errors are 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

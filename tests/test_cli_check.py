@@ -43,8 +43,10 @@ def _check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 def _write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    """The config, its glob pointed at a log file that exists (else `check` warns)."""
+    (tmp_path / "app.log").touch()
     path = tmp_path / "agent.toml"
-    path.write_text(text)
+    path.write_text(text.replace("/var/log/app/*.log", f"{tmp_path}/*.log"))
     path.chmod(mode)
     return path
 
@@ -57,7 +59,7 @@ def test_typo_missing_url_and_bad_duration_are_all_named_in_one_run(tmp_path: Pa
         .replace('"500ms"', '"half a second"'),
     )
     result = _check(config, {"POLARIS_API_KEY": SECRET})
-    assert result.returncode != 0
+    assert result.returncode == 78
     assert "polaris.conection_name: unknown key" in result.stderr
     assert "polaris.url: required key is missing" in result.stderr
     assert "batch.max_wait: invalid duration 'half a second'" in result.stderr
@@ -70,7 +72,7 @@ def test_good_config_prints_resolved_and_redacted_and_exits_0(tmp_path: Path) ->
     resolved = orjson.loads(result.stdout)
     assert resolved["polaris"]["api_key"] == "**********"
     assert resolved["batch"]["max_wait"] == 0.5
-    assert resolved["sources"][0]["include"] == ["/var/log/app/*.log"]
+    assert resolved["sources"][0]["include"] == [f"{tmp_path}/*.log"]
     assert SECRET not in result.stdout + result.stderr
 
 
@@ -91,7 +93,7 @@ def test_a_missing_key_variable_is_named_without_leaking_anything(tmp_path: Path
         timeout=60,
         check=False,
     )
-    assert result.returncode != 0
+    assert result.returncode == 78
     assert "polaris.api_key: environment variable POLARIS_API_KEY is not set" in result.stderr
 
 
@@ -104,7 +106,7 @@ def test_literal_key_in_a_group_readable_file_is_warned_about(
     config = _write(tmp_path, GOOD.replace("${POLARIS_API_KEY}", SECRET), mode=0o644)
     assert check_main(config) == 0
     out, err = capsys.readouterr()
-    assert "warning:" in err and "literal polaris.api_key" in err and "0644" in err
+    assert "warning: polaris.api_key: " in err and "literal key" in err and "0644" in err
     assert SECRET not in out + err
 
 
@@ -133,7 +135,7 @@ def test_turning_tls_verification_off_is_warned_about(
     monkeypatch.setenv("POLARIS_API_KEY", SECRET)
     config = _write(tmp_path, GOOD.replace("connection =", "tls_verify = false\nconnection ="))
     assert check_main(config) == 0
-    assert "warning: polaris.tls_verify = false" in capsys.readouterr().err
+    assert "warning: polaris.tls_verify: false" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from agent.polaris.api import Connection, Job, JsonObject, PolarisApi
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
-EXIT_CONFIG: Final = 2
+EXIT_CONFIG: Final = 78  # EX_CONFIG, as the CLI
 EXIT_DIFFERS: Final = 3
 
 CONNECTION_TYPE: Final = "push_streaming"

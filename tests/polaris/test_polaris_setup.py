@@ -170,7 +170,7 @@ async def test_an_unreachable_url_is_named(
 async def test_a_host_that_does_not_resolve_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = "http://polaris-agent-test.invalid"
+    url = "https://polaris-agent-test.invalid"  # https: plaintext to a remote host is refused
 
     result = await run_setup(write_config(tmp_path, url), capsys)
 
