@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
 import socket
 import struct
 import time
@@ -79,6 +80,33 @@ def _authorize(request: web.Request) -> str:
     if key not in _server(request).api_keys:
         raise Unauthorized("invalid API key")
     return key
+
+
+DEV_PREFIX = "/_dev/"
+
+
+def _from_loopback(request: web.Request) -> bool:
+    """Whether the TCP peer (not a header a client could forge) is this machine's loopback."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(str(peer[0]).partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+@web.middleware
+async def _dev_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`/_dev/*` switches faults on and reads what was received: from a loopback peer as
+    always (tests, a laptop), from any other peer (`--host 0.0.0.0`, a container's published
+    port) only with an accepted API key, like the Polaris APIs."""
+    if request.path.startswith(DEV_PREFIX) and not _from_loopback(request):
+        _authorize(request)
+    return await handler(request)
 
 
 @web.middleware
@@ -338,7 +366,7 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(server: DevServer) -> web.Application:
-    app = web.Application(middlewares=[_errors], client_max_size=256 * 1024 * 1024)
+    app = web.Application(middlewares=[_errors, _dev_guard], client_max_size=256 * 1024 * 1024)
     app[_DEV_SERVER] = server
     app.router.add_post(PREFIX + "/events/{connection}", events)
     app.router.add_post(PREFIX + "/connections", create_connection)

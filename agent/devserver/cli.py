@@ -31,7 +31,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         description="Run a local Polaris-compatible endpoint (Events, Connections, Jobs, SQL). "
         "`polaris-agent dev-server query SQL` queries a running one.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (127.0.0.1); on any other, /_dev/* asks non-loopback peers "
+        "for an API key",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (8080; 0 = any)")
     parser.add_argument(
         "--api-key",
@@ -120,6 +125,13 @@ async def _serve(args: argparse.Namespace) -> int:
             data_dir=str(args.data_dir) if args.data_dir else "memory",
             api_keys=len(server.api_keys),  # how many, never which
         )
+        if args.host not in ("127.0.0.1", "::1", "localhost"):
+            structlog.get_logger("agent.devserver").warning(
+                "devserver.exposed",
+                host=args.host,
+                note="reachable beyond this machine: /_dev/* now needs an API key from "
+                "non-loopback peers; the keys are test keys and the data is not protected",
+            )
         if args.ready_file is not None:
             _write_ready_file(args.ready_file, server.url)
         await stop.wait()
