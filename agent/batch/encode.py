@@ -22,7 +22,7 @@ import msgspec
 import orjson
 
 from agent.config import SourceConfig
-from agent.parse.timestamps import iso_from_millis, time_parser
+from agent.parse.timestamps import iso_from_millis, millis_from_datetime, time_parser
 from agent.records import LineStarts
 
 NOW = Callable[[], float]
@@ -274,8 +274,8 @@ class Encoder:
         if len(rows) != lines:
             return None
         times = list(map(_TIME, rows))
-        if None in times:
-            return None  # a time missing (or null, or empty): decided line by line
+        if None in times or msgspec.UNSET in times:
+            return None  # a time missing or null: decided line by line
         return rows if self._well_inside(times) else None
 
     def _well_inside(self, times: list[datetime]) -> bool:
@@ -371,7 +371,7 @@ class Encoder:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
-            return "invalid_json"
+            return self._beyond_orjson(line, time_suffix)
         if type(obj) is not dict:
             return "not_a_json_object"
         suffix = b""
@@ -402,6 +402,39 @@ class Encoder:
         if not suffix:
             return line
         return _splice(line, suffix)
+
+    def _beyond_orjson(self, line: bytes, time_suffix: bytes) -> bytes | str:
+        """A line orjson refuses that the whole-block check would pass: a number beyond a
+        double's range (``1e400``; msgspec skips numbers without converting them, Polaris
+        reads it as infinity). Decided as that check does, on this line alone: forwarded as
+        written, with a missing time or static fields spliced in, when it is one object
+        with an RFC 3339 time inside the windows, or none; else ``invalid_json`` (a line
+        that would need re-writing cannot be, without a parser that reads it)."""
+        try:
+            line.decode("utf-8")
+            rows = self._rows.decode(b"".join((b"[[", line, _ROW_SEPARATOR, b"{}]]")))
+        except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return "invalid_json"
+        if len(rows) != 2:
+            return "invalid_json"
+        probe = rows[0].probe
+        stamp = probe.f0
+        if stamp is None:
+            return "invalid_json"
+        suffix = b""
+        if stamp is msgspec.UNSET:
+            suffix = time_suffix
+        else:
+            outside = self._outside_window(millis_from_datetime(stamp, UTC))
+            if outside is not None:
+                return outside
+        present = [
+            getattr(probe, f"f{i}") is not msgspec.UNSET for i in range(1, len(self._fields) + 1)
+        ]
+        suffix += _members(
+            f for f, found in zip(self._fields.items(), present, strict=True) if not found
+        )
+        return _splice(line, suffix) if suffix else line
 
     def _outside_window(self, millis: int) -> str | None:
         """ "too_late" / "too_early" for a time Polaris would drop silently."""
@@ -434,35 +467,34 @@ _ROW_SEPARATOR = b"]\n,["
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime can hold
 
-_OPENERS_ONLY: Final = bytes(b for b in range(256) if b not in b"[{\n")
-"""What `bytes.translate` deletes to leave only a block's ``[``, ``{`` and newlines."""
+_SKELETON: Final = bytes(b for b in range(256) if b not in b'[]{},:"\n')
+"""What `bytes.translate` deletes to leave a block's structure: brackets, commas, colons,
+quotes and newlines (about a fifth of a JSON log line)."""
 _BRACKETS_ONLY: Final = bytes(b for b in range(256) if b not in b"[{]}")
 _STEPS: Final = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # minus one: +1 / -1
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?')
 """A JSON string, or an unterminated one to the end of the line: one pass, no backtracking."""
-_REMARKABLE = re.compile(
-    rb"\}[ \t]*\][ \t]*,[ \t]*\[[ \t]*\{"  # a line that could start a row of its own
-    rb"|[:,\[][ \t]*-?(?:[0-9]{200}|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]{3})"  # maybe > 1.8e308
-)
-"""What msgspec's whole-block check would pass but a line might not: decided line by line.
-Numbers are skipped by msgspec without being converted; orjson refuses one that overflows a
-double (``1e400``). Below 200 integer digits and a two-digit exponent none can."""
+_ROW_BREAK: Final = b"}],[{"
+"""A line holding this (spaces and tabs aside) could start a row of its own in `_probe`."""
 
 
 def _unremarkable(block: bytes) -> bool:
     """Nothing in `block` that msgspec's whole-block check could pass and the line path
     refuse: bytes that are not UTF-8 (msgspec does not check strings it skips), a line with
-    more than `MAX_NESTING_DEPTH` ``[``/``{`` (nesting can be no deeper than that count),
-    or a `_REMARKABLE` pattern. Each a scan in C; False only costs the line-by-line path."""
+    more than `MAX_NESTING_DEPTH` ``[``/``{`` (nesting can be no deeper than that count), or
+    a `_ROW_BREAK`. Each is a scan in C over the block or its skeleton (one `translate`);
+    False only costs the line-by-line path."""
     if not block.isascii():
         try:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    openers = block.translate(None, _OPENERS_ONLY)
-    if not _lines_within(openers, MAX_NESTING_DEPTH):
+    skeleton = block.translate(None, _SKELETON)
+    if _ROW_BREAK in skeleton:
         return False
-    return _REMARKABLE.search(block) is None
+    return _lines_within(skeleton, MAX_NESTING_DEPTH) or _lines_within(
+        skeleton.translate(None, b']},:"'), MAX_NESTING_DEPTH
+    )
 
 
 def nesting_depth(text: bytes) -> int:
@@ -488,11 +520,11 @@ TEXT_SLICE = 64 * 1024
 def _row_type(time_field: str, field_names: list[str]) -> type:
     """``[object]``, one line's row, holding a struct with only what the whole-block check
     looks at: the time (`f0`, an RFC 3339 datetime: anything else fails the block; None when
-    absent) and
+    null, UNSET when absent) and
     the static field names (`f1`..., UNSET when absent); other keys are validated, not
     built. Neither is tracked by the garbage collector: a million of them a second would
     only keep it busy."""
-    fields: list[tuple[str, Any, Any]] = [("f0", datetime | None, None)]
+    fields: list[tuple[str, Any, Any]] = [("f0", datetime | None, msgspec.UNSET)]
     fields += [(f"f{i}", Any, msgspec.UNSET) for i in range(1, len(field_names) + 1)]
     names = [time_field, *field_names]
     probe = msgspec.defstruct(
