@@ -29,7 +29,7 @@ import structlog
 
 from agent.batch.batcher import Batcher
 from agent.batch.queue import ByteQueue
-from agent.config import Config, ConfigError, Problem, load_config
+from agent.config import Config, ConfigError, Problem, load_config, startup_warnings
 from agent.ops.health import status_line
 from agent.ops.logging import configure_logging
 from agent.ops.sdnotify import Notifier, ping_watchdog
@@ -67,6 +67,8 @@ RESTART_ONLY = ("data_dir", "queue", "api", "checkpoint_interval")
 def run_agent(config_path: Path, *, once: bool) -> int:
     config = load_config(config_path)
     configure_logging(config.log)
+    for warning in startup_warnings(config_path, config):  # what `check` warns about, too
+        log.warning("config_warning", key=warning.key, problem=warning.message)
     try:
         agent = Agent(config, config_path=config_path)
     except UnsafeState as exc:  # SPEC "Security": state the agent will not use is a config error
@@ -298,6 +300,7 @@ class Agent:
             drops={"spool_full": spool.dropped_events},
             request_latency=stats.latency.frozen(),
             auth_failing=stats.auth_failing,
+            endpoint_refusing=stats.endpoint_failing,
             seconds_since_success=time.monotonic() - stats.last_success
             if stats.last_success
             else None,

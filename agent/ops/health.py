@@ -17,6 +17,8 @@ from typing import Final, Literal
 from agent.ops.snapshot import AgentSnapshot
 
 AUTH_FAILING: Final = "auth_failing"
+ENDPOINT_REFUSING: Final = "endpoint_refusing"
+"""A redirect, a missing connection (404) or a blanket 400: a configuration error to fix."""
 SPOOL_FULL: Final = "spool_full"
 NOT_DELIVERING: Final = "not_delivering"
 
@@ -41,9 +43,11 @@ def liveness() -> Liveness:
 
 
 def readiness(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFTER) -> Readiness:
-    """Ready unless auth fails, the spool is full, or pending work is not being delivered."""
+    """Ready unless auth fails, the endpoint refuses everything, the spool is full, or pending
+    work is not being delivered."""
     checks = (
         (AUTH_FAILING, snapshot.auth_failing),
+        (ENDPOINT_REFUSING, bool(snapshot.endpoint_refusing)),
         (SPOOL_FULL, spool_full(snapshot)),
         (NOT_DELIVERING, not_delivering(snapshot, stall_after=stall_after)),
     )

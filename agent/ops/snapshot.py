@@ -82,6 +82,7 @@ class AgentSnapshot:
     auth_failing: bool  # the last answer was 401/403
     seconds_since_success: float | None  # None before the first acknowledged request
     uptime_seconds: float
+    endpoint_refusing: str = ""  # why the endpoint refuses everything (redirect, not_found, ...)
 
     @property
     def spool_full(self) -> bool:

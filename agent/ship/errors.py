@@ -37,14 +37,58 @@ class Throttled(DeliveryError):
         self.retry_after_secs = retry_after_secs
 
 
-class AuthFailed(DeliveryError):
-    """401/403: nothing is wrong with the data; keep it and report unhealthy until fixed."""
+class EndpointRefused(DeliveryError):
+    """Nothing is wrong with the data, something with the endpoint or its configuration: the
+    data is kept (retried, or spooled when an outage begins), never split or dead-lettered,
+    and the agent reports itself not ready until a request succeeds again."""
 
     retryable = True
+    reason = "endpoint"
+
+
+class AuthFailed(EndpointRefused):
+    """401/403: the key is wrong or lacks the permission."""
+
     reason = "auth"
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class Redirected(EndpointRefused):
+    """3xx: never followed. Following would send the key (and the data) to whatever host the
+    Location names, and a 301/302/303 would turn the POST into a bodiless GET whose 200 would
+    count as delivered. `polaris.url` is wrong (or something in between rewrites it)."""
+
+    reason = "redirect"
+
+    def __init__(self, status: int, location_host: str) -> None:
+        where = f" to host {location_host!r}" if location_host else " with no usable Location"
+        super().__init__(f"HTTP {status}: redirected{where}; redirects are not followed")
+        self.status = status
+        self.location_host = location_host
+
+
+class ConnectionMissing(EndpointRefused):
+    """404 on the events URL: the connection (or project) does not exist. Every event of every
+    batch would be refused alike, so splitting would only dead-letter good data."""
+
+    reason = "not_found"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class BlanketRefusal(EndpointRefused):
+    """A 400-class refusal of every part of a batch that splitting tried (see the sender's
+    BLANKET_REFUSALS): taken as the endpoint refusing everything, not as bad events."""
+
+    reason = "blanket_refusal"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status} for every part of the batch: {message}")
         self.status = status
 
 
@@ -65,8 +109,14 @@ class Rejected(DeliveryError):
         self.message = message
 
 
-def classify(status: int, message: str, retry_after: float | None) -> DeliveryError:
+def classify(
+    status: int, message: str, retry_after: float | None, location_host: str = ""
+) -> DeliveryError:
     """The error for a non-2xx status."""
+    if 300 <= status < 400:
+        return Redirected(status, location_host)
+    if status == 404:
+        return ConnectionMissing(status, message)
     if status == 429:
         return Throttled(retry_after)
     if status in (401, 403):

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Final
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from agent.config import PolarisConfig
 from agent.ship.errors import DeliveryError, TransportError, classify
-from agent.ship.ratelimit import RateLimitInfo
+from agent.ship.ratelimit import RateLimitInfo, header_seconds
 
 log = structlog.get_logger("agent.http")
+
+MAX_ERROR_BODY: Final = 4096
+"""Bytes of a non-2xx answer's body that are read (for the log line and the dead letter);
+the rest is never read: a 100 MB error page costs 4 KiB, and the connection is closed."""
+
 _RATE_HEADERS = (
     "ratelimit-limit",
     "ratelimit-remaining",
@@ -31,13 +40,14 @@ class Answer:
     rate: RateLimitInfo
     retry_after: float | None
     message: str  # the body of a non-2xx answer, squeezed and cut, for logs and dead letters
+    location_host: str = ""  # the host a 3xx points at (never followed), for the error
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
     def error(self) -> DeliveryError:
-        return classify(self.status, self.message, self.retry_after)
+        return classify(self.status, self.message, self.retry_after, self.location_host)
 
 
 class EventsClient:
@@ -55,12 +65,14 @@ class EventsClient:
         if not self._polaris.tls_verify:
             ssl_context = False
             log.warning("tls_verification_disabled", url=self._polaris.url)
+        trust_env = use_env_proxy(self._polaris.url)
         self._session = aiohttp.ClientSession(
             auth=aiohttp.BasicAuth(self._polaris.api_key.get_secret_value(), ""),
             connector=aiohttp.TCPConnector(limit=self._connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(total=self._polaris.request_timeout),
             headers={"Content-Type": "application/json"},
             raise_for_status=False,
+            trust_env=trust_env,
         )
         return self
 
@@ -77,24 +89,60 @@ class EventsClient:
         headers = {"Content-Encoding": "gzip"} if gzip else {}
         url = self._polaris.events_url(connection)
         try:
-            async with self._session.post(url, data=body, headers=headers) as response:
-                text = await response.text(errors="replace") if response.status >= 300 else ""
+            # Never follow a redirect: aiohttp would re-send the session's key to whatever
+            # host the Location names, and turn a 301/302/303 POST into a bodiless GET.
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 status = response.status
+                text = ""
+                if status >= 300:  # only the start of an error body; the rest is not read
+                    head = await response.content.read(MAX_ERROR_BODY)
+                    text = head.decode("utf-8", errors="replace")
                 raw = {h: response.headers[h] for h in _RATE_HEADERS if h in response.headers}
+                location = response.headers.get("Location", "")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransportError(_describe(exc)) from None
         rate = RateLimitInfo.from_headers(raw)
-        return Answer(status, rate, _retry_after(raw, rate), _message(text))
+        host = location_host(url, location) if 300 <= status < 400 else ""
+        return Answer(status, rate, _retry_after(raw, rate), _message(text), host)
 
 
 def _retry_after(raw: dict[str, str], rate: RateLimitInfo) -> float | None:
-    value = raw.get("retry-after")
-    if value is not None:
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return rate.reset_secs
+    """Retry-After when it is a usable wait, else RateLimit-Reset; both clamped."""
+    seconds = header_seconds(raw.get("retry-after"))
+    return seconds if seconds is not None else rate.reset_secs
+
+
+def location_host(url: str, location: str) -> str:
+    """The host (and port) a redirect points at, for one error line: never the path or query,
+    which may carry tokens. Empty when the Location is missing or unparsable."""
+    try:
+        target = URL(url).join(URL(location[:2048]))
+    except (ValueError, TypeError):
+        return ""
+    host = target.host or ""
+    return f"{host}:{target.port}" if host and target.port else host
+
+
+def use_env_proxy(url: str) -> bool:
+    """Whether to honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY for `url` (as Fluent Bit and Vector
+    do): only for https, where the proxy sees a CONNECT tunnel and never the key. For an
+    http:// URL (loopback only) a proxy would carry the key in clear, so none is used and a
+    set proxy variable is said to be ignored. Logs once, naming the proxy host only."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return False  # no proxy, or NO_PROXY names this host
+    proxy_host = urlsplit(proxy if "://" in proxy else f"http://{proxy}").hostname or "?"
+    if parts.scheme != "https":
+        log.warning(
+            "proxy_ignored", proxy_host=proxy_host, reason="the key would cross the proxy in clear"
+        )
+        return False
+    log.info("using_proxy", proxy_host=proxy_host, url_host=parts.hostname)
+    return True
 
 
 def _message(text: str) -> str:

@@ -9,10 +9,33 @@ over the rest of the window once it runs low, so that the pool never asks for mo
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final
 
 from agent.ship.retry import sleep_or_stop
+
+MAX_HEADER_WAIT: Final = 120.0
+"""The longest wait any header (Retry-After, RateLimit-Reset) can impose, in seconds: twice
+Polaris' one-minute rate-limit window. A larger value is taken as this cap, so a hostile or
+broken `Retry-After: 99999999999` pauses the pool two minutes at most, never until restart."""
+
+MIN_THROTTLE_WAIT: Final = 0.5
+"""The shortest pause after a 429, in seconds, whatever the headers say (`Retry-After: 0`,
+negative, `nan`, none). It doubles with each 429 in a row, up to `MAX_THROTTLE_FLOOR`, and
+goes back to this after an answer that is not a 429: a 429 never makes a hot loop."""
+
+MAX_THROTTLE_FLOOR: Final = 30.0
+"""Where the doubling floor of consecutive 429s stops (the default `sender.retry_max`)."""
+
+MAX_HEADER_COUNT: Final = 1_000_000_000
+"""Request counts (RateLimit-Limit, -Remaining) above this are taken as this."""
+
+_DEFAULT_THROTTLE_WAIT: Final = 1.0  # a 429 that names no wait at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,26 +51,59 @@ class RateLimitInfo:
             _number(
                 headers.get("ratelimit-remaining") or headers.get("x-ratelimit-remaining-minute")
             ),
-            _float(headers.get("ratelimit-reset")),
+            header_seconds(headers.get("ratelimit-reset")),
         )
 
 
-def _float(value: str | None) -> float | None:
+def _finite(value: str | None) -> float | None:
+    """A header value as a finite, non-negative number, or None for anything else (garbage,
+    nan, inf, an overflow like 1e309, a negative number): such a header is treated as absent."""
+    if value is None or len(value) > 64:
+        return None
     try:
-        return float(value) if value is not None else None
+        number = float(value)
     except ValueError:
         return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number
 
 
 def _number(value: str | None) -> int | None:
-    number = _float(value)
-    return int(number) if number is not None else None
+    number = _finite(value)
+    return None if number is None else int(min(number, MAX_HEADER_COUNT))
+
+
+def header_seconds(value: str | None) -> float | None:
+    """A wait named by a header (delta-seconds, or an HTTP date for Retry-After), clamped to
+    [0, MAX_HEADER_WAIT]; None when the value is absent, negative or not a number at all."""
+    seconds = _finite(value)
+    if seconds is None and value is not None:
+        seconds = _seconds_until(value)
+    return None if seconds is None else min(seconds, MAX_HEADER_WAIT)
+
+
+def _seconds_until(date: str) -> float | None:
+    """Seconds from now until an HTTP date (RFC 9110 allows one in Retry-After)."""
+    try:
+        when = parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    except OverflowError:
+        return None
+    return max(seconds, 0.0)
 
 
 class Pacer:
-    def __init__(self, *, low_water: int = 10) -> None:
+    def __init__(self, *, low_water: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
         self._low_water = low_water
+        self._clock = clock
         self._paused_until = 0.0
+        self._throttles = 0  # 429s in a row that each began a pause: the floor doubles with them
         self._window_end = 0.0
         self._remaining: int | None = None
         self._spent = 0  # requests started since `_remaining` was observed
@@ -62,7 +118,7 @@ class Pacer:
     def observe(self, info: RateLimitInfo) -> None:
         if info.remaining is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         self.limit = info.limit
         window_end = now + (info.reset_secs if info.reset_secs is not None else 60.0)
         if self._remaining is None or now >= self._window_end or window_end > self._window_end + 1:
@@ -73,20 +129,45 @@ class Pacer:
             self._remaining = info.remaining
             self._spent = 0
 
-    def throttle(self, retry_after_secs: float | None) -> None:
-        """A 429: nobody sends before the window resets."""
-        now = time.monotonic()
-        wait = retry_after_secs if retry_after_secs is not None else 1.0
-        self._paused_until = max(self._paused_until, now + max(wait, 0.0))
+    def throttle(self, retry_after_secs: float | None) -> bool:
+        """A 429: nobody sends before the window resets. The wait is the header's, but never
+        below a floor that doubles with each 429 in a row (no hot loop on `Retry-After: 0`)
+        nor above MAX_HEADER_WAIT. True when this began a new pause (worth one log line);
+        the 429s other workers get within the same pause return False."""
+        now = self._clock()
+        new = now >= self._paused_until
+        named = retry_after_secs
+        if named is None or not math.isfinite(named):
+            named = _DEFAULT_THROTTLE_WAIT
+        if new:
+            self._throttles += 1
+        doublings = min(max(self._throttles - 1, 0), 32)
+        floor = min(MIN_THROTTLE_WAIT * 2.0**doublings, MAX_THROTTLE_FLOOR)
+        wait = min(max(named, floor), MAX_HEADER_WAIT)
+        self._paused_until = max(self._paused_until, now + wait)
         self._remaining = 0
         self._spent = 0
         self._window_end = self._paused_until
+        return new
+
+    def relax(self) -> None:
+        """An answer that was not a 429: the next 429's floor starts low again."""
+        self._throttles = 0
+
+    def paused_for(self, now: float) -> float:
+        """Seconds from `now` before anyone may send again (0 when sending is allowed)."""
+        until = self._paused_until
+        if self._remaining is not None and self._remaining - self._spent <= 0:
+            until = max(until, self._window_end)
+        return max(until - now, 0.0)
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait for the right to send one request. True when stopping instead."""
         async with self._lock:
             while True:
-                now = time.monotonic()
+                if stop.is_set():
+                    return True  # even with budget left: stopping ends every loop
+                now = self._clock()
                 wait = self._wait(now)
                 if wait <= 0:
                     self._spent += 1

@@ -28,8 +28,11 @@ from agent.records import Batch, Origin
 from agent.ship.compress import gunzip
 from agent.ship.errors import (
     AuthFailed,
+    ConnectionMissing,
     DeliveryError,
+    EndpointRefused,
     PayloadTooLarge,
+    Redirected,
     Rejected,
     Throttled,
     TransportError,
@@ -63,6 +66,7 @@ class SendStats:
     bytes_delivered: int = 0  # uncompressed NDJSON
     bytes_posted: int = 0  # on the wire
     auth_failing: bool = False
+    endpoint_failing: str = ""  # reason of the last EndpointRefused but auth, "" once it works
     last_success: float = 0.0  # time.monotonic() of the last acknowledged request
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -270,12 +274,13 @@ class Sender:
                 raw = body.payload() if isinstance(body, Batch) else body
                 return await self._split(raw, base, locate, error, connection, may_spool)
             if isinstance(error, Throttled):
-                pacer.throttle(error.retry_after_secs)
-                log.info("throttled", retry_after=error.retry_after_secs)
+                if pacer.throttle(error.retry_after_secs):  # one line per pause, not per 429
+                    pause = pacer.paused_for(time.monotonic())
+                    log.info("throttled", retry_after=error.retry_after_secs, pause=round(pause, 3))
                 continue
             self.stats.retries += 1
             if give_up and (
-                isinstance(error, AuthFailed)
+                isinstance(error, EndpointRefused)
                 or time.monotonic() - started >= self.settings.spool_after
             ):
                 self._begin_outage(error)
@@ -307,14 +312,54 @@ class Sender:
             self.stats.latency.observe(time.monotonic() - started)
         self.stats.requests[answer.status] = self.stats.requests.get(answer.status, 0) + 1
         self.stats.bytes_posted += len(payload)
-        self._pacer(connection).observe(answer.rate)
+        pacer = self._pacer(connection)
+        pacer.observe(answer.rate)
+        if answer.status != 429:
+            pacer.relax()
         if answer.ok:
             return None
         error = answer.error()
-        if isinstance(error, AuthFailed) and not self.stats.auth_failing:
-            self.stats.auth_failing = True
-            log.error("auth_failed", status=answer.status, message=answer.message)
+        if isinstance(error, EndpointRefused):
+            self._endpoint_refused(error, connection, answer.message)
         return error
+
+    def _endpoint_refused(self, error: EndpointRefused, connection: str, message: str) -> None:
+        """One error line when the endpoint starts refusing (not one per request), and the
+        flag that makes /readyz say so until a request succeeds. Never the key, never a URL
+        path or query from a Location header: only its host."""
+        stats = self.stats
+        if isinstance(error, AuthFailed):
+            if not stats.auth_failing:
+                stats.auth_failing = True
+                log.error("auth_failed", status=error.status, message=message)
+            return
+        if stats.endpoint_failing == error.reason:
+            return
+        stats.endpoint_failing = error.reason
+        if isinstance(error, Redirected):
+            log.error(
+                "redirect_refused",
+                status=error.status,
+                location_host=error.location_host,
+                connection=connection,
+                hint="check polaris.url: redirects are never followed; the data is kept",
+            )
+        elif isinstance(error, ConnectionMissing):
+            log.error(
+                "connection_missing",
+                connection=connection,
+                message=message,
+                hint="create the connection (polaris-agent setup) or fix polaris.connection; "
+                "the data is kept",
+            )
+        else:
+            log.error(
+                "endpoint_refuses_everything",
+                reason=error.reason,
+                connection=connection,
+                error=str(error),
+                hint="every part of a batch was refused alike; the data is kept",
+            )
 
     async def _split(
         self,
@@ -383,6 +428,9 @@ class Sender:
         if stats.auth_failing:
             stats.auth_failing = False
             log.info("auth_recovered")
+        if stats.endpoint_failing:
+            log.info("endpoint_recovered", reason=stats.endpoint_failing)
+            stats.endpoint_failing = ""
 
 
 def _origins(body: bytes, spans: list[Span], locate: Locate) -> tuple[Origin, ...]:

@@ -1,0 +1,191 @@
+"""Header values an attacker or a broken proxy could send: none may raise, none may pause the
+pool for longer than the cap, none may make the pool hammer the endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+
+from agent.ship.errors import (
+    AuthFailed,
+    ConnectionMissing,
+    DeliveryError,
+    PayloadTooLarge,
+    Redirected,
+    Rejected,
+    ServerError,
+    Throttled,
+    classify,
+)
+from agent.ship.ratelimit import (
+    MAX_HEADER_WAIT,
+    MIN_THROTTLE_WAIT,
+    Pacer,
+    RateLimitInfo,
+    header_seconds,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+HOSTILE = [
+    "nan",
+    "NaN",
+    "-nan",
+    "inf",
+    "-inf",
+    "1e309",
+    "-1e309",
+    "99999999999",
+    "9" * 400,
+    "-5",
+    "-0",
+    "",
+    " ",
+    "garbage",
+    "1,5",
+    "0x10",
+    "\x00",
+    "\uff11\uff12",  # full-width digits: float() takes them; they must still come out bounded
+    "Wed, 21 Oct 2015 07:28:00 GMT",
+    "Fri, 31 Dec 9999 23:59:59 GMT",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_no_rate_limit_header_value_raises_or_escapes_its_bounds(value: str) -> None:
+    headers = {
+        "ratelimit-limit": value,
+        "ratelimit-remaining": value,
+        "ratelimit-reset": value,
+        "x-ratelimit-limit-minute": value,
+        "x-ratelimit-remaining-minute": value,
+    }
+    info = RateLimitInfo.from_headers(headers)
+    for number in (info.limit, info.remaining):
+        assert number is None or 0 <= number <= 1_000_000_000
+    assert info.reset_secs is None or 0 <= info.reset_secs <= MAX_HEADER_WAIT
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_retry_after_is_absent_or_a_bounded_finite_wait(value: str) -> None:
+    wait = header_seconds(value)
+    assert wait is None or (math.isfinite(wait) and 0 <= wait <= MAX_HEADER_WAIT)
+
+
+def test_reasonable_values_pass_through() -> None:
+    info = RateLimitInfo.from_headers(
+        {"ratelimit-limit": "600", "ratelimit-remaining": "12", "ratelimit-reset": "42.5"}
+    )
+    assert info == RateLimitInfo(600, 12, 42.5)
+    assert header_seconds("7") == 7.0
+    assert header_seconds("99999999999") == MAX_HEADER_WAIT
+    assert header_seconds("nan") is None and header_seconds("-3") is None
+
+
+def test_a_huge_retry_after_pauses_the_pool_no_longer_than_the_cap() -> None:
+    pacer = Pacer()
+    before = time.monotonic()
+    pacer.throttle(1e12)
+    assert pacer.paused_for(before) <= MAX_HEADER_WAIT + 1
+
+
+def test_a_huge_reset_does_not_stretch_the_pacing_window() -> None:
+    pacer = Pacer()
+    pacer.observe(
+        RateLimitInfo.from_headers({"ratelimit-remaining": "0", "ratelimit-reset": "1e12"})
+    )
+    assert pacer.paused_for(time.monotonic()) <= MAX_HEADER_WAIT + 1
+
+
+@pytest.mark.parametrize("retry_after", [0.0, -5.0, None, math.nan])
+def test_consecutive_zero_waits_grow_instead_of_looping_hot(retry_after: float | None) -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    waits = []
+    for _ in range(8):
+        pacer.throttle(retry_after)
+        waits.append(pacer.paused_for(clock.now))
+        clock.now += waits[-1]  # the pause ends, the next request is refused again
+    assert waits[0] >= MIN_THROTTLE_WAIT * 0.99
+    assert waits[-1] > 4 * waits[0], f"the floor must grow on consecutive 429s: {waits}"
+    assert max(waits) <= MAX_HEADER_WAIT + 1
+
+
+def test_a_success_resets_the_growing_floor() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    for _ in range(6):
+        pacer.throttle(0)
+        clock.now += pacer.paused_for(clock.now)
+    pacer.relax()
+    pacer.throttle(0)
+    assert pacer.paused_for(clock.now) <= MIN_THROTTLE_WAIT * 1.01
+
+
+def test_workers_refused_within_one_pause_do_not_stretch_it() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    for _ in range(8):  # eight workers, each answered 429 at the same moment
+        pacer.throttle(0)
+    assert pacer.paused_for(clock.now) <= MIN_THROTTLE_WAIT * 1.01
+
+
+def test_only_a_new_pause_asks_to_be_logged() -> None:
+    pacer = Pacer()
+    assert pacer.throttle(5) is True
+    assert pacer.throttle(5) is False, "a second worker's 429 within the same pause is quiet"
+
+
+async def test_acquire_returns_at_once_when_stopping_even_with_budget_left() -> None:
+    pacer = Pacer()
+    stop = asyncio.Event()
+    stop.set()
+    assert await pacer.acquire(stop) is True
+
+
+async def test_a_long_pause_ends_at_shutdown() -> None:
+    pacer = Pacer()
+    pacer.throttle(MAX_HEADER_WAIT)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    async with asyncio.timeout(5):
+        assert await pacer.acquire(stop) is True
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (301, Redirected, True),
+        (302, Redirected, True),
+        (303, Redirected, True),
+        (307, Redirected, True),
+        (308, Redirected, True),
+        (300, Redirected, True),
+        (304, Redirected, True),
+        (401, AuthFailed, True),
+        (403, AuthFailed, True),
+        (404, ConnectionMissing, True),
+        (429, Throttled, True),
+        (500, ServerError, True),
+        (503, ServerError, True),
+        (413, PayloadTooLarge, False),
+        (400, Rejected, False),
+        (422, Rejected, False),
+    ],
+)
+def test_every_status_has_one_class_and_a_consistent_retryability(
+    status: int, kind: type[DeliveryError], retryable: bool
+) -> None:
+    error = classify(status, "body", None)
+    assert type(error) is kind
+    assert error.retryable is retryable
