@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -187,7 +187,7 @@ class PolarisConfig(_Section):
             )
         if "?" in url or "#" in url:
             raise ValueError("must not have a ?query or #fragment: the events path is appended")
-        if any(segment in (".", "..") for segment in parts.path.split("/")):
+        if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
             raise ValueError("must not have '.' or '..' path segments")
         host = parts.hostname or ""
         insecure_ok = info.data.get("allow_insecure_http") is True
@@ -803,7 +803,8 @@ def holds_literal_secret(value: str) -> bool:
 
 def redact(value: Any, secrets: frozenset[str]) -> Any:
     """``value`` (a dumped config) with secret-looking strings replaced by REDACTED: under a
-    key named like a password or token, equal to the API key, or a URL with credentials."""
+    key named like a password or token, or a URL with credentials; the API key is replaced
+    wherever it occurs."""
     if isinstance(value, dict):
         return {
             k: REDACTED if isinstance(v, str) and _SECRET_NAME.search(k) else redact(v, secrets)
@@ -811,8 +812,11 @@ def redact(value: Any, secrets: frozenset[str]) -> Any:
         }
     if isinstance(value, list):
         return [redact(v, secrets) for v in value]
-    if isinstance(value, str) and (value in secrets or re.search(r"://[^/@\s]*@", value)):
-        return REDACTED
+    if isinstance(value, str):
+        if re.search(r"://[^/@\s]*@", value):
+            return REDACTED
+        for secret in secrets:
+            value = value.replace(secret, REDACTED) if secret else value
     return value
 
 

@@ -106,6 +106,8 @@ REFUSED: list[tuple[str, dict[str, str], str]] = [
     ("fragment_in_url", {"url": "https://example.imply.io#frag"}, "polaris.url"),
     ("dot_dot_in_url_path", {"url": "https://example.imply.io/a/../b"}, "polaris.url"),
     ("bad_port", {"url": "https://example.imply.io:99999"}, "polaris.url"),
+    ("encoded_dot_dot_in_url", {"url": "https://example.imply.io/%2E%2e/b"}, "polaris.url"),
+    ("source_connection_dot_dot", {"source": 'connection = ".."'}, "sources[0].connection"),
     ("bad_ipv6", {"url": "https://[::1/x"}, "polaris.url"),
     ("slash_in_project", {"project_id": "abc/../other"}, "polaris.project_id"),
     ("dot_dot_project", {"project_id": ".."}, "polaris.project_id"),
@@ -275,6 +277,19 @@ def test_a_non_utf8_environment_value_is_refused(
     outcome = check(write(tmp_path, text), capsys, monkeypatch)
     assert_refused(outcome, "sources[0].fields.service")
     assert "SERVICE" in outcome.err
+
+
+@pytest.mark.parametrize("pattern", ["/l/[ab].log", "/l/[!x]*.log", "/l/[]].log", "/l/**/*.log"])
+def test_well_formed_globs_are_accepted(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    pattern: str,
+) -> None:
+    outcome = check(
+        write(tmp_path, config_text(tmp_path, include=f'["{pattern}"]')), capsys, monkeypatch
+    )
+    assert outcome.code == 0, outcome.err
 
 
 # -- warned about --------------------------------------------------------------------
