@@ -95,7 +95,9 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         if not 0 <= value < float("inf"):  # TOML allows inf and nan; neither is a timeout
             raise ValueError("a duration must be a finite number of seconds, not negative")
-        return _bounded_duration(float(value))
+        if value > MAX_DURATION:  # before float(): a 400-digit integer overflows it
+            raise ValueError("a duration must be at most 100 years")
+        return float(value)
     if not isinstance(value, str):
         raise ValueError("expected a duration such as '500ms' or '30s'")
     text = value.strip()
@@ -754,7 +756,8 @@ def _source_warnings(key: str, source: SourceConfig) -> Iterator[ConfigWarning]:
     for index, pattern in enumerate(source.include):
         if next(glob.iglob(pattern, recursive=True), None) is None:
             yield ConfigWarning(
-                f"{key}.include[{index}]", f"{pattern} matches no file (yet): nothing to ship"
+                f"{key}.include[{index}]",
+                f"{pattern} matches no file this user can see (yet): nothing to ship",
             )
     if source.max_line_bytes < SHORT_LINE_BYTES:
         yield ConfigWarning(

@@ -208,7 +208,7 @@ values = st.recursive(
     st.one_of(
         st.booleans(),
         st.integers(),
-        st.sampled_from([0, -1, 1, 2**63, -(2**63) - 1, 10**30, 1023, 1024, 1_000_001]),
+        st.sampled_from([0, -1, 1, 2**63, -(2**63) - 1, 10**30, 10**400, 1023, 1024, 1_000_001]),
         st.floats(allow_nan=True, allow_infinity=True),
         hostile_strings,
         st.text(text_chars, max_size=40),

@@ -130,6 +130,7 @@ REFUSED: list[tuple[str, dict[str, str], str]] = [
     ("unclosed_bracket_exclude", {"source": 'exclude = ["[x"]'}, "sources[0].exclude[0]"),
     ("nul_in_glob", {"include": '["/var/log/\\u0000.log"]'}, "sources[0].include[0]"),
     ("huge_duration", {"source": f'scan_interval = "{"9" * 400}s"'}, "sources[0].scan_interval"),
+    ("huge_int_duration", {"top": f"checkpoint_interval = {'9' * 400}"}, "checkpoint_interval"),
     ("huge_size", {"tail": f'[spool]\nmax_size = "{"9" * 400}GB"'}, "spool.max_size"),
     (
         "huge_integer",
