@@ -90,6 +90,7 @@ class BlanketRefusal(EndpointRefused):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status} for every part of the batch: {message}")
         self.status = status
+        self.message = message
 
 
 class PayloadTooLarge(DeliveryError):

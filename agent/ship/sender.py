@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Final
 
 import structlog
 
@@ -28,6 +29,7 @@ from agent.records import Batch, Origin
 from agent.ship.compress import gunzip
 from agent.ship.errors import (
     AuthFailed,
+    BlanketRefusal,
     ConnectionMissing,
     DeliveryError,
     EndpointRefused,
@@ -50,6 +52,18 @@ Locate = Callable[[int], tuple[str, int]]
 """Byte position in a batch's NDJSON -> (source path, line offset), for dead letters."""
 Span = tuple[int, int]
 """[start, end) byte range of a batch's NDJSON that is not delivered yet."""
+
+BLANKET_REFUSALS: Final = 8
+"""400-class refusals in a row on a connection, with nothing of the payload at hand accepted,
+after which the refusal is taken as the endpoint refusing everything (a proxy, a wrong URL, a
+Polaris-side problem) rather than bad events: the data is kept and /readyz says so. A large
+batch gets there after its first three levels of halving (1 + 2 + 4 + 8 = 15 requests, every
+one refused); while it lasts, a refused payload is kept at once, without splitting. A
+single-event batch is dead-lettered while fewer than this many refusals came in a row."""
+
+SPLIT_BUDGET: Final = 64
+"""Requests one split may make before it pauses a backoff (sender.retry_initial, doubling up
+to sender.retry_max): a batch of many bad events cannot flood the endpoint."""
 
 
 @dataclass(slots=True)
@@ -98,6 +112,7 @@ class Sender:
         self.settings = settings
         self.pacer = pacer  # the default connection's; others get their own (own limits)
         self._pacers: dict[str, Pacer] = {settings.connection: pacer}
+        self._refused: dict[str, int] = {}  # 400-class refusals in a row, per connection
         self._acks = acks
         self._dead_letters = dead_letters
         self._executor = executor
@@ -248,7 +263,52 @@ class Sender:
         """Send `body` (bytes `base`.. of a batch) until every event is acknowledged or
         dead-lettered; returns the spans left undelivered, to spool (or to leave behind the
         checkpoint) when giving up or stopping. A whole batch is parked while its request is
-        out: its uncompressed bytes come back only if a split needs them."""
+        out: its uncompressed bytes come back only if a split needs them. A refusal of every
+        part splitting tried (a blanket 400) keeps the whole payload, like a 401."""
+        size = body.size if isinstance(body, Batch) else len(body)
+        everything = [(base, base + size)]
+        give_up = may_spool and self._spool is not None
+        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
+        while True:
+            outcome = await self._send(
+                body, base, connection=connection, may_spool=may_spool, events=events
+            )
+            if isinstance(outcome, list):
+                return outcome
+            raw = body.payload() if isinstance(body, Batch) else body
+            if isinstance(outcome, Rejected) and self._refusing(connection):
+                split: list[Span] | BlanketRefusal = BlanketRefusal(outcome.status, outcome.message)
+            else:
+                split = await self._split(raw, base, locate, outcome, connection, may_spool)
+            if isinstance(split, list):
+                return split
+            self._endpoint_refused(split, connection, split.message)
+            self.stats.retries += 1
+            if give_up:
+                self._begin_outage(split)
+                return everything
+            delay = backoff.next_delay()
+            log.warning(
+                "delivery_failed",
+                reason=split.reason,
+                error=str(split),
+                attempt=backoff.attempt,
+                retry_in=round(delay, 3),
+            )
+            if await sleep_or_stop(self._stopping, delay):
+                return everything
+
+    async def _send(
+        self,
+        body: bytes | Batch,
+        base: int,
+        *,
+        connection: str,
+        may_spool: bool = True,
+        events: int | None = None,
+    ) -> list[Span] | PayloadTooLarge | Rejected:
+        """Send `body` whole, retrying what is worth retrying; the spans left undelivered
+        (none once acknowledged), or the refusal that calls for a split."""
         size = body.size if isinstance(body, Batch) else len(body)
         everything = [(base, base + size)]
         give_up = may_spool and self._spool is not None
@@ -271,8 +331,7 @@ class Sender:
                 self._delivered(size, events)
                 return []
             if isinstance(error, PayloadTooLarge | Rejected):
-                raw = body.payload() if isinstance(body, Batch) else body
-                return await self._split(raw, base, locate, error, connection, may_spool)
+                return error
             if isinstance(error, Throttled):
                 if pacer.throttle(error.retry_after_secs):  # one line per pause, not per 429
                     pause = pacer.paused_for(time.monotonic())
@@ -317,11 +376,18 @@ class Sender:
         if answer.status != 429:
             pacer.relax()
         if answer.ok:
+            self._refused[connection] = 0
             return None
         error = answer.error()
+        if isinstance(error, Rejected):
+            self._refused[connection] = self._refused.get(connection, 0) + 1
         if isinstance(error, EndpointRefused):
             self._endpoint_refused(error, connection, answer.message)
         return error
+
+    def _refusing(self, connection: str) -> bool:
+        """The connection refused (400-class) BLANKET_REFUSALS requests since its last 2xx."""
+        return self._refused.get(connection, 0) >= BLANKET_REFUSALS
 
     def _endpoint_refused(self, error: EndpointRefused, connection: str, message: str) -> None:
         """One error line when the endpoint starts refusing (not one per request), and the
@@ -366,24 +432,60 @@ class Sender:
         body: bytes,
         base: int,
         locate: Locate,
-        error: DeliveryError,
+        error: PayloadTooLarge | Rejected,
         connection: str,
         may_spool: bool,
-    ) -> list[Span]:
-        """Halve a payload Polaris refused until the refused event stands alone."""
-        cut = _middle_newline(body)
-        if cut is None:
-            self._dead_letter(error, body, *locate(base))
-            return []
-        self.stats.splits += 1
-        log.info("payload_split", reason=error.reason, bytes=len(body))
-        left = await self._deliver(
-            body[:cut], base, locate, connection=connection, may_spool=may_spool
-        )
-        right = await self._deliver(
-            body[cut:], base + cut, locate, connection=connection, may_spool=may_spool
-        )
-        return _merge(left + right)
+    ) -> list[Span] | BlanketRefusal:
+        """Halve a payload Polaris refused until each refused event stands alone, then
+        dead-letter those; returns the spans left undelivered (giving up or stopping).
+
+        Breadth first: both halves of a refused piece are tried before either is halved
+        again, so a bad event shows itself by its sibling being accepted. When nothing of the
+        payload has been accepted and the connection has refused BLANKET_REFUSALS requests in
+        a row (every piece of the first three levels, for a large batch), the endpoint is
+        refusing everything: the payload is kept (BlanketRefusal), not dead-lettered event by
+        event. Every SPLIT_BUDGET requests the split pauses a growing backoff, so one batch
+        full of bad events cannot flood the endpoint."""
+        pieces: list[tuple[int, int, PayloadTooLarge | Rejected]] = [(0, len(body), error)]
+        singles: list[tuple[int, int, PayloadTooLarge | Rejected]] = []
+        kept: list[Span] = []  # given up (an outage began) or stopping: to spool or keep
+        delivered: list[Span] = []
+        rejected = isinstance(error, Rejected)  # a 400-class refusal, not only 413s
+        budget = SPLIT_BUDGET
+        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
+        while pieces:
+            refused: list[tuple[int, int, PayloadTooLarge | Rejected]] = []
+            for start, end, why in pieces:
+                cut = _middle_newline(body[start:end])
+                if cut is None:
+                    singles.append((start, end, why))
+                    continue
+                self.stats.splits += 1
+                log.info("payload_split", reason=why.reason, bytes=end - start)
+                for a, b in ((start, start + cut), (start + cut, end)):
+                    if budget <= 0:
+                        budget = SPLIT_BUDGET
+                        delay = backoff.next_delay()
+                        log.warning("split_budget_spent", requests=SPLIT_BUDGET, pause=delay)
+                        if await sleep_or_stop(self._stopping, delay):
+                            return _complement(base, len(body), delivered)
+                    budget -= 1
+                    outcome = await self._send(
+                        body[a:b], base + a, connection=connection, may_spool=may_spool
+                    )
+                    if isinstance(outcome, list):
+                        kept.extend(outcome)
+                        if not outcome:
+                            delivered.append((base + a, base + b))
+                    else:
+                        rejected = rejected or isinstance(outcome, Rejected)
+                        refused.append((a, b, outcome))
+            if not delivered and rejected and self._refusing(connection):
+                return BlanketRefusal(_status(error), _message(error))
+            pieces = refused
+        for start, end, why in singles:
+            self._dead_letter(why, body[start:end], *locate(base + start))
+        return _merge(sorted(kept))
 
     def _dead_letter(self, error: DeliveryError, event: bytes, path: str, offset: int) -> None:
         self._dead_letters.write(
@@ -446,6 +548,27 @@ def _origins(body: bytes, spans: list[Span], locate: Locate) -> tuple[Origin, ..
                 runs.append((path, [offset]))
             position = body.index(b"\n", position, end) + 1
     return tuple(Origin(path, offsets) for path, offsets in runs)
+
+
+def _complement(base: int, size: int, done: list[Span]) -> list[Span]:
+    """The spans of [base, base + size) that are not in `done`."""
+    left: list[Span] = []
+    position = base
+    for start, end in sorted(done):
+        if start > position:
+            left.append((position, start))
+        position = max(position, end)
+    if position < base + size:
+        left.append((position, base + size))
+    return left
+
+
+def _status(error: DeliveryError) -> int:
+    return error.status if isinstance(error, Rejected) else 413
+
+
+def _message(error: DeliveryError) -> str:
+    return error.message if isinstance(error, Rejected) else str(error)
 
 
 def _merge(spans: list[Span]) -> list[Span]:

@@ -148,6 +148,8 @@ async def readiness(agent: Agent) -> tuple[int, str]:
 
 
 ADMIN = '[api]\nlisten = "127.0.0.1:0"\n'
+NO_SPOOL = "[spool]\nenabled = false\n"
+SPOOL = pytest.mark.parametrize("spool", ["", NO_SPOOL], ids=["spool", "no_spool"])
 
 
 # -- 1. headers ----------------------------------------------------------------------------
@@ -222,12 +224,13 @@ async def test_a_redirect_is_never_followed_and_the_data_is_kept(
 # -- 3. a missing connection ---------------------------------------------------------------
 
 
+@SPOOL
 async def test_a_missing_connection_keeps_the_data_never_splits_and_says_so_once(
-    dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
+    spool: str, dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
 ) -> None:
     dev_server.faults.fail_for(404, 3600)
     write_json_lines(log_dir / "app.log", 0, 2000)
-    agent = front_agent(top=ADMIN, batch="max_bytes = 20000")
+    agent = front_agent(top=ADMIN + spool, batch="max_bytes = 20000")
     await agent.start()
     await eventually(lambda: len(middlebox.seen) >= 4, what="refused requests")
     await eventually(lambda: bool(named(agent, "admin_listening")), what="admin up")
@@ -247,12 +250,13 @@ async def test_a_missing_connection_keeps_the_data_never_splits_and_says_so_once
 # -- 4. a blanket 400 ----------------------------------------------------------------------
 
 
+@SPOOL
 async def test_a_blanket_400_keeps_the_batch_instead_of_dead_lettering_every_event(
-    dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
+    spool: str, dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
 ) -> None:
     dev_server.faults.fail_for(400, 3600)
     write_json_lines(log_dir / "app.log", 0, 2000)
-    agent = front_agent(top=ADMIN, batch="max_bytes = 50000")
+    agent = front_agent(top=ADMIN + spool, batch="max_bytes = 50000")
     await agent.start()
     await eventually(lambda: bool(named(agent, "endpoint_refuses_everything")), what="blanket seen")
     await eventually(lambda: bool(named(agent, "admin_listening")), what="admin up")
@@ -266,6 +270,7 @@ async def test_a_blanket_400_keeps_the_batch_instead_of_dead_lettering_every_eve
 
     assert dead_letter_files(agent) == [], "good events were dead-lettered one by one"
     assert refused_so_far < 100, f"splitting is bounded: {refused_so_far} requests"
+    assert len(named(agent, "endpoint_refuses_everything")) == 1
 
 
 async def test_one_bad_event_is_still_isolated_and_dead_lettered(
