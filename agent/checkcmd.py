@@ -15,12 +15,16 @@ import orjson
 
 from agent.config import (
     Config,
+    ConfigError,
+    Problem,
     config_warnings,
     file_warnings,
     holds_literal_secret,
     load_config,
     redact,
 )
+from agent.state.files import UnsafeState, check_private_dir
+from agent.state.status import dead_letter_dir, spool_dir
 
 __all__ = ["check_main", "file_warnings", "holds_literal_secret", "render_redacted"]
 
@@ -30,11 +34,29 @@ def check_main(path: Path) -> int:
     for warning in file_warnings(path):  # said even when the config is refused
         print(f"warning: {warning}", file=sys.stderr)
     config = load_config(path)
+    if problems := state_problems(config.data_dir):
+        raise ConfigError(str(path), problems)
     for warning in config_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     _write_utf8(render_redacted(config))
     print(f"config ok: {path}", file=sys.stderr)
     return 0
+
+
+def state_problems(data_dir: Path) -> list[Problem]:
+    """What `run` would refuse about the state directories that exist already (it creates
+    missing ones 0700): said by `check` too, so ExecStartPre fails before the start does."""
+    if not data_dir.exists():
+        return []
+    problems = []
+    for directory in (data_dir, spool_dir(data_dir), dead_letter_dir(data_dir)):
+        if directory is not data_dir and not (directory.exists() or directory.is_symlink()):
+            continue
+        try:
+            check_private_dir(directory, follow=directory is data_dir)
+        except UnsafeState as exc:
+            problems.append(Problem("data_dir", str(exc)))
+    return problems
 
 
 def render_redacted(config: Config) -> str:

@@ -238,12 +238,14 @@ include = ["{logs}/*.log"]
 """
 
 
-def _run_agent(tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def _run_agent(
+    tmp_path: Path, data_dir: Path, command: tuple[str, ...] = ("run", "--once")
+) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "agent.toml"
     config.write_text(CONFIG.format(data_dir=data_dir, logs=tmp_path))
     config.chmod(0o600)
     return subprocess.run(
-        [sys.executable, "-m", "agent", "run", "--once", "--config", str(config)],
+        [sys.executable, "-m", "agent", *command, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -251,9 +253,10 @@ def _run_agent(tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.parametrize("command", [("run", "--once"), ("check",)], ids=["run", "check"])
 @pytest.mark.parametrize("where", ["data_dir", "data_dir/spool", "data_dir/dead-letter"])
-def test_run_refuses_a_world_writable_state_directory_naming_it(
-    tmp_path: Path, victim: Path, where: str
+def test_run_and_check_refuse_a_world_writable_state_directory_naming_it(
+    tmp_path: Path, victim: Path, where: str, command: tuple[str, ...]
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o700)
@@ -261,9 +264,9 @@ def test_run_refuses_a_world_writable_state_directory_naming_it(
     unsafe.mkdir(mode=0o700, exist_ok=True)
     unsafe.chmod(0o777)
 
-    result = _run_agent(tmp_path, data_dir)
+    result = _run_agent(tmp_path, data_dir, command)
 
-    assert result.returncode not in (0, 1), result.stderr  # a config problem, not a crash
+    assert result.returncode == 78, result.stderr  # a config problem, not a crash
     assert "Traceback" not in result.stderr
     assert "data_dir" in result.stderr
     assert f"{unsafe}: is writable by others (mode 0777)" in result.stderr
