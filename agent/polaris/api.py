@@ -22,10 +22,15 @@ import orjson
 from agent import __version__
 from agent.config import PolarisConfig
 from agent.polaris import errors
+from agent.ship.http import location_host, use_env_proxy
 
 JsonObject = dict[str, Any]
 
 _MAX_MESSAGE_CHARS = 400
+_MAX_ERROR_BODY = 4096
+"""Bytes of a non-2xx body read for its message; the rest is never read."""
+_MAX_ANSWER_BODY = 8 * 1024 * 1024
+"""Bytes of a 2xx body accepted (a job list); a larger answer is refused, not buffered whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,7 @@ class PolarisApi:
             connector=connector,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=config.request_timeout),
+            trust_env=use_env_proxy(config.url),
         ) as session:
             yield cls(session, config.url, config.project_id, secret)
 
@@ -184,8 +190,10 @@ class PolarisApi:
             async with self._session.request(
                 method, url, data=data, headers=headers, allow_redirects=False
             ) as resp:
-                text = await resp.text(errors="replace")
                 status = resp.status
+                limit = _MAX_ANSWER_BODY if 200 <= status < 300 else _MAX_ERROR_BODY
+                raw = await resp.content.read(limit + 1)
+                location = resp.headers.get("Location", "")
         except aiohttp.ClientSSLError as exc:
             raise errors.TlsFailure(self._base_url, self._scrub(_ssl_reason(exc))) from None
         except aiohttp.ClientConnectorError as exc:
@@ -197,7 +205,16 @@ class PolarisApi:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise errors.Unreachable(self._base_url, self._scrub(reason)) from None
         if 200 <= status < 300:
-            return self._decode(method, url, text)
+            if len(raw) > _MAX_ANSWER_BODY:
+                raise errors.UnexpectedAnswer(
+                    f"{method} {url}", f"answer larger than {_MAX_ANSWER_BODY} bytes"
+                )
+            return self._decode(method, url, raw.decode("utf-8", errors="replace"))
+        if 300 <= status < 400:
+            host = location_host(url, location) or "nowhere usable"
+            reason = f"HTTP {status} redirect to {host}: not followed; check polaris.url"
+            raise errors.RequestRejected(status, method, url, self._scrub(reason))
+        text = raw[:_MAX_ERROR_BODY].decode("utf-8", errors="replace")
         raise self._status_error(status, method, url, text)
 
     def _decode(self, method: str, url: str, text: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import urllib.request
 from dataclasses import dataclass
@@ -67,14 +68,19 @@ class EventsClient:
             log.warning("tls_verification_disabled", url=self._polaris.url)
         trust_env = use_env_proxy(self._polaris.url)
         self._session = aiohttp.ClientSession(
-            auth=aiohttp.BasicAuth(self._polaris.api_key.get_secret_value(), ""),
             connector=aiohttp.TCPConnector(limit=self._connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(total=self._polaris.request_timeout),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": self._authorization()},
             raise_for_status=False,
             trust_env=trust_env,
         )
         return self
+
+    def _authorization(self) -> str:
+        """Polaris' key auth: HTTP Basic, the key as user name, an empty password. A plain
+        default header, sent only to `polaris.url`: redirects are never followed."""
+        token = base64.b64encode(f"{self._polaris.api_key.get_secret_value()}:".encode())
+        return "Basic " + token.decode("ascii")
 
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

@@ -4,11 +4,22 @@ pool for longer than the cap, none may make the pool hammer the endpoint."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import math
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
 
+from agent.config import PolarisConfig
+from agent.ops.health import ENDPOINT_REFUSING, readiness
+from agent.ops.snapshot import AgentSnapshot, LatencyHistogram
+from agent.polaris import errors as polaris_errors
+from agent.polaris.api import PolarisApi
 from agent.ship.errors import (
     AuthFailed,
     ConnectionMissing,
@@ -20,6 +31,7 @@ from agent.ship.errors import (
     Throttled,
     classify,
 )
+from agent.ship.http import EventsClient, use_env_proxy
 from agent.ship.ratelimit import (
     MAX_HEADER_WAIT,
     MIN_THROTTLE_WAIT,
@@ -27,6 +39,9 @@ from agent.ship.ratelimit import (
     RateLimitInfo,
     header_seconds,
 )
+
+SECRET = "pok_hostile_0123456789"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class FakeClock:
@@ -189,3 +204,130 @@ def test_every_status_has_one_class_and_a_consistent_retryability(
     error = classify(status, "body", None)
     assert type(error) is kind
     assert error.retryable is retryable
+
+
+# -- the setup client (agent/polaris/api.py) and readiness ----------------------------------
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def polaris_config(url: str) -> PolarisConfig:
+    return PolarisConfig.model_validate(
+        {"url": url, "project_id": "p1", "connection": "c", "api_key": SECRET}
+    )
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_setup_never_follows_a_redirect_nor_sends_the_key_elsewhere(status: int) -> None:
+    stolen: list[bool] = []
+
+    async def thief(request: web.Request) -> web.StreamResponse:
+        stolen.append("Authorization" in request.headers)
+        return web.json_response({"values": []})
+
+    async with serving(thief) as thief_url:
+
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            location = f"{thief_url}{request.path}?sig=secret-ish"
+            return web.Response(status=status, headers={"Location": location})
+
+        async with serving(redirect) as url, PolarisApi.open(polaris_config(url)) as api:
+            with pytest.raises(polaris_errors.RequestRejected) as caught:
+                await api.list_jobs()
+
+    assert stolen == []
+    message = str(caught.value)
+    port = thief_url.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{port}" in message and "not followed" in message
+    assert SECRET not in message and "secret-ish" not in message
+
+
+async def test_setup_reads_only_the_start_of_an_endless_error_body() -> None:
+    written = 0
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        nonlocal written
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            for _ in range(100 * 16):  # 100 MB, if anyone reads it
+                await response.write(b"e" * 65536)
+                written += 65536
+        return response
+
+    async with serving(endless) as url, PolarisApi.open(polaris_config(url)) as api:
+        with pytest.raises(polaris_errors.ServerError) as caught:
+            await api.list_jobs()
+
+    assert written < 20 * 1024 * 1024
+    assert len(str(caught.value)) < 1000
+
+
+async def test_events_client_reads_only_the_start_of_an_error_body() -> None:
+    async def big(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=500, body=b"x" * (5 * 1024 * 1024))
+
+    async with serving(big) as url, EventsClient(polaris_config(url), connections=1) as client:
+        answer = await client.post("c", b"{}\n", gzip=False)
+    assert answer.status == 500 and len(answer.message) <= 300
+
+
+@pytest.mark.parametrize("reason", ["redirect", "not_found", "blanket_refusal"])
+def test_an_endpoint_refusing_everything_is_not_ready(reason: str) -> None:
+    snapshot = dataclasses.replace(ready_snapshot(), endpoint_refusing=reason)
+    state = readiness(snapshot)
+    assert not state.ready and state.reasons == (ENDPOINT_REFUSING,)
+    assert readiness(ready_snapshot()).ready
+
+
+def ready_snapshot() -> AgentSnapshot:
+    return AgentSnapshot(
+        sources=(),
+        events_sent=1,
+        bytes_sent=1,
+        bytes_posted=1,
+        requests={"200": 1},
+        retries=0,
+        ratelimit_remaining=None,
+        queue_bytes=0,
+        in_flight_batches=0,
+        spool_bytes=0,
+        spool_files=0,
+        spool_max_bytes=0,
+        spool_corrupt_files=0,
+        dead_letters={},
+        drops={},
+        request_latency=LatencyHistogram().frozen(),
+        auth_failing=False,
+        seconds_since_success=1.0,
+        uptime_seconds=10.0,
+    )
+
+
+def test_https_proxy_is_honoured_for_https_and_never_for_plain_http(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy.internal:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://user:pw@proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with capture_logs() as logs:
+        assert use_env_proxy("https://api.imply.io") is True
+        assert use_env_proxy("http://127.0.0.1:9999") is False
+    assert [e["event"] for e in logs] == ["using_proxy", "proxy_ignored"]
+    assert all(e["proxy_host"] == "proxy.internal" for e in logs)
+    assert "pw" not in str(logs)
+    monkeypatch.setenv("NO_PROXY", "api.imply.io")
+    assert use_env_proxy("https://api.imply.io") is False
