@@ -757,6 +757,8 @@ class Tailer:
         encoded = self._encoders[reader.source].encode(data, start)
         per_source.lines += encoded.blank + len(encoded.rejected)
         per_source.lines += sum(p.events for p in encoded.pieces)
+        for name, moved in self._encoders[reader.source].take_counts().items():
+            per_source.parsing[name] = per_source.parsing.get(name, 0) + moved  # time_unparsed
         await self._ship_encoded(reader, encoded)
 
     async def _ship_encoded(
