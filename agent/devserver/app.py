@@ -201,6 +201,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             raise NotFound(f"connection {connection!r} does not exist")
         data = decode_body(raw, encoding, faults.max_payload_bytes).data
         lines = split_events(data)
+        if faults.refuses(lines):
+            raise BadRequest("an event in the payload was refused (dev-server fault)")
     except ApiError as exc:
         await asyncio.sleep(plan.delay)
         return finish(exc.status, error_response(exc.status, exc.message, headers))

@@ -65,6 +65,7 @@ class Faults:
         self._delay_seconds = 0.0
         self._delay_count: int | None = 0
         self._resets = 0
+        self._refused_markers: list[bytes] = []
 
     def __repr__(self) -> str:
         return (
@@ -98,6 +99,15 @@ class Faults:
         self._delay_seconds = seconds
         self._delay_count = count
 
+    def refuse_events_containing(self, marker: str) -> None:
+        """Answer 400 to every Events request holding an event with `marker` in it, as Polaris
+        refuses a payload for one bad event: a client must isolate that event, not the rest."""
+        self._refused_markers.append(marker.encode())
+
+    def refuses(self, events: list[bytes]) -> bool:
+        """True when one of `events` holds a marker set by `refuse_events_containing`."""
+        return any(m in event for m in self._refused_markers for event in events)
+
     def reset_next(self, count: int = 1) -> None:
         """Abort the TCP connection of the next `count` Events requests, with no response."""
         self._resets += count
@@ -118,6 +128,7 @@ class Faults:
         self._delay_seconds = 0.0
         self._delay_count = 0
         self._resets = 0
+        self._refused_markers.clear()
         self.rate_limiter.set_limit(self._default_rate_limit)
         self.max_payload_bytes = self._default_max_payload
 

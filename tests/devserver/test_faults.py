@@ -31,6 +31,18 @@ async def test_fail_next_answers_the_status_and_keeps_nothing(
     assert dev_server.requests[0].line_count == 1
 
 
+async def test_a_refused_event_fails_every_payload_holding_it_and_no_other(
+    api: Api, dev_server: DevServer
+) -> None:
+    dev_server.faults.refuse_events_containing('"n":2')
+    assert (await api.events("demo_connection", b'{"n":1}\n{"n":2}'))[0] == 400
+    assert (await api.events("demo_connection", b'{"n":2}'))[0] == 400
+    assert (await api.events("demo_connection", b'{"n":1}\n{"n":3}'))[0] == 200
+    assert dev_server.received_lines("demo_connection") == [b'{"n":1}', b'{"n":3}']
+    dev_server.faults.clear()
+    assert (await api.events("demo_connection", b'{"n":2}'))[0] == 200
+
+
 async def test_fail_next_429_carries_rate_headers(api: Api, dev_server: DevServer) -> None:
     dev_server.fail_next(429, retry_after=0.5)
     status, _, response = await api.events("demo_connection", b'{"n":1}')

@@ -170,7 +170,7 @@ async def test_an_event_polaris_refuses_is_dead_lettered_with_its_file_and_offse
     first_of_next_run = log.stat().st_size
     ledger.append(log, 4)
     refused = log.read_bytes()[first_of_next_run:].splitlines()[0]
-    dev_server.faults.fail_next(400, 3)  # 4 events, then 2, then the first one alone
+    dev_server.faults.refuse_events_containing(f'"id":"{orjson.loads(refused)["id"]}"')
 
     assert await agent.run_once() == 0
 
