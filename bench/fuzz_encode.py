@@ -15,8 +15,8 @@ import sys
 import atheris  # type: ignore[import-untyped]
 
 with atheris.instrument_imports():
-    from agent.batch.encode import Encoded, Encoder
     from agent.config import SourceConfig
+    from agent.encode import Encoded, Encoder
 
 NOW = 1_764_028_800.0
 SEEDS = [

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from agent.batch.encode import Encoded, Encoder
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
+from agent.encode import Encoded, Encoder
 from agent.ops.snapshot import SourceSnapshot
 from agent.parse.charset import BOM
 from agent.parse.settings import needs_parsing
@@ -64,7 +64,7 @@ from agent.tail.reader import Block, LongLine, Reader, Truncated
 from agent.tail.stats import SourceStats, TailStats
 
 if TYPE_CHECKING:
-    from agent.batch.parsed import ParsedEncoder
+    from agent.encode.parsed import ParsedEncoder
 
 log = structlog.get_logger("agent.tailer")
 
@@ -592,7 +592,7 @@ class Tailer:
             await self._ship_encoded(reader, encoder.flush(force=True), encoder)
             encoder = None
         if encoder is None:
-            from agent.batch.parsed import ParsedEncoder  # the parsing library, when used
+            from agent.encode.parsed import ParsedEncoder  # the parsing library, when used
 
             encoder = ParsedEncoder(
                 source,

@@ -6,8 +6,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.batch.encode import Encoder
 from agent.config import SourceConfig
+from agent.encode import Encoder
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 

@@ -14,9 +14,10 @@ import json
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from agent.batch.encode import MAX_NESTING_DEPTH, Encoded, Encoder
-from agent.batch.parsed import ParsedEncoder
 from agent.config import SourceConfig
+from agent.encode import Encoded, Encoder
+from agent.encode.parsed import ParsedEncoder
+from agent.encode.scan import MAX_NESTING_DEPTH
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 

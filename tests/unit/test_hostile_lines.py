@@ -13,9 +13,10 @@ import json
 import orjson
 import pytest
 
-from agent.batch.encode import MAX_NESTING_DEPTH, Encoded, Encoder
-from agent.batch.parsed import ParsedEncoder
 from agent.config import SourceConfig
+from agent.encode import Encoded, Encoder
+from agent.encode.parsed import ParsedEncoder
+from agent.encode.scan import MAX_NESTING_DEPTH
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 READ_TIME = "2025-11-25T00:00:00.000Z"

@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from agent.batch.encode import Encoded
-from agent.batch.parsed import ParsedEncoder
 from agent.config import SourceConfig
+from agent.encode import Encoded
+from agent.encode.parsed import ParsedEncoder
 from agent.parse.settings import needs_parsing
 from agent.records import FileId
 from agent.state.acks import AckTracker

@@ -7,7 +7,7 @@ event ids) gets a `ParsedEncoder` *per file*, because joining lines keeps state 
     block of lines ──► Assembler (charset, CRI/Docker P…F, multiline) ──► Records
                    ──► EventBuilder (fields, normalized time, windows, id) ──► pieces | Rejected
 
-It keeps `Encoder.encode`'s contract (`Encoded` of pieces, rejections, blank count) so the
+It keeps the `LineEncoder` contract (`Encoded` of pieces, rejections, blank count) so the
 tailer issues tickets and writes dead letters the same way, with one difference that
 at-least-once depends on: the assembler holds lines back (a ``P`` fragment, a stack trace
 waiting for its next start line), so no piece's `end_offset` passes `pending_offset`, the
@@ -24,16 +24,9 @@ from typing import Any
 
 import orjson
 
-from agent.batch.encode import (
-    MAX_NESTING_DEPTH,
-    NOW,
-    TOO_DEEPLY_NESTED,
-    Encoded,
-    EncodedPiece,
-    Rejected,
-    nesting_depth,
-)
 from agent.config import SourceConfig
+from agent.encode.scan import MAX_NESTING_DEPTH, TOO_DEEPLY_NESTED, nesting_depth
+from agent.encode.values import NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.assemble import Assembler, Record
 from agent.parse.event import EventBuilder, Rejection
 from agent.parse.settings import ParserOptions, SourceParsing

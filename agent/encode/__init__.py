@@ -1,0 +1,84 @@
+"""Lines -> pieces: the encoding stage, between the tailer (files -> lines) and the batcher.
+
+One `LineEncoder` per file for every source (`encoder_for`): the fast `Encoder` for sources
+that only forward JSON or wrap text, a `ParsedEncoder` (the parsing library, imported only
+when some source needs it) for the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.config import SourceConfig
+from agent.encode.fast import Encoder, line_limit
+from agent.encode.values import (
+    NOTHING,
+    CarriesHeld,
+    Encoded,
+    EncodedPiece,
+    LineEncoder,
+    Rejected,
+)
+from agent.parse.settings import needs_parsing
+
+__all__ = [
+    "NOTHING",
+    "CarriesHeld",
+    "EncodeLimits",
+    "Encoded",
+    "EncodedPiece",
+    "Encoder",
+    "LineEncoder",
+    "Rejected",
+    "encoder_for",
+    "line_limit",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeLimits:
+    """Sizes that come from the batch settings, not from a source: a reload may change them.
+
+    `max_event_bytes`: the longest event a request can carry (with its newline);
+    `piece_bytes`: how much one piece holds (a fraction of a batch, see runtime).
+    """
+
+    max_event_bytes: int
+    piece_bytes: int
+
+
+def encoder_for(
+    source: SourceConfig,
+    limits: EncodeLimits,
+    *,
+    path: str,
+    identity: Callable[[], str],
+    start_offset: int,
+    now: Callable[[], float] = time.time,
+) -> LineEncoder:
+    """The encoder of one file of `source`, reading from `start_offset`.
+
+    `identity` gives the file's stable identity for event ids, asked once, when the first
+    block is encoded (only parsed sources with event ids use it).
+    """
+    if not needs_parsing(source):
+        return Encoder(
+            source,
+            max_event_bytes=limits.max_event_bytes,
+            piece_bytes=limits.piece_bytes,
+            now=now,
+            strip_bom=True,
+        )
+    from agent.encode.parsed import ParsedEncoder  # the parsing library, when used
+
+    return ParsedEncoder(
+        source,
+        path=path,
+        identity=identity,
+        max_event_bytes=limits.max_event_bytes,
+        piece_bytes=limits.piece_bytes,
+        start_offset=start_offset,
+        now=now,
+    )
