@@ -24,7 +24,7 @@ from agent.config import (
     redact,
 )
 from agent.state.files import UnsafeState, check_private_dir
-from agent.state.status import dead_letter_dir, spool_dir
+from agent.state.layout import dead_letter_dir, spool_dir
 
 __all__ = ["check_main", "file_warnings", "holds_literal_secret", "render_redacted"]
 

@@ -109,7 +109,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from agent.state.status import print_status
+    from agent.statuscmd import print_status
 
     return print_status(_load(args))
 

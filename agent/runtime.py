@@ -45,7 +45,7 @@ from agent.state.acks import AckTracker
 from agent.state.checkpoint import CheckpointStore
 from agent.state.deadletter import DeadLetters
 from agent.state.files import UnsafeState, private_dir
-from agent.state.status import checkpoint_path, dead_letter_dir, spool_dir
+from agent.state.layout import checkpoint_path, dead_letter_dir, spool_dir
 from agent.tail.tailer import Tailer
 from agent.tail.watch import watch_hints
 

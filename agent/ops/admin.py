@@ -30,10 +30,10 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CollectorRegistry
 
+from agent.config.listen import ListenAddress
 from agent.ops.health import DEFAULT_STALL_AFTER, liveness, readiness
 from agent.ops.metrics import CONTENT_TYPE, SnapshotFn, build_registry, render
 
-MAX_PORT: Final = 65535
 MAX_CONNECTIONS: Final = 64
 """Open admin connections at most: probes and scrapes need a handful; 64 descriptors is a
 small share of even a 1,024 limit, leaving the rest to log files and the spool."""
@@ -51,14 +51,6 @@ class AdminError(Exception):
     """The admin endpoint cannot start."""
 
 
-class InvalidListenAddress(AdminError, ValueError):
-    """`api.listen` is not `host:port` (IPv6 as `[addr]:port`)."""
-
-    def __init__(self, listen: str, problem: str) -> None:
-        super().__init__(f"api.listen {listen!r}: {problem} (expected host:port or [ipv6]:port)")
-        self.listen = listen
-
-
 class AdminBindError(AdminError):
     """The address is taken, not local, or not permitted."""
 
@@ -66,36 +58,6 @@ class AdminBindError(AdminError):
         super().__init__(f"admin endpoint cannot listen on {listen} (api.listen): {reason}")
         self.listen = listen
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    host: str
-    port: int  # 0: let the kernel pick a free port
-
-    @classmethod
-    def parse(cls, listen: str) -> ListenAddress:
-        """`127.0.0.1:8686`, `localhost:0`, `[::1]:8686`."""
-        if listen.startswith("["):
-            host, bracket, rest = listen[1:].partition("]")
-            if not bracket or not rest.startswith(":"):
-                raise InvalidListenAddress(listen, "unclosed [ or no :port after ]")
-            port_text = rest[1:]
-        else:
-            host, colon, port_text = listen.rpartition(":")
-            if not colon:
-                raise InvalidListenAddress(listen, "no port")
-            if ":" in host:
-                raise InvalidListenAddress(listen, "IPv6 addresses need brackets")
-        if not host:
-            raise InvalidListenAddress(listen, "no host (use 0.0.0.0 or [::] for all interfaces)")
-        return cls(host, _parse_port(listen, port_text))
-
-
-def _parse_port(listen: str, text: str) -> int:
-    if not text.isdigit() or int(text) > MAX_PORT:
-        raise InvalidListenAddress(listen, f"port {text!r} is not 0-{MAX_PORT}")
-    return int(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """What a source may say about turning its lines into events (issue 6), validated up front.
 
-These are pydantic models in the style of `agent.config`: frozen, unknown keys are errors, and
-every bad value fails validation *at its own key* (``sources[0].parser.pattern``), because a
-regex that does not compile or a zone that does not exist must stop `check`, not the tailer
-at three in the morning. `SourceParsing` holds all of them so that ``SourceConfig`` can simply
-inherit it (or the lead can build one from a source's fields).
+These are pydantic models in the style of `agent.config` and built on the same
+`agent.schema`: frozen, unknown keys are errors, and every bad value fails validation *at its
+own key* (``sources[0].parser.pattern``), because a regex that does not compile or a zone
+that does not exist must stop `check`, not the tailer at three in the morning.
+`SourceParsing` holds all of them so that ``SourceConfig`` can simply inherit it (or the lead
+can build one from a source's fields).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
-from agent.config import Duration, Size, _Section
 from agent.parse.timestamps import NAMED_FORMATS, check_strptime
+from agent.schema import Duration, Section, Size
 
 DAY = 86_400.0
 DEFAULT_LATE_WINDOW = 30 * DAY
@@ -30,7 +31,7 @@ WIDE_CHARSETS = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32
 """Charsets whose newline is more than the byte 0x0A: the assembler re-frames their lines."""
 
 
-class ParserOptions(_Section):
+class ParserOptions(Section):
     """``parser = "nginx"`` or ``parser = {type = "regex", pattern = '^(?P<level>\\w+) ...'}``."""
 
     type: ParserType
@@ -52,7 +53,7 @@ class ParserOptions(_Section):
         return pattern
 
 
-class TimeOptions(_Section):
+class TimeOptions(Section):
     """Where an event's time is and how it is written.
 
     `field`: the parsed field holding the time; by default the built-in parser's own time, a
@@ -89,7 +90,7 @@ class TimeOptions(_Section):
         return ZoneInfo(self.timezone)  # ZoneInfo caches instances per key
 
 
-class KubernetesOptions(_Section):
+class KubernetesOptions(Section):
     """Container log formats and pod metadata.
 
     `format`: ``cri`` (containerd/CRI-O: ``<time> <stream> <P|F> <message>``) or ``docker``
@@ -107,7 +108,7 @@ class KubernetesOptions(_Section):
     partial_max_bytes: Size = 256 * 1024
 
 
-class MultilineOptions(_Section):
+class MultilineOptions(Section):
     """A line matching `start_pattern` (``re.search``; anchor with ``^``) starts an event;
     every other line continues the one before. An event is released by the next start line,
     after `flush_timeout` without a new line, or when adding a line would pass `max_bytes`."""
@@ -142,7 +143,7 @@ def _event_id_shorthand(value: Any) -> Any:
     return value
 
 
-class SourceParsing(_Section):
+class SourceParsing(Section):
     """A source's parsing options; defaults reproduce today's behaviour (no parsing)."""
 
     time_field: str = "timestamp"

@@ -10,7 +10,6 @@ from typing import IO
 import orjson
 import structlog
 
-from agent.parse.timestamps import iso_from_millis
 from agent.state.files import open_append, private_dir, sync_dir
 
 log = structlog.get_logger("agent.dead_letter")
@@ -32,7 +31,7 @@ class DeadLetters:
 
     def write(self, reason: str, path: str, offset: int, data: bytes, detail: str = "") -> None:
         record = {
-            "time": iso_from_millis(time.time_ns() // 1_000_000),
+            "time": _iso_now(),
             "reason": reason,
             "path": path,
             "offset": offset,
@@ -76,3 +75,10 @@ class DeadLetters:
 
 def _today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def _iso_now() -> str:
+    """``2026-11-26T01:02:03.456Z`` (UTC, milliseconds): the form events carry their time in."""
+    millis = time.time_ns() // 1_000_000
+    second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000))
+    return f"{second}.{millis % 1000:03d}Z"

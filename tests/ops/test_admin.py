@@ -12,13 +12,8 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.ops.admin import (
-    AdminBindError,
-    AdminServer,
-    InvalidListenAddress,
-    ListenAddress,
-    serve_admin,
-)
+from agent.config.listen import InvalidListenAddress, ListenAddress
+from agent.ops.admin import AdminBindError, AdminServer, serve_admin
 from agent.ops.snapshot import AgentSnapshot
 
 from .snapshots import healthy

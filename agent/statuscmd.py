@@ -1,4 +1,6 @@
-"""`polaris-agent status`: what the agent has made safe, read from its files, for a person."""
+"""`polaris-agent status`: what the agent has made safe, read from its files, and what the
+running agent says about itself, for a person. A command, not a stage: it reads `state`'s
+files and asks `ops`' admin endpoint."""
 
 from __future__ import annotations
 
@@ -13,18 +15,7 @@ import orjson
 from agent.config import Config
 from agent.state.checkpoint import CheckpointStore
 from agent.state.files import UnsafeState
-
-
-def checkpoint_path(data_dir: Path) -> Path:
-    return data_dir / "checkpoints.json"
-
-
-def dead_letter_dir(data_dir: Path) -> Path:
-    return data_dir / "dead-letter"
-
-
-def spool_dir(data_dir: Path) -> Path:
-    return data_dir / "spool"
+from agent.state.layout import checkpoint_path, dead_letter_dir, spool_dir
 
 
 def print_status(config: Config) -> int:
@@ -51,7 +42,8 @@ def print_status(config: Config) -> int:
 def _print_live(config: Config, out: TextIO) -> None:
     """What the running agent says about itself, from the admin endpoint's `/status` (the
     same snapshot `/metrics` and `/readyz` read), when `api.listen` makes it reachable."""
-    from agent.ops.admin import AdminServer, ListenAddress  # the one place for address rules
+    from agent.config.listen import ListenAddress
+    from agent.ops.admin import AdminServer
 
     listen = config.api.listen
     address = ListenAddress.parse(listen) if listen else None

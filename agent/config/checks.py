@@ -1,0 +1,123 @@
+"""What works but is risky, said by both ``check`` and ``run``; and redaction for ``check``."""
+
+from __future__ import annotations
+
+import glob
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.config.listen import ListenAddress
+from agent.config.loading import read_raw
+from agent.config.models import Config, SourceConfig
+from agent.config.polaris import loopback
+from agent.config.problems import REDACTED, ConfigError, ConfigWarning
+
+_SECRET_NAME = re.compile(r"(?i)pass|secret|token|api[_-]?key|auth|credential|private")
+SHORT_LINE_BYTES = 1024
+"""``max_line_bytes`` below 1 KiB is accepted with a warning: most lines will not fit."""
+
+
+def config_warnings(config: Config) -> list[ConfigWarning]:
+    """Settings that work but are risky, or globs that match nothing (yet)."""
+    warnings: list[ConfigWarning] = []
+    polaris = config.polaris
+    if not polaris.tls_verify:
+        warnings.append(
+            ConfigWarning("polaris.tls_verify", "false: TLS certificates will NOT be verified")
+        )
+    if polaris.url.startswith("http://") and not loopback(polaris.host):
+        warnings.append(
+            ConfigWarning(
+                "polaris.allow_insecure_http",
+                f"true: the API key and the events go to {polaris.host} unencrypted",
+            )
+        )
+    if config.api.listen:
+        warnings.extend(_listen_warnings(config.api.listen))
+    for index, source in enumerate(config.sources):
+        warnings.extend(_source_warnings(f"sources[{index}]", source))
+    return warnings
+
+
+def _listen_warnings(listen: str) -> Iterator[ConfigWarning]:
+    host = ListenAddress.parse(listen).host
+    if not loopback(host):
+        yield ConfigWarning(
+            "api.listen",
+            f"{listen} is reachable from other machines, and /metrics and /status have no"
+            " authentication; bind 127.0.0.1 unless a Kubernetes probe needs otherwise",
+        )
+
+
+def _source_warnings(key: str, source: SourceConfig) -> Iterator[ConfigWarning]:
+    for index, pattern in enumerate(source.include):
+        if next(glob.iglob(pattern, recursive=True), None) is None:
+            yield ConfigWarning(
+                f"{key}.include[{index}]",
+                f"{pattern} matches no file this user can see (yet): nothing to ship",
+            )
+    if source.max_line_bytes < SHORT_LINE_BYTES:
+        yield ConfigWarning(
+            f"{key}.max_line_bytes",
+            f"{source.max_line_bytes} bytes: longer lines are dead-lettered, not shipped",
+        )
+
+
+def file_warnings(path: Path) -> list[ConfigWarning]:
+    """Warnings about the file itself: a literal API key that other users can read."""
+    try:
+        mode = path.stat().st_mode
+        raw = read_raw(path)
+    except (OSError, ValueError, ConfigError):
+        return []  # load_config reports why the file cannot be used
+    polaris = raw.get("polaris")
+    api_key = polaris.get("api_key") if isinstance(polaris, dict) else None
+    if not isinstance(api_key, str) or not holds_literal_secret(api_key):
+        return []
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return []
+    return [
+        ConfigWarning(
+            "polaris.api_key",
+            f"{path} holds a literal key and is readable by group/others"
+            f" (mode {stat.S_IMODE(mode):04o}): run `chmod 600 {path}`, or better,"
+            ' set api_key = "${POLARIS_API_KEY}" and keep the key in the environment',
+        )
+    ]
+
+
+def startup_warnings(path: Path, config: Config) -> list[ConfigWarning]:
+    """Everything ``check`` warns about, for ``run`` to log at start."""
+    return [*file_warnings(path), *config_warnings(config)]
+
+
+_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-)?\}")
+"""``${VAR}`` without a default: the value comes from the environment, not the file."""
+
+
+def holds_literal_secret(value: str) -> bool:
+    """True unless the value is made only of ``${VAR}`` references (no literal text, no
+    ``${VAR:-default}`` whose default would itself be a key written in the file)."""
+    return bool(_REFERENCE.sub("", value).strip())
+
+
+def redact(value: Any, secrets: frozenset[str]) -> Any:
+    """``value`` (a dumped config) with secret-looking strings replaced by REDACTED: under a
+    key named like a password or token, or a URL with credentials; the API key is replaced
+    wherever it occurs."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(v, str) and _SECRET_NAME.search(k) else redact(v, secrets)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, str):
+        if re.search(r"://[^/@\s]*@", value):
+            return REDACTED
+        for secret in secrets:
+            value = value.replace(secret, REDACTED) if secret else value
+    return value

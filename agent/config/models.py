@@ -1,0 +1,260 @@
+"""The config's sections: sources, batching, sending, spooling, the admin endpoint, the job."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from agent.config.listen import ListenAddress
+from agent.config.polaris import PolarisConfig, valid_connection
+from agent.config.problems import at
+from agent.parse.settings import SourceParsing
+from agent.schema import Count, Duration, Interval, Section, Size, is_utf8, no_nul
+
+POLARIS_MAX_PAYLOAD = 1_000_000
+"""Polaris' per-request limit ("must not exceed 1 MB"), read as 10**6 decompressed bytes."""
+_ISO_PERIOD = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+MIN_LINE_BYTES = 16
+"""``max_line_bytes`` below 16 bytes is refused: at 0 every line is dropped."""
+_INT64 = 2**63
+
+
+class SourceConfig(SourceParsing):
+    """One family of log files and how their lines become events.
+
+    The parsing options (parser, time, windows, kubernetes, multiline, charset, event_id) come
+    from `SourceParsing`, validated at their own keys; a source that sets none of them keeps
+    the per-line fast path (see `agent.parse.settings.needs_parsing`).
+    """
+
+    name: str
+    include: list[str] = Field(min_length=1)
+    exclude: list[str] = []
+    format: Literal["json", "text"] = "json"
+    start_at: Literal["beginning", "end"] = "beginning"
+    fields: dict[str, str | int | float | bool] = {}
+    time_field: str = "timestamp"
+    connection: str | None = None  # its own Polaris connection (routing); None: polaris's
+    max_line_bytes: Size = 256 * 1024
+    scan_interval: Interval = 1.0
+    max_open_files: Count = 512  # descriptors this source holds at most
+    close_inactive: Duration = 300.0  # a file read to its end and idle this long is closed
+
+    @field_validator("include")
+    @classmethod
+    def _absolute(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not os.path.isabs(pattern):
+                raise ValueError(f"{pattern!r} must be an absolute path or glob")
+        return patterns
+
+    @model_validator(mode="after")
+    def _globs(self) -> SourceConfig:
+        problems = [
+            (f"{key}[{index}]", problem)
+            for key, patterns in (("include", self.include), ("exclude", self.exclude))
+            for index, pattern in enumerate(patterns)
+            if (problem := glob_problem(pattern))
+        ]
+        if problems:
+            raise ValueError(at(*problems))
+        return self
+
+    @field_validator("connection")
+    @classmethod
+    def _connection_name(cls, name: str | None) -> str | None:
+        return None if name is None else valid_connection(name)
+
+    @field_validator("max_line_bytes")
+    @classmethod
+    def _fits_something(cls, size: int) -> int:
+        if size < MIN_LINE_BYTES:
+            raise ValueError(f"must be at least {MIN_LINE_BYTES} bytes (at 0 every line is lost)")
+        return size
+
+    @field_validator("fields")
+    @classmethod
+    def _json_values(cls, fields: dict[str, str | int | float | bool]) -> dict[str, Any]:
+        for name, value in fields.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(at((name, "must be a finite number (JSON has no nan/inf)")))
+            if isinstance(value, int) and not -_INT64 <= value < _INT64:
+                raise ValueError(at((name, "must fit a 64-bit integer")))
+            if isinstance(value, str) and not is_utf8(value):
+                raise ValueError(at((name, "is not valid UTF-8 text")))
+        return fields
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a glob, or None. An unclosed ``[`` is matched literally by
+    fnmatch, so ``/var/log/[.log`` would silently match nothing."""
+    if "\0" in pattern:
+        return "must not contain a NUL character"
+    index = 0
+    while index < len(pattern):
+        if pattern[index] == "[":
+            end = index + 1
+            if end < len(pattern) and pattern[end] == "!":
+                end += 1
+            if end < len(pattern) and pattern[end] == "]":
+                end += 1
+            while end < len(pattern) and pattern[end] != "]":
+                end += 1
+            if end >= len(pattern):
+                return "has an unclosed '[' (write '[[]' to match a literal '[')"
+            index = end
+        index += 1
+    return None
+
+
+class BatchConfig(Section):
+    max_bytes: Size = POLARIS_MAX_PAYLOAD
+    max_wait: Duration = 0.5
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _within_polaris_limit(cls, size: int) -> int:
+        if not 1024 <= size <= POLARIS_MAX_PAYLOAD:
+            raise ValueError(f"must be between 1024 and {POLARIS_MAX_PAYLOAD} bytes")
+        return size
+
+
+class QueueConfig(Section):
+    max_bytes: Size = 2**20
+
+
+class SenderConfig(Section):
+    workers: int = Field(default=4, ge=1, le=64)
+    compression: Literal["gzip", "none"] = "gzip"
+    compression_level: int = Field(default=1, ge=0, le=9)
+    retry_initial: Interval = 0.2
+    retry_max: Interval = 30.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SenderConfig:
+        if self.retry_max < self.retry_initial:
+            raise ValueError(at(("retry_max", "must not be below sender.retry_initial")))
+        return self
+
+
+class SpoolConfig(Section):
+    """Where batches wait on disk while Polaris cannot take them (see agent/ship/spool.py)."""
+
+    enabled: bool = True
+    after: Duration = 30.0  # a batch still failing this long after its first try is spooled
+    max_size: Size = 2**30
+    when_full: Literal["block", "drop_oldest"] = "block"
+
+
+class ApiConfig(Section):
+    """The admin HTTP server (/metrics, /healthz, /readyz); off unless `listen` is set."""
+
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value:
+            ListenAddress.parse(value)
+        return value
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class InputField(Section):
+    name: str
+    data_type: Literal["string", "long", "double", "float", "json"] = "string"
+
+
+class Mapping_(Section):
+    column: str
+    expression: str
+
+
+class JobConfig(Section):
+    """What ``setup`` provisions: the streaming job reading the connection into a table."""
+
+    table: str
+    create_table_if_not_exists: bool = True
+    read_from_point: Literal["earliest", "latest"] = "latest"
+    input_schema: list[InputField] = Field(min_length=1)
+    mappings: list[Mapping_] = Field(min_length=1)
+    late_message_rejection_period: str | None = None
+    early_message_rejection_period: str | None = None
+
+    @field_validator("late_message_rejection_period", "early_message_rejection_period")
+    @classmethod
+    def _iso_period(cls, period: str | None) -> str | None:
+        # Polaris takes ISO 8601 periods; a typo here would only surface as a 400 at setup.
+        if period is not None and not _ISO_PERIOD.match(period):
+            raise ValueError(f"invalid ISO 8601 period {period!r}; use e.g. 'P30D' or 'PT12H'")
+        return period
+
+    @field_validator("input_schema", "mappings")
+    @classmethod
+    def _unique_names(cls, items: list[InputField] | list[Mapping_]) -> list[Any]:
+        names = [i.name if isinstance(i, InputField) else i.column for i in items]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"names must be unique; repeated: {', '.join(repeated)}")
+        return list(items)
+
+    @model_validator(mode="after")
+    def _maps_time(self) -> JobConfig:
+        if not any(m.column == "__time" for m in self.mappings):
+            raise ValueError("mappings must map the __time column")
+        return self
+
+
+class Config(Section):
+    data_dir: Path = Path("/var/lib/polaris-agent")
+    shutdown_timeout: Duration = 10.0
+    checkpoint_interval: Interval = 0.25
+    polaris: PolarisConfig
+    sources: list[SourceConfig] = Field(min_length=1)
+    batch: BatchConfig = BatchConfig()
+    queue: QueueConfig = QueueConfig()
+    sender: SenderConfig = SenderConfig()
+    spool: SpoolConfig = SpoolConfig()
+    api: ApiConfig = ApiConfig()
+    log: LogConfig = LogConfig()
+    job: JobConfig | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_dir(cls, path: Path) -> Path:
+        no_nul(str(path))
+        if not path.is_absolute():  # "" is Path("."): the working directory of the moment
+            raise ValueError("must be an absolute path")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
+        for index, source in enumerate(self.sources):
+            explicit = "max_line_bytes" in source.model_fields_set
+            if explicit and source.max_line_bytes >= self.batch.max_bytes:
+                raise ValueError(
+                    at(
+                        (
+                            f"sources[{index}].max_line_bytes",
+                            "must be below batch.max_bytes: a line has to fit in one request",
+                        )
+                    )
+                )
+        return self
