@@ -1,24 +1,48 @@
-"""Telling files apart: the same content under another name, a copy that copytruncate made,
-the content of a file truncated in place (an orphan) that its copy may still finish.
+"""Which content a file holds: resumed from a checkpoint, a copy of a tracked file, the rest of
+a content truncated in place, or new.
 
-The tailer decides with these; they only look (stat, pread) and never change anything.
+copytruncate makes a copy of a tracked file and truncates the original. A new file that
+begins like a tracked one is held back for a moment (a `Copy`): when the original turns out
+truncated, the copy continues the original's identity (its tickets, its read offset), so it
+is neither re-sent nor left unfinished; when the original is not truncated soon, the new file
+is a file of its own that merely begins alike (a shared banner, a CSV header) and is read
+from 0. A content truncated before its copy was seen waits a moment as an `Orphan`.
+
+Checkpoints of files not found (yet) are kept as dormant records: a file that comes back, or
+turns up under another name, is claimed by its first bytes and resumed where it was safe.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
+from agent.config import SourceConfig
 from agent.records import FileId
+from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
-from agent.tail.fingerprint import Fingerprint, starts_with
-from agent.tail.handoff import event_identity
-from agent.tail.reader import Reader
+from agent.tail.compare import (
+    by_inode,
+    diverges,
+    is_moved,
+    last_line_end,
+    line_start,
+    same_file,
+    still_in_place,
+)
+from agent.tail.discover import covers
+from agent.tail.fingerprint import Fingerprint, FingerprintIndex, head, of_head, starts_with
+from agent.tail.reader import Key, Reader
+from agent.tail.registry import Registry
 
-Key = tuple[int, int]
-"""(st_dev, st_ino): which file a path leads to right now."""
+log = structlog.get_logger("agent.tailer")
 
-TAIL_COMPARE_BYTES = 4096  # bytes compared to tell a copy from a file that begins alike
+DORMANT_KEEP_SECS = 7 * 86400  # how long to remember a file that went away
+COPY_WAIT_SECS = 5.0  # how long a file beginning like a tracked one waits for a truncation
 
 
 @dataclass(slots=True)
@@ -44,96 +68,293 @@ class Orphan:
     until: float  # monotonic; then, once its tickets are done, it is forgotten
 
 
-def identity_of(reader: Reader) -> str:
-    try:
-        return event_identity(reader.fd)
-    except OSError:  # closed: only records released by a timeout can ask, ids best effort
-        return ""
+class Identity:
+    """Decides what each file found is, and keeps what a restart needs to find it again.
 
-
-def same_file(record: FileCheckpoint, stat: os.stat_result) -> bool:
-    return (record.dev, record.ino) == (stat.st_dev, stat.st_ino)
-
-
-def still_in_place(record: FileCheckpoint) -> bool:
-    """Whether the file a record was taken from is still at its path (so others are copies)."""
-    try:
-        return same_file(record, os.stat(record.path))
-    except OSError:
-        return False
-
-
-def line_start(fd: int, offset: int, size: int) -> bool:
-    """A checkpoint offset is always a line start; in another content it rarely is."""
-    return offset == 0 or offset > size or os.pread(fd, 1, offset - 1) == b"\n"
-
-
-def diverges(fd: int, size: int, original: Reader) -> bool:
-    """Whether a file beginning like `original` differs from it after all (not a copy).
-
-    While the original still holds what was read, a copy of it is never longer than it and
-    ends with the bytes the original has at that position. Once the original is truncated
-    (the next read will find out) any file beginning like it may be its copy.
+    `line_limit(source)` is the line limit a new reader of that source gets; `on_opened`
+    hears of each file opened as a new content (not a resumed copy), as it is opened.
     """
-    if not original.is_open:
-        return False  # cannot tell cheaply; the copy wait decides
-    try:
-        original_size = original.size()
-        if original_size < original.offset or not original.unchanged():
+
+    def __init__(
+        self,
+        registry: Registry,
+        acks: AckTracker,
+        line_limit: Callable[[str], int],
+        on_opened: Callable[[SourceConfig, Reader], None],
+    ) -> None:
+        self._registry = registry
+        self._acks = acks
+        self._line_limit = line_limit
+        self.copies: dict[Key, Copy] = {}
+        self.orphans: list[Orphan] = []
+        self._dormant: dict[int, FileCheckpoint] = {}  # files gone or not found yet
+        self._next_dormant = 0
+        self._dormant_index: FingerprintIndex[int] | None = None
+        self._on_opened = on_opened
+        self.truncations = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Identity copies={len(self.copies)} orphans={len(self.orphans)}"
+            f" dormant={len(self._dormant)}>"
+        )
+
+    # -- a path found by a scan -----------------------------------------------------------
+
+    def track(self, source: SourceConfig, path: str, *, first_scan: bool) -> Key | None:
+        """The file at `path`, tracked from now on (or held as a copy); None if unopenable."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        key = (stat.st_dev, stat.st_ino)
+        known = self._registry.readers.get(key)
+        if known is not None:
+            known.path = path
+            known.missing_since = None
+            known.last_size = stat.st_size
+            if not known.is_open and known.changed_since_close(stat):
+                known.unread = True
+            return key
+        copy = self.copies.get(key)
+        if copy is not None and time.monotonic() < copy.until and copy.of in self._registry.readers:
+            copy.path = path
+            return key
+        self.copies.pop(key, None)
+        return self._open_new(source, path, could_be_copy=copy is None, first_scan=first_scan)
+
+    def _open_new(
+        self, source: SourceConfig, path: str, *, could_be_copy: bool, first_scan: bool
+    ) -> Key | None:
+        fd = self._registry.open_path(source.name, path)
+        if fd is None:
+            return None
+        stat = os.fstat(fd)  # the file actually opened, whatever happened to the path since
+        key = (stat.st_dev, stat.st_ino)
+        if key in self._registry.readers or key in self.copies:
+            os.close(fd)
+            return key
+        data = head(fd)
+        orphan = self._orphan_of(data)
+        if orphan is not None and line_start(fd, orphan.offset, stat.st_size):
+            self._adopt(source, path, fd, orphan.file_id, orphan.fingerprint, orphan.offset)
+            self.orphans.remove(orphan)
+            return key
+        saved = self._claim(fd, stat, data)
+        twin = None if saved is not None or not could_be_copy else self._twin_of(fd, stat, data)
+        if twin is not None:
+            os.close(fd)
+            self.copies[key] = Copy(source.name, path, twin, time.monotonic() + COPY_WAIT_SECS)
+            log.info("file_held_as_copy", path=path, of=self._registry.readers[twin].path)
+            return key
+        if saved is not None and saved.offset > stat.st_size:
+            offset, how = 0, "truncated_while_stopped"
+        elif saved is not None:
+            offset, how = saved.offset, "checkpoint"
+        elif first_scan and source.start_at == "end":
+            offset, how = last_line_end(fd, stat.st_size), "end"
+        else:
+            offset, how = 0, "beginning"
+        reader = self._new_reader(source.name, path, fd, offset, of_head(data))
+        log.info("file_opened", path=path, source=source.name, offset=offset, start=how)
+        self._on_opened(source, reader)
+        return key
+
+    def _new_reader(
+        self,
+        source: str,
+        path: str,
+        fd: int,
+        offset: int,
+        fp: Fingerprint,
+        file_id: FileId | None = None,
+    ) -> Reader:
+        if file_id is None:
+            file_id = self._registry.new_id()
+            self._acks.track(file_id, offset)
+        reader = Reader(
+            file_id, source, path, fd, offset, fp, max_line_bytes=self._line_limit(source)
+        )
+        self._registry.register(reader)
+        return reader
+
+    def _claim(self, fd: int, stat: os.stat_result, data: bytes) -> FileCheckpoint | None:
+        """The saved checkpoint of this file's content, if any; taken off the dormant list.
+
+        Content decides, the inode breaks ties. A record of another inode is only taken when
+        its own file is still where it was (so this one is its copy, e.g. copytruncate while
+        stopped): a deleted file's record must not make a newcomer that begins alike skip.
+        """
+        if self._dormant_index is None:
+            self._dormant_index = FingerprintIndex()
+            for number, record in self._dormant.items():
+                self._dormant_index.add(
+                    Fingerprint(record.fingerprint, record.fingerprint_len), number
+                )
+        found = [n for n in self._dormant_index.matching(data) if n in self._dormant]
+        same = [n for n in found if same_file(self._dormant[n], stat)]
+        pool = same or [n for n in found if still_in_place(self._dormant[n])]
+        pool = [n for n in pool if line_start(fd, self._dormant[n].offset, stat.st_size)]
+        if not pool:
+            return None
+        return self._dormant.pop(pool[0])  # longest fingerprint first
+
+    def _twin_of(self, fd: int, stat: os.stat_result, data: bytes) -> Key | None:
+        """A tracked file this new one may be a copy of: same first bytes, same tail."""
+        for other in self._registry.matching(data):
+            original = self._registry.readers.get(other)
+            if original is not None and not diverges(fd, stat.st_size, original):
+                return other
+        return None
+
+    def _orphan_of(self, data: bytes) -> Orphan | None:
+        for orphan in self.orphans:
+            fp = orphan.fingerprint
+            if len(data) >= fp.length and of_head(data[: fp.length]) == fp:
+                return orphan
+        return None
+
+    def _adopt(
+        self,
+        source: SourceConfig,
+        path: str,
+        fd: int,
+        file_id: FileId,
+        fp: Fingerprint,
+        offset: int,
+    ) -> None:
+        """The copy of a truncated file continues its identity: same tickets, same offset."""
+        offset = min(offset, os.fstat(fd).st_size)
+        self._new_reader(source.name, path, fd, offset, fp, file_id)
+        log.info("file_opened", path=path, source=source.name, offset=offset, start="copy")
+
+    # -- truncation -----------------------------------------------------------------------
+
+    def restart(self, reader: Reader) -> None:
+        """The file was truncated in place: its old content lives on only in a copy, if any.
+
+        A held copy continues the old content now; otherwise the old content waits a moment
+        as an orphan for a copy to appear. The file itself starts again at 0 as new content.
+        """
+        log.warning("file_truncated", path=reader.path, offset=reader.offset)
+        self.truncations += 1
+        old_id, old_fp, old_offset = reader.file_id, reader.fingerprint, reader.line_offset
+        copy_key = next((k for k, c in self.copies.items() if c.of == reader.key), None)
+        reader.rewind(self._registry.new_id())
+        self._acks.track(reader.file_id, 0)
+        if copy_key is not None and self._take_copy(copy_key, old_id, old_fp, old_offset):
+            return
+        until = time.monotonic() + COPY_WAIT_SECS
+        orphan = Orphan(old_id, old_fp, old_offset, reader.path, reader.dev, reader.ino, until)
+        self.orphans.append(orphan)
+
+    def _take_copy(self, key: Key, file_id: FileId, fp: Fingerprint, offset: int) -> bool:
+        copy = self.copies.pop(key)
+        source = self._registry.sources.get(copy.source)
+        if source is None:
             return False
-        if original_size < size:
-            return True
-        count = min(size, TAIL_COMPARE_BYTES)
-        return os.pread(fd, count, size - count) != os.pread(original.fd, count, size - count)
-    except OSError:
-        return False
+        fd = self._registry.open_path(copy.source, copy.path)
+        if fd is None:
+            return False
+        stat = os.fstat(fd)
+        if (stat.st_dev, stat.st_ino) != key or not starts_with(fd, fp):
+            os.close(fd)
+            return False
+        self._adopt(source, copy.path, fd, file_id, fp, offset)
+        return True
 
+    # -- moved while stopped --------------------------------------------------------------
 
-def last_line_end(fd: int, size: int) -> int:
-    """Where the last complete line ends: `start_at = "end"` must not begin mid-line."""
-    tail = os.pread(fd, min(size, 65536), max(0, size - 65536))
-    newline = tail.rfind(b"\n")
-    return size if newline == -1 else size - len(tail) + newline + 1
+    def finish_moved(self) -> None:
+        """At start: files rotated while the agent was stopped to a name the globs no longer
+        find (`app.log` -> `app.log.1` with include `app.log`) still hold lines past their
+        checkpoint. Each is looked for by identity next to its old path and read to its end
+        from the checkpoint; it is not among what the scans find, so it is released like
+        any file gone from its globs.
+        """
+        wanted: dict[str, list[tuple[int, SourceConfig]]] = {}  # directory -> records
+        sources = self._registry.sources.values()
+        for number, record in self._dormant.items():
+            source = next((s for s in sources if covers(s, record.path)), None)
+            key = (record.dev, record.ino)
+            if source is not None and key not in self._registry.readers and key not in self.copies:
+                wanted.setdefault(os.path.dirname(record.path), []).append((number, source))
+        for directory, records in wanted.items():
+            paths = by_inode(directory, {self._dormant[n].ino for n, _ in records})
+            for number, source in records:
+                record = self._dormant[number]
+                for path in paths.get(record.ino, []):
+                    if path != record.path and self._resume_moved(number, source, path):
+                        break
 
+    def _resume_moved(self, number: int, source: SourceConfig, path: str) -> bool:
+        """Track the file at `path` from dormant record `number`, if it is its content."""
+        record = self._dormant[number]
+        if (record.dev, record.ino) in self._registry.readers:
+            return False  # two records of one inode: the first that fits took it
+        try:
+            if os.stat(path).st_size <= record.offset:
+                return False  # finished before: no descriptor for it (the cap is shared)
+        except OSError:
+            return False
+        fd = self._registry.open_path(source.name, path)
+        if fd is None:
+            return False
+        if not is_moved(record, fd, os.fstat(fd)):
+            os.close(fd)
+            return False
+        del self._dormant[number]
+        self._dormant_index = None
+        fp = Fingerprint(record.fingerprint, record.fingerprint_len)
+        self._new_reader(source.name, path, fd, record.offset, fp)
+        log.info(
+            "file_opened",
+            path=path,
+            source=source.name,
+            offset=record.offset,
+            start="checkpoint",
+            moved_from=record.path,
+        )
+        return True
 
-MOVED_SCAN_ENTRIES = 100_000
-"""Directory entries looked at per directory when looking for files renamed while stopped:
-a directory of millions of files must not hold the start (the lookup is by inode, from the
-directory listing, without a stat per entry)."""
+    # -- what survives ----------------------------------------------------------------------
 
+    def remember(self, record: FileCheckpoint) -> None:
+        """Keep the checkpoint of a file not tracked (gone, or not found yet)."""
+        self._next_dormant += 1
+        self._dormant[self._next_dormant] = record
+        self._dormant_index = None
 
-def by_inode(directory: str, inodes: set[int]) -> dict[int, list[str]]:
-    """The paths in `directory` of the given inodes: where files renamed within their
-    directory while the agent was stopped are now (rotated to a name their globs no longer
-    find). One listing per directory, however many records live in it.
+    def forget_copies(self, keep: set[Key] | None = None, source: str | None = None) -> None:
+        """Drop held copies no longer found (not in `keep`), or of a removed `source`."""
+        for key, copy in list(self.copies.items()):
+            if (keep is not None and key not in keep) or copy.source == source:
+                del self.copies[key]
 
-    Only inodes are compared, from the listing; the caller opens each path and checks
-    device, inode and content (`is_moved`): the listing may be stale, and an inode may have
-    been reused by another content.
-    """
-    found: dict[int, list[str]] = {}
-    try:
-        with os.scandir(directory or ".") as entries:
-            for number, entry in enumerate(entries):
-                if number >= MOVED_SCAN_ENTRIES:
-                    break
-                if entry.inode() in inodes:
-                    found.setdefault(entry.inode(), []).append(entry.path)
-    except OSError:
-        pass
-    return found
+    def settle(self, now: float) -> None:
+        """Forget truncated contents once their copy had its chance and nothing waits on them."""
+        for orphan in list(self.orphans):
+            if now >= orphan.until and not self._acks.pending_bytes(orphan.file_id):
+                self._acks.forget(orphan.file_id)
+                self.orphans.remove(orphan)
 
+    def record(self, reader: Reader | Orphan, now: float) -> FileCheckpoint:
+        """What a restart needs to find this content again and resume it where it is safe;
+        for an orphan (a content truncated in place) until its copy turns up."""
+        return FileCheckpoint(
+            fingerprint=reader.fingerprint.digest,
+            fingerprint_len=reader.fingerprint.length,
+            offset=self._acks.committed(reader.file_id),
+            path=reader.path,
+            dev=reader.dev,
+            ino=reader.ino,
+            seen_at=now,
+        )
 
-def is_moved(record: FileCheckpoint, fd: int, stat: os.stat_result) -> bool:
-    """Whether open file `fd` is the content `record` was taken from, grown past it.
-
-    Same device and inode, same first bytes (a record of an empty file has none to check:
-    its offset is 0, so reading it from there loses and repeats nothing), the offset a line
-    start, and bytes after it to read.
-    """
-    if not same_file(record, stat) or stat.st_size <= record.offset:
-        return False
-    known = Fingerprint(record.fingerprint, record.fingerprint_len)
-    if known.length and not starts_with(fd, known):
-        return False
-    return line_start(fd, record.offset, stat.st_size)
+    def untracked(self, now: float) -> list[FileCheckpoint]:
+        """Records of orphans and of dormant files (those not seen for DORMANT_KEEP_SECS are
+        forgotten now)."""
+        stale = [n for n, d in self._dormant.items() if now - d.seen_at >= DORMANT_KEEP_SECS]
+        for number in stale:
+            del self._dormant[number]
+        return [self.record(o, now) for o in self.orphans] + list(self._dormant.values())

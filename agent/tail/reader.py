@@ -10,7 +10,7 @@ from agent.records import FileId
 from agent.tail.fingerprint import Fingerprint, fingerprint, starts_with
 
 CHUNK_BYTES = 375_000
-"""Three whole pieces of a full-size batch a read (see runtime.PIECES_PER_BATCH), and more
+"""Three whole pieces of a full-size batch a read (see agent.encode.PIECES_PER_BATCH), and more
 than the default longest line: big enough for few calls, small enough not to weigh on the
 footprint."""
 
@@ -20,6 +20,9 @@ limit (also at max_line_bytes = 0 or 1, where the limit itself would keep nothin
 
 SKIP_READ_BYTES = 1 << 20
 """One pread while skipping an over-long line: the line is read through, never held."""
+
+Key = tuple[int, int]
+"""(st_dev, st_ino): which file a path leads to right now."""
 
 SKIP_BYTES_PER_CALL = 16 << 20
 """At most this much of an over-long line is skipped per `read()` (milliseconds from the page
@@ -108,6 +111,10 @@ class Reader:
         if self._fd is None:
             raise ClosedError(f"{self.path} is closed")
         return self._fd
+
+    @property
+    def key(self) -> Key:
+        return (self.dev, self.ino)
 
     @property
     def is_open(self) -> bool:

@@ -1,16 +1,24 @@
-"""What the tailer has read, per source: the counters /metrics and the logs report."""
+"""What the tailer has read: the counters it bumps, and the frozen value it reports.
+
+The tailer only bumps plain integers; `Tailer.snapshot()` freezes them (with the lag and the
+descriptors, which it measures then) into a `TailSnapshot` that the operator-facing side
+(`agent.ops`) reads: the tail never imports what presents it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agent.snapshots import SourceSnapshot
+
 
 @dataclass(slots=True)
 class SourceStats:
-    lines: int = 0  # fast path: events + dead-lettered + blank; parsed: physical lines read
+    lines: int = 0  # physical lines read: events + dead-lettered + blank on the fast path
     bytes_read: int = 0
+    events: int = 0  # lines (or assembled records) that became events
     parsing: dict[str, int] = field(default_factory=dict)
-    """Parsed sources' counters, summed over their files: unmatched, time_unparsed,
+    """The encoders' counters, summed over the source's files: unmatched, time_unparsed,
     time_missing, too_late, too_early, invalid_bytes, bom_stripped, container_unparsed,
     partial_joined, partial_flushed, multiline_joined, multiline_split."""
 
@@ -19,9 +27,31 @@ class SourceStats:
 class TailStats:
     events: int = 0
     bytes_read: int = 0
-    rejected: int = 0
+    rejected: int = 0  # lines dead-lettered by the encoders or as too long
     blank_lines: int = 0
-    truncations: int = 0
     unterminated_lines: int = 0  # last lines never ended, of files let go (logged each)
-    by_source: dict[str, int] = field(default_factory=dict)  # events per source
     sources: dict[str, SourceStats] = field(default_factory=dict)
+
+    def source(self, name: str) -> SourceStats:
+        found = self.sources.get(name)
+        if found is None:
+            found = self.sources[name] = SourceStats()
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class TailSnapshot:
+    """The tailer's numbers at one moment. Counters only ever grow."""
+
+    sources: tuple[SourceSnapshot, ...]  # one per configured source, in config order
+    events: int
+    bytes_read: int
+    rejected: int
+    blank_lines: int
+    truncations: int  # files found truncated in place (copytruncate, a writer starting over)
+    unterminated_lines: int
+    held_copies: int  # new files waiting to be told apart from copies of tracked ones
+
+    @property
+    def open_files(self) -> int:
+        return sum(s.open_files for s in self.sources)

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from agent.batch.queue import ByteQueue
 from agent.config import SourceConfig
+from agent.encode import EncodeLimits
 from agent.records import Piece
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
@@ -39,10 +40,9 @@ class Rig:
             sources,
             saved or [],
             acks=self.acks,
-            queue=self.queue,
             dead_letters=self.dead_letters,
-            max_event_bytes=1_000_000,
-            piece_bytes=65536,
+            emit=lambda piece: self.queue.put(piece, len(piece.data)),  # as the runtime wires it
+            limits=EncodeLimits(max_event_bytes=1_000_000, piece_bytes=65536),
         )
         self.pieces: list[Piece] = []
 
@@ -81,7 +81,7 @@ async def test_source_snapshots_count_lines_bytes_and_the_unacknowledged_lag(
     rig = Rig(tmp_path, [source("app", logs), source("idle", tmp_path / "nothing")])
 
     await rig.pass_()
-    app, idle = rig.tailer.source_snapshots()
+    app, idle = rig.tailer.snapshot().sources
 
     on_disk = sum(p.stat().st_size for p in logs.iterdir())
     assert (app.name, app.files, app.open_files) == ("app", 2, 2)
@@ -91,7 +91,7 @@ async def test_source_snapshots_count_lines_bytes_and_the_unacknowledged_lag(
     assert (idle.files, idle.lines_read, idle.checkpoint_lag_bytes) == (0, 0, 0)
 
     rig.acknowledge()
-    (app_after, _) = rig.tailer.source_snapshots()
+    (app_after, _) = rig.tailer.snapshot().sources
     assert app_after.checkpoint_lag_bytes == len(b'{"partial":'), "only the partial line"
 
 
@@ -115,7 +115,7 @@ async def test_reconfigure_adds_removes_and_changes_sources_without_losing_ticke
     assert sorted(e["n"] for e in events[4:]) == ["b0", "b1"], "the added source is scanned"
 
     rig.tailer.reconfigure([source("two", two)])  # "one" is removed, its pieces unacked
-    assert [s.name for s in rig.tailer.source_snapshots()] == ["two"]
+    assert [s.name for s in rig.tailer.snapshot().sources] == ["two"]
     append(one / "a.log", lines(2, "unread"))
     await rig.pass_()
     assert all(not e["n"].startswith("unread") for e in rig.events()), "no longer read"
@@ -145,7 +145,7 @@ async def test_over_the_descriptor_cap_the_least_active_file_is_closed_and_reope
 
     await rig.pass_()
     assert len(rig.events()) == 24
-    (snapshot,) = rig.tailer.source_snapshots()
+    (snapshot,) = rig.tailer.snapshot().sources
     assert (snapshot.files, snapshot.open_files) == (12, 3)
     assert len([r for r in rig.tailer.readers if r.is_open]) == 3
 
@@ -153,7 +153,7 @@ async def test_over_the_descriptor_cap_the_least_active_file_is_closed_and_reope
         append(logs / f"f{n:02}.log", lines(1, f"again{n}-"))
     await rig.pass_()
     assert sorted(e["n"] for e in rig.events()[24:]) == sorted(f"again{n}-0" for n in range(12))
-    assert rig.tailer.source_snapshots()[0].open_files == 3
+    assert rig.tailer.snapshot().sources[0].open_files == 3
 
 
 async def test_a_closed_file_rewritten_on_its_inode_is_read_from_its_beginning(
@@ -215,7 +215,7 @@ async def test_at_any_line_limit_every_line_not_shipped_is_dead_lettered_with_it
     for text, offset in expected.items():
         assert (text in shipped) != (lettered.get(offset) == text), f"{text[:5]} at {offset}"
     assert len(shipped) + len(letters) == len(expected), "each line exactly one way"
-    assert rig.tailer.stats.sources["app"].lines == len(expected) + 1, "and the blank line"
+    assert rig.tailer.snapshot().sources[0].lines_read == len(expected) + 1, "and the blank line"
     rig.acknowledge()
     assert rig.tailer.checkpoints()[0].offset == log.stat().st_size, "nothing left behind"
 
@@ -296,7 +296,7 @@ async def test_a_file_let_go_with_an_unterminated_last_line_counts_and_logs_it(
     assert rig.tailer.readers == []
     (warning,) = [e for e in logged if e["event"] == "unterminated_line_released"]
     assert (warning["offset"], warning["bytes"]) == (len(lines(2, "a")), len(b'{"cut":'))
-    assert rig.tailer.stats.unterminated_lines == 1
+    assert rig.tailer.snapshot().unterminated_lines == 1
 
 
 async def test_a_long_line_skipped_while_lines_are_held_does_not_move_the_checkpoint_past_them(

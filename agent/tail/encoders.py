@@ -1,0 +1,69 @@
+"""One `LineEncoder` per tracked file, whatever its source's options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.config import SourceConfig
+from agent.encode import EncodeLimits, LineEncoder, encoder_for
+from agent.records import FileId
+from agent.tail.compare import identity_of
+from agent.tail.reader import Reader
+
+
+@dataclass(slots=True)
+class _Built:
+    encoder: LineEncoder
+    source: SourceConfig  # what it was built from: a reloaded source needs a new one
+    limits: EncodeLimits
+
+
+class FileEncoders:
+    """Each file's encoder, built at its first read for its source and the limits in force.
+
+    A file whose source or limits changed (a reload) gets a new encoder at its next read,
+    after the old one gave up everything it holds (`take`): those lines are behind the read
+    offset, and dropping them would lose them.
+    """
+
+    def __init__(self, limits: EncodeLimits) -> None:
+        self.limits = limits
+        self._built: dict[FileId, _Built] = {}
+
+    def __repr__(self) -> str:
+        held = sum(b.encoder.pending_offset is not None for b in self._built.values())
+        return f"<FileEncoders files={len(self._built)} holding={held} {self.limits}>"
+
+    def get(self, file_id: FileId) -> LineEncoder | None:
+        built = self._built.get(file_id)
+        return None if built is None else built.encoder
+
+    def take(self, reader: Reader, source: SourceConfig) -> tuple[LineEncoder, LineEncoder | None]:
+        """The file's encoder, and the one it replaces (flush and ship that one first)."""
+        built = self._built.get(reader.file_id)
+        if built is not None and built.source == source and built.limits == self.limits:
+            return built.encoder, None
+        encoder = encoder_for(
+            source,
+            self.limits,
+            path=reader.path,
+            identity=lambda: identity_of(reader),
+            start_offset=reader.offset,
+        )
+        self._built[reader.file_id] = _Built(encoder, source, self.limits)
+        return encoder, None if built is None else built.encoder
+
+    def held(self, file_id: FileId) -> bool:
+        """Whether the file's encoder holds lines back (its checkpoint waits for them)."""
+        encoder = self.get(file_id)
+        return encoder is not None and encoder.pending_offset is not None
+
+    def next_flush(self) -> float | None:
+        """When (monotonic) the first held record's flush timeout is up."""
+        due = [d for b in self._built.values() if (d := b.encoder.next_flush()) is not None]
+        return min(due, default=None)
+
+    def forget(self, alive: set[FileId]) -> None:
+        """Drop the encoders of contents no longer tracked (released, truncated)."""
+        for file_id in [f for f in self._built if f not in alive]:
+            del self._built[file_id]
