@@ -1,4 +1,4 @@
-"""The running agent: wires the stages together and shuts them down in data-flow order.
+"""The running agent: builds the stages once, runs them, and shuts them down in data-flow order.
 
     tailer ──► ByteQueue ──► Batcher ──► asyncio.Queue ──► Sender workers ──► Polaris
       ▲                                                        │   ▲
@@ -10,8 +10,9 @@ retries: what is not delivered goes to the spool; bounded by `shutdown_timeout`)
 checkpoints. What was read but is neither delivered nor spooled stays behind the checkpoint
 and is read again at the next start.
 
-SIGHUP reloads the config file: sources, endpoint, batching, retry, spool policy and logging
-apply at once; a config with problems is refused with a logged reason and the old one runs on.
+SIGHUP reloads the config file: each changed section goes to its component's `reconfigure`
+(see `agent.reload`); a config with problems is refused with a logged reason and the old one
+runs on. The runtime reads components through `snapshot()` and never sets their fields.
 """
 
 from __future__ import annotations
@@ -21,56 +22,87 @@ import contextlib
 import gc
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import structlog
+from typing import Any, Final
 
 from agent.batch.batcher import Batcher
 from agent.batch.queue import ByteQueue
 from agent.config import Config, ConfigError, Problem, load_config, startup_warnings
+from agent.delivery import Delivery
+from agent.encode import EncodeLimits
+from agent.ops.events import Event, Events, Label
 from agent.ops.health import status_line
 from agent.ops.logging import configure_logging
 from agent.ops.sdnotify import Notifier, ping_watchdog
 from agent.ops.snapshot import AgentSnapshot
 from agent.records import Batch, Piece
-from agent.ship.compress import compression_threads, gzip_compressor
-from agent.ship.http import EventsClient
-from agent.ship.ratelimit import Pacer
+from agent.reload import (
+    CONFIG_RELOADED,
+    RELOAD_NEEDS_RESTART,
+    RELOAD_REJECTED,
+    RELOAD_SKIPPED,
+    ReloadPlan,
+    plan_reload,
+)
+from agent.reload import EVENTS as RELOAD_EVENTS
 from agent.ship.retry import first_of, sleep_or_stop
-from agent.ship.sender import Sender, SenderSettings
-from agent.ship.spool import Spool, SpoolStats
+from agent.ship.spool import SpoolStats
 from agent.state.acks import AckTracker
-from agent.state.checkpoint import CheckpointStore
+from agent.state.checkpoint import CHECKPOINT_EVENTS, CheckpointStore
 from agent.state.deadletter import DeadLetters
 from agent.state.files import UnsafeState, private_dir
-from agent.state.layout import checkpoint_path, dead_letter_dir, spool_dir
+from agent.state.layout import checkpoint_path, dead_letter_dir
 from agent.tail.tailer import Tailer
 from agent.tail.watch import watch_hints
 
-log = structlog.get_logger("agent")
+STATUS_EVERY_SECS: Final = 10.0
+SPOOL_SAVE_DELAY: Final = 0.01
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
 
-PIECES_PER_BATCH = 8
-"""Pieces are an eighth of a batch (125,000 bytes of a full 1,000,000), so eight fill it to
-the byte; fewer, larger pieces cost less per byte on the way (a ticket, a queue hand-off, a
-batch slot each)."""
-STATUS_EVERY_SECS = 10.0
-SPOOL_SAVE_DELAY = 0.01
-EXIT_OK = 0
-EXIT_FAILED = 1
-
-RESTART_ONLY = ("data_dir", "queue", "api", "checkpoint_interval")
-"""Settings a reload cannot change in a running agent: said in the log, applied at restart."""
+AGENT_STARTED: Final = Event("agent_started", "The agent started its pipeline.")
+AGENT_STOPPING: Final = Event(
+    "agent_stopping",
+    "A signal asked the agent to stop: reading ends, batches drain, checkpoints are saved.",
+    labels=(Label("signal", frozenset({"SIGTERM", "SIGINT", "requested", "test"})),),
+)
+AGENT_STOPPED: Final = Event("agent_stopped", "The agent saved its checkpoints and stopped.")
+DRAIN_TIMEOUT: Final = Event(
+    "drain_timeout",
+    "Senders did not finish within shutdown_timeout; what they held is read again at the "
+    "next start (never lost, possibly sent twice).",
+    level="warning",
+)
+CONFIG_WARNING: Final = Event(
+    "config_warning",
+    "A setting works but is risky, or a glob matches no file (see `polaris-agent check`).",
+    level="warning",
+)
+ADMIN_LISTENING: Final = Event("admin_listening", "The admin endpoint is serving.")
+ADMIN_FAILED: Final = Event(
+    "admin_failed", "The admin endpoint could not listen on api.listen.", level="error"
+)
+EVENTS: Final = (
+    AGENT_STARTED,
+    AGENT_STOPPING,
+    AGENT_STOPPED,
+    DRAIN_TIMEOUT,
+    CONFIG_WARNING,
+    ADMIN_LISTENING,
+    ADMIN_FAILED,
+    *RELOAD_EVENTS,
+    *CHECKPOINT_EVENTS,
+)
 
 
 def run_agent(config_path: Path, *, once: bool) -> int:
     config = load_config(config_path)
     configure_logging(config.log)
+    events = Events()
     for warning in startup_warnings(config_path, config):  # what `check` warns about, too
-        log.warning("config_warning", key=warning.key, problem=warning.message)
+        events.emit(CONFIG_WARNING, key=warning.key, problem=warning.message)
     try:
-        agent = Agent(config, config_path=config_path)
+        agent = Agent(config, config_path=config_path, events=events)
     except UnsafeState as exc:  # SPEC "Security": state the agent will not use is a config error
         raise ConfigError(str(config_path), [Problem("data_dir", str(exc))]) from None
     # What start-up built (modules, classes, the config) lives as long as the process: out of
@@ -79,38 +111,29 @@ def run_agent(config_path: Path, *, once: bool) -> int:
     return asyncio.run(agent.run(once=once))
 
 
-def sender_settings(config: Config) -> SenderSettings:
-    return SenderSettings(
-        connection=config.polaris.connection,
-        compress=gzip_compressor(config.sender.compression_level)
-        if config.sender.compression == "gzip"
-        else None,
-        retry_initial=config.sender.retry_initial,
-        retry_max=config.sender.retry_max,
-        spool_after=config.spool.after,
-    )
-
-
 class Agent:
+    """The whole object graph, built here once; `run` only starts and ends it."""
+
     def __init__(
         self,
         config: Config,
         *,
         config_path: Path | None = None,
         notifier: Notifier | None = None,
+        events: Events | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.notifier = notifier or Notifier()
+        self.events = events or Events()
+        self.events.declare(*EVENTS)
         data_dir = private_dir(config.data_dir, follow=True)  # operators may link it elsewhere
-        self.store = CheckpointStore(checkpoint_path(data_dir))
+        self.store = CheckpointStore(checkpoint_path(data_dir), events=self.events)
         self.acks = AckTracker()
         self.dead_letters = DeadLetters(dead_letter_dir(data_dir))
-        self.spool = (
-            Spool(spool_dir(data_dir), config.spool.max_size, config.spool.when_full)
-            if config.spool.enabled
-            else None
-        )
+        self.stopping = asyncio.Event()  # a signal arrived: no new reads, no new retries
+        self.wake = asyncio.Event()  # look at the files now
+        self.reload_requested = asyncio.Event()
         self.queue: ByteQueue[Piece] = ByteQueue(config.queue.max_bytes)
         # One sealed batch waits for a free worker; more would only hold megabytes in memory.
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(1)
@@ -119,70 +142,50 @@ class Agent:
             config.sources,
             self.store.load(),
             acks=self.acks,
-            queue=self.queue,
             dead_letters=self.dead_letters,
-            max_event_bytes=config.batch.max_bytes,
-            piece_bytes=max(config.batch.max_bytes // PIECES_PER_BATCH, 1024),
+            emit=lambda piece: self.queue.put(piece, len(piece.data)),
+            limits=EncodeLimits.for_batch(config.batch.max_bytes),
         )
-        self.stopping = asyncio.Event()  # a signal arrived: no new reads, no new retries
-        self.wake = asyncio.Event()  # look at the files now
-        self.reload_requested = asyncio.Event()
-        self.sender: Sender | None = None
-        self._clients: list[EventsClient] = []
+        self.delivery = Delivery(
+            config, data_dir, acks=self.acks, dead_letters=self.dead_letters, stopping=self.stopping
+        )
         self._reading: asyncio.Task[None] | None = None
         self._started = time.monotonic()
 
     def __repr__(self) -> str:
         state = "stopping" if self.stopping.is_set() else "running"
-        return f"<Agent {state} sources={len(self.config.sources)} {self.sender!r}>"
+        return f"<Agent {state} sources={len(self.config.sources)} {self.delivery!r}>"
 
     async def run(self, *, once: bool) -> int:
-        config = self.config
         self._install_signals()
-        log.info(
-            "agent_started",
-            sources=[s.name for s in config.sources],
-            endpoint=config.polaris.events_url(),
+        spool = self.delivery.spool
+        self.events.emit(
+            AGENT_STARTED,
+            sources=[s.name for s in self.config.sources],
+            endpoint=self.config.polaris.events_url(),
             mode="once" if once else "follow",
-            spool=str(self.spool.directory) if self.spool is not None else None,
-        )
-        threads = compression_threads(config.sender.workers)
-        executor = ThreadPoolExecutor(threads, thread_name_prefix="compress")
-        client = EventsClient(config.polaris, connections=config.sender.workers)
-        self._clients.append(client)
-        sender = self.sender = Sender(
-            client,
-            Pacer(),
-            sender_settings(config),
-            acks=self.acks,
-            dead_letters=self.dead_letters,
-            executor=executor,
-            stopping=self.stopping,
-            spool=self.spool,
-            compress_threads=threads,
+            spool=str(spool.directory) if spool is not None else None,
         )
         try:
-            async with client, contextlib.AsyncExitStack() as stack:
-                if config.api.listen and not await self._serve_admin(stack):
+            async with self.delivery, contextlib.AsyncExitStack() as stack:
+                if self.config.api.listen and not await self._serve_admin(stack):
                     return EXIT_FAILED
-                await self._pipeline(sender, once=once)
+                await self._pipeline(once=once)
         finally:
             if not self.stopping.is_set():  # a signal already said STOPPING
                 self.notifier.stopping()
-            executor.shutdown(wait=False, cancel_futures=True)
             self._save()
             self.dead_letters.close()
             self.tailer.close()
-            for extra in self._clients[1:]:
-                await extra.__aexit__(None, None, None)
-        log.info(
-            "agent_stopped",
+        snap = self.snapshot()
+        self.events.emit(
+            AGENT_STOPPED,
             seconds=round(time.monotonic() - self._started, 3),
-            events_read=self.tailer.stats.events,
-            events_delivered=sender.stats.events_delivered,
-            batches_spooled=sender.stats.batches_spooled,
-            spooled_files_left=self.spool.stats.files if self.spool is not None else 0,
-            dead_letters=self.dead_letters.count,
+            events_read=sum(s.events for s in snap.sources),
+            events_delivered=snap.events_sent,
+            batches_spooled=snap.batches_spooled,
+            spooled_files_left=snap.spool_files,
+            dead_letters=sum(snap.dead_letters.values()),
             unacknowledged=self.acks.outstanding(),
         )
         return EXIT_OK
@@ -197,33 +200,35 @@ class Agent:
                 serve_admin(self.config.api.listen, self.snapshot)
             )
         except AdminError as exc:
-            log.error("admin_failed", error=str(exc))
+            self.events.emit(ADMIN_FAILED, error=str(exc))
             return False
-        log.info("admin_listening", url=admin.url)
+        self.events.emit(ADMIN_LISTENING, url=admin.url)
         return True
 
-    async def _pipeline(self, sender: Sender, *, once: bool) -> None:
+    async def _pipeline(self, *, once: bool) -> None:
         """Every stage in one TaskGroup, ended in data-flow order."""
-        config = self.config
+        config, delivery = self.config, self.delivery
         done = asyncio.Event()  # the data has been made safe: background helpers end
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._save_every(config.checkpoint_interval, done))
             tasks.create_task(self._reload_on_request(done))
-            tasks.create_task(sender.replay(done))
+            tasks.create_task(delivery.sender.replay(done))
+            tasks.create_task(delivery.close_retired(done))
             tasks.create_task(ping_watchdog(self.notifier, done))
             tasks.create_task(self._status_every(done))
             watcher = tasks.create_task(watch_hints(self.tailer.watch_roots, self.wake, done))
             batcher = tasks.create_task(self.batcher.run(self.queue, self.batches))
             workers = [
-                tasks.create_task(sender.work(self.batches)) for _ in range(config.sender.workers)
+                tasks.create_task(delivery.sender.work(self.batches))
+                for _ in range(config.sender.workers)
             ]
             self._reading = tasks.create_task(self.tailer.run(self.stopping, self.wake, once=once))
             self.notifier.ready(status_line(self.snapshot()))
             await asyncio.wait([self._reading])
             await self.queue.close()  # the batcher seals what is left and ends the stream
             await self._drain([batcher, *workers])
-            if once and self.spool is not None:
-                await first_of(self.spool.wait_until_empty(), self.stopping.wait())
+            if once and delivery.spool is not None:
+                await first_of(delivery.spool.wait_until_empty(), self.stopping.wait())
             done.set()
             watcher.cancel()
 
@@ -240,7 +245,7 @@ class Agent:
         timeout = self.config.shutdown_timeout
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
         if pending:
-            log.warning("drain_timeout", abandoned_tasks=len(pending), seconds=timeout)
+            self.events.emit(DRAIN_TIMEOUT, abandoned_tasks=len(pending), seconds=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending)
@@ -248,8 +253,7 @@ class Agent:
     async def _save_every(self, interval: float, done: asyncio.Event) -> None:
         """Every `interval`, and right after batches were spooled: a spooled batch is read
         again after a crash until a checkpoint covers it, and then sent twice."""
-        assert self.sender is not None
-        spooled = self.sender.spooled
+        spooled = self.delivery.sender.spooled
         saved_version = -1
         while True:
             await first_of(sleep_or_stop(done, interval), spooled.wait())
@@ -275,36 +279,45 @@ class Agent:
     # -- what operators see --------------------------------------------------------------
 
     def snapshot(self) -> AgentSnapshot:
-        """Everything /metrics, /readyz and the STATUS line show, read in one go."""
-        assert self.sender is not None, "snapshot() is for a running agent"
-        stats = self.sender.stats
-        spool = self.spool.stats if self.spool is not None else SpoolStats()
-        requests = {str(status): count for status, count in stats.requests.items()}
-        if stats.transport_errors:
-            requests["transport_error"] = stats.transport_errors
+        """Everything /metrics, /readyz and the STATUS line show, read in one go from the
+        components' own reports."""
+        tail = self.tailer.snapshot()
+        sender = self.delivery.sender
+        send = sender.stats  # W2: sender.snapshot()
+        spool = self.delivery.spool
+        spooled = spool.stats if spool is not None else SpoolStats()
+        requests = {str(status): count for status, count in send.requests.items()}
+        if send.transport_errors:
+            requests["transport_error"] = send.transport_errors
+        now = time.monotonic()
         return AgentSnapshot(
-            sources=self.tailer.source_snapshots(),
-            events_sent=stats.events_delivered,
-            bytes_sent=stats.bytes_delivered,
-            bytes_posted=stats.bytes_posted,
+            sources=tail.sources,
+            events_sent=send.events_delivered,
+            bytes_sent=send.bytes_delivered,
+            bytes_posted=send.bytes_posted,
             requests=requests,
-            retries=stats.retries,
-            ratelimit_remaining=self.sender.pacer.remaining,
+            retries=send.retries,
+            ratelimit_remaining=sender.pacer.remaining,
             queue_bytes=self.queue.bytes,
-            in_flight_batches=self.sender.in_flight + self.batches.qsize(),
-            spool_bytes=spool.bytes,
-            spool_files=spool.files,
-            spool_max_bytes=self.spool.max_bytes if self.spool is not None else 0,
-            spool_corrupt_files=spool.corrupt,
-            dead_letters=dict(self.dead_letters.by_reason),
-            drops={"spool_full": spool.dropped_events},
-            request_latency=stats.latency.frozen(),
-            auth_failing=stats.auth_failing,
-            endpoint_refusing=stats.endpoint_failing,
-            seconds_since_success=time.monotonic() - stats.last_success
-            if stats.last_success
-            else None,
-            uptime_seconds=time.monotonic() - self._started,
+            in_flight_batches=sender.in_flight + self.batches.qsize(),
+            spool_bytes=spooled.bytes,
+            spool_files=spooled.files,
+            spool_max_bytes=spool.max_bytes if spool is not None else 0,
+            spool_corrupt_files=spooled.corrupt,
+            dead_letters=self.dead_letters.snapshot(),
+            drops={"spool_full": spooled.dropped_events},
+            request_latency=send.latency.frozen(),
+            auth_failing=send.auth_failing,
+            endpoint_refusing=send.endpoint_failing,
+            seconds_since_success=now - send.last_success if send.last_success else None,
+            uptime_seconds=now - self._started,
+            truncations=tail.truncations,
+            blank_lines=tail.blank_lines,
+            unterminated_lines=tail.unterminated_lines,
+            splits=send.splits,
+            batches_delivered=send.batches_delivered,
+            batches_spooled=send.batches_spooled,
+            events=self.events.snapshot(),
         )
 
     # -- signals and reload --------------------------------------------------------------
@@ -318,7 +331,7 @@ class Agent:
     def request_stop(self, why: str = "requested") -> None:
         if self.stopping.is_set():
             return
-        log.info("agent_stopping", signal=why, timeout=self.config.shutdown_timeout)
+        self.events.emit(AGENT_STOPPING, signal=why, timeout=self.config.shutdown_timeout)
         self.notifier.stopping()
         self.stopping.set()
         self.wake.set()
@@ -340,52 +353,32 @@ class Agent:
     async def reload(self) -> bool:
         """Read the config file again and apply it; False (old config kept) on problems."""
         if self.config_path is None:
-            log.warning("reload_skipped", reason="no config file")
+            self.events.emit(RELOAD_SKIPPED, reason="no config file")
             return False
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
-            log.error("reload_rejected", problems=[str(p) for p in exc.problems])
+            self.events.emit(RELOAD_REJECTED, problems=[str(p) for p in exc.problems])
             return False
         except OSError as exc:
-            log.error("reload_rejected", problems=[f"{self.config_path}: {exc.strerror}"])
+            problems = [f"{self.config_path}: {exc.strerror}"]
+            self.events.emit(RELOAD_REJECTED, problems=problems)
             return False
         old, self.config = self.config, new
-        await self._apply(old, new)
+        plan = plan_reload(old, new)
+        await self._apply(plan, new)
+        self.events.emit(CONFIG_RELOADED, applied=list(plan.live))
+        if plan.later:
+            self.events.emit(RELOAD_NEEDS_RESTART, keys=list(plan.later))
         return True
 
-    async def _apply(self, old: Config, new: Config) -> None:
-        assert self.sender is not None
-        applied: list[str] = []
-        if new.log != old.log:
+    async def _apply(self, plan: ReloadPlan, new: Config) -> None:
+        """Hand each changed section to the component that owns it."""
+        if "log" in plan:
             configure_logging(new.log)
-            applied.append("log")
-        if new.sources != old.sources:
-            self.tailer.reconfigure(new.sources)
+        if "sources" in plan or "batch" in plan:
+            self.tailer.reconfigure(new.sources, EncodeLimits.for_batch(new.batch.max_bytes))
             self.wake.set()
-            applied.append("sources")
-        if new.polaris != old.polaris:
-            client = EventsClient(new.polaris, connections=new.sender.workers)
-            await client.__aenter__()
-            self._clients.append(client)  # the old one may still carry requests: closed at exit
-            self.sender.client = client
-            applied.append("polaris")
-        if (new.sender, new.spool, new.polaris) != (old.sender, old.spool, old.polaris):
-            self.sender.settings = sender_settings(new)
-            applied.append("sender")
-        if new.batch != old.batch:
-            self.batcher.max_bytes = new.batch.max_bytes
-            self.batcher.max_wait = new.batch.max_wait
-            applied.append("batch")
-        if self.spool is not None and new.spool != old.spool:
-            self.spool.max_bytes = new.spool.max_size
-            self.spool.when_full = new.spool.when_full
-            applied.append("spool")
-        later = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
-        if new.sender.workers != old.sender.workers:
-            later.append("sender.workers")
-        if new.spool.enabled != old.spool.enabled:
-            later.append("spool.enabled")
-        log.info("config_reloaded", applied=applied)
-        if later:
-            log.warning("reload_needs_restart", keys=later)
+        if "batch" in plan:
+            self.batcher.reconfigure(new.batch)
+        await self.delivery.reconfigure(plan, new)

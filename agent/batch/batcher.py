@@ -8,6 +8,7 @@ import time
 import structlog
 
 from agent.batch.queue import ByteQueue
+from agent.config import BatchConfig
 from agent.records import Batch, Piece
 
 log = structlog.get_logger("agent.batcher")
@@ -22,6 +23,16 @@ class Batcher:
         self.max_wait = max_wait
         self._seq = 0
         self._open: dict[str, tuple[Batch, float]] = {}  # connection -> (batch, deadline)
+
+    def __repr__(self) -> str:
+        held = sum(batch.size for batch, _ in self._open.values())
+        return f"<Batcher open={len(self._open)} bytes={held} max={self.max_bytes}>"
+
+    def reconfigure(self, batch: BatchConfig) -> None:
+        """A reloaded `[batch]`: batches opened from now on seal at the new size and wait;
+        open ones keep the deadline they were given."""
+        self.max_bytes = batch.max_bytes
+        self.max_wait = batch.max_wait
 
     async def run(self, pieces: ByteQueue[Piece], batches: asyncio.Queue[Batch | None]) -> None:
         """Until `pieces` is closed and drained; then the partial batches are sealed and a None

@@ -88,6 +88,7 @@ class _Handlers:
         snapshot = self.snapshot()
         state = readiness(snapshot, stall_after=self.stall_after)
         document = asdict(snapshot)
+        document["events"] = {count.event.name: count.total for count in snapshot.events}
         document["ready"] = state.ready
         document["reasons"] = list(state.reasons)
         return web.json_response(document)

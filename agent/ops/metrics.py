@@ -30,6 +30,7 @@ from prometheus_client.metrics_core import (
 )
 
 from agent import __version__
+from agent.ops.events import EventCount
 from agent.ops.snapshot import AgentSnapshot, LatencySnapshot, SourceSnapshot
 
 PREFIX: Final = "polaris_agent"
@@ -76,11 +77,13 @@ def snapshot_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     """Every agent metric family for one snapshot, in a stable order."""
     yield _info()
     yield from _source_metrics(snap.sources)
+    yield from _reading_metrics(snap)
     yield from _delivery_metrics(snap)
     yield from _buffer_metrics(snap)
     yield from _loss_metrics(snap)
     yield _latency_histogram(snap.request_latency)
     yield from _health_metrics(snap)
+    yield from _event_metrics(snap.events)
 
 
 def _name(name: str) -> str:
@@ -143,6 +146,15 @@ def _source_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
     )
     yield _per_source(
         CounterMetricFamily(
+            _name("read_events"),
+            "Lines (or assembled records) of the source's files that became events.",
+            labels=label,
+        ),
+        sources,
+        lambda s: s.events,
+    )
+    yield _per_source(
+        CounterMetricFamily(
             _name("read_bytes"), "File bytes consumed from the source's files.", labels=label
         ),
         sources,
@@ -176,6 +188,22 @@ def _source_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
     )
 
 
+def _reading_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
+    yield _counter(
+        "file_truncations",
+        "Files found shorter than the offset read (truncated or copytruncated): read again "
+        "from their start.",
+        snap.truncations,
+    )
+    yield _counter("blank_lines", "Empty lines skipped: they make no event.", snap.blank_lines)
+    yield _counter(
+        "unterminated_lines",
+        "Last lines without a newline in files let go (removed or rotated away): shipped as "
+        "they were, each one logged.",
+        snap.unterminated_lines,
+    )
+
+
 def _delivery_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     yield _counter("sent_events", "Events acknowledged by Polaris.", snap.events_sent)
     yield _counter(
@@ -193,6 +221,21 @@ def _delivery_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
         snap.requests,
     )
     yield _counter("retries", "Requests sent again after a retryable failure.", snap.retries)
+    yield _counter(
+        "sent_batches",
+        "Batches acknowledged by Polaris (each half of a split batch counts).",
+        snap.batches_delivered,
+    )
+    yield _counter(
+        "batch_splits",
+        "Batches cut in two because Polaris refused them (413, or 400 to isolate bad events).",
+        snap.splits,
+    )
+    yield _counter(
+        "spooled_batches",
+        "Batches written to the disk spool because Polaris could not take them in time.",
+        snap.batches_spooled,
+    )
     if snap.ratelimit_remaining is not None:
         yield _gauge(
             "ratelimit_remaining_requests",
@@ -267,4 +310,27 @@ def _health_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
             "Seconds since Polaris last acknowledged a request; absent before the first.",
             snap.seconds_since_success,
         )
+    refusing = GaugeMetricFamily(
+        _name("endpoint_refusing"),
+        "1 while the Events API refuses everything for a reason retrying cannot fix (redirect, "
+        "not_found, blanket 400): data is kept; fix polaris.url or the connection.",
+        labels=["reason"],
+    )
+    refusing.add_metric([snap.endpoint_refusing], 1 if snap.endpoint_refusing else 0)
+    yield refusing
     yield _gauge("uptime_seconds", "Seconds since the agent started.", snap.uptime_seconds)
+
+
+def _event_metrics(events: Iterable[EventCount]) -> Iterator[Metric]:
+    """One counter per named event (agent.ops.events), labelled as the event declares."""
+    for count in events:
+        event = count.event
+        family = CounterMetricFamily(
+            _name(event.name), event.help, labels=[label.name for label in event.labels]
+        )
+        if event.labels:
+            for key in sorted(count.counts):
+                family.add_metric(list(key), count.counts[key])
+        else:
+            family.add_metric([], count.total)
+        yield family

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agent.ops.events import EventCount
 from agent.snapshots import LatencyHistogram, LatencySnapshot, SourceSnapshot
 
 __all__ = ["AgentSnapshot", "LatencyHistogram", "LatencySnapshot", "SourceSnapshot"]
@@ -39,6 +40,13 @@ class AgentSnapshot:
     seconds_since_success: float | None  # None before the first acknowledged request
     uptime_seconds: float
     endpoint_refusing: str = ""  # why the endpoint refuses everything (redirect, not_found, ...)
+    truncations: int = 0  # files found shorter than their read offset, read again from 0
+    blank_lines: int = 0  # empty lines skipped (fast path)
+    unterminated_lines: int = 0  # last lines never ended, of files let go
+    splits: int = 0  # refused or too large batches cut in halves
+    batches_delivered: int = 0  # acknowledged requests' batches (halves count apart)
+    batches_spooled: int = 0  # batches written to the spool
+    events: tuple[EventCount, ...] = ()  # every named event's count (agent.ops.events)
 
     @property
     def spool_full(self) -> bool:

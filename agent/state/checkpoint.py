@@ -11,14 +11,27 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Final
 
 import orjson
-import structlog
 
+from agent.ops.events import Event, Events
 from agent.state.files import UnsafeState, is_link_error, read_private, write_atomically
 
 FORMAT_VERSION = 1
-log = structlog.get_logger("agent.checkpoint")
+
+CHECKPOINT_UNREADABLE: Final = Event(
+    "checkpoint_unreadable",
+    "A checkpoint file could not be decoded and was passed over (the previous one, if good, "
+    "is used; otherwise files start as `start_at` says).",
+    level="warning",
+)
+CHECKPOINT_RECOVERED: Final = Event(
+    "checkpoint_recovered",
+    "The checkpoint file was torn or damaged; the previous good one was used.",
+    level="warning",
+)
+CHECKPOINT_EVENTS: Final = (CHECKPOINT_UNREADABLE, CHECKPOINT_RECOVERED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +48,13 @@ class FileCheckpoint:
 class CheckpointStore:
     """Loads and saves checkpoints; keeps the previous good file to recover a torn write."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, events: Events | None = None) -> None:
         self.path = path
         self.previous = path.with_name(path.name + ".prev")
+        self._events = events or Events()
+
+    def __repr__(self) -> str:
+        return f"<CheckpointStore {self.path}>"
 
     def load(self) -> list[FileCheckpoint]:
         """The saved checkpoints. Raises `UnsafeState` when a checkpoint file is a symlink:
@@ -57,10 +74,10 @@ class CheckpointStore:
                     ) from None
                 raise UnsafeState(candidate, f"cannot be read: {exc.strerror}") from None
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning("checkpoint_unreadable", path=str(candidate), error=str(exc))
+                self._events.emit(CHECKPOINT_UNREADABLE, path=str(candidate), error=str(exc))
                 continue
             if candidate is self.previous:
-                log.warning("checkpoint_recovered", path=str(candidate))
+                self._events.emit(CHECKPOINT_RECOVERED, path=str(candidate))
             return records
         return []
 

@@ -29,6 +29,9 @@ class DeadLetters:
         self._day = ""
         self._file: IO[bytes] | None = None
 
+    def __repr__(self) -> str:
+        return f"<DeadLetters {self.directory} count={self.count}>"
+
     def write(self, reason: str, path: str, offset: int, data: bytes, detail: str = "") -> None:
         record = {
             "time": _iso_now(),
@@ -44,6 +47,10 @@ class DeadLetters:
         self.count += 1
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
         log.warning("dead_lettered", reason=reason, path=path, offset=offset, bytes=len(data))
+
+    def snapshot(self) -> dict[str, int]:
+        """Records written since start, by reason."""
+        return dict(self.by_reason)
 
     def sync(self) -> None:
         """Make written records durable: called before a checkpoint moves past them."""

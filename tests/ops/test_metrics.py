@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from agent import __version__
+from agent.ops.events import Event, Events, Label
 from agent.ops.metrics import build_registry, render
 from agent.ops.snapshot import AgentSnapshot
 
@@ -167,6 +169,62 @@ def test_a_malformed_latency_snapshot_fails_loudly() -> None:
         render(build_registry(lambda: snapshot))
 
 
+def test_reading_and_sending_details_are_exported() -> None:
+    """Counted by the tailer and the sender since long, shown since issue 16."""
+    app, nginx = healthy().sources
+    samples = scrape(
+        healthy(
+            sources=(dataclasses.replace(app, events=1150), nginx),
+            truncations=2,
+            blank_lines=5,
+            unterminated_lines=1,
+            splits=3,
+            batches_delivered=40,
+            batches_spooled=4,
+        )
+    )
+
+    assert value(samples, "polaris_agent_read_events_total", source="app") == 1150
+    assert value(samples, "polaris_agent_read_events_total", source="nginx") == 0
+    assert value(samples, "polaris_agent_file_truncations_total") == 2
+    assert value(samples, "polaris_agent_blank_lines_total") == 5
+    assert value(samples, "polaris_agent_unterminated_lines_total") == 1
+    assert value(samples, "polaris_agent_batch_splits_total") == 3
+    assert value(samples, "polaris_agent_sent_batches_total") == 40
+    assert value(samples, "polaris_agent_spooled_batches_total") == 4
+
+
+def test_a_refusing_endpoint_is_a_gauge_with_its_reason() -> None:
+    refusing = scrape(healthy(endpoint_refusing="not_found"))
+    working = scrape(healthy())
+
+    assert value(refusing, "polaris_agent_endpoint_refusing", reason="not_found") == 1
+    assert value(working, "polaris_agent_endpoint_refusing", reason="") == 0  # "": no label
+
+
+REJECTED = Event("reload_rejected", "A reload was refused.", "error")
+OUTCOME = Event(
+    "probe_answered", "A probe.", labels=(Label("outcome", frozenset({"ok", "failed"})),)
+)
+
+
+def counted_events() -> Events:
+    events = Events()
+    events.declare(REJECTED, OUTCOME)
+    events.emit(OUTCOME, outcome="ok")
+    events.emit(OUTCOME, outcome="ok")
+    events.emit(OUTCOME, outcome="\x1b[31m hostile")
+    return events
+
+
+def test_each_named_event_is_a_counter() -> None:
+    samples = scrape(healthy(events=counted_events().snapshot()))
+
+    assert value(samples, "polaris_agent_reload_rejected_total") == 0  # declared: shown as 0
+    assert value(samples, "polaris_agent_probe_answered_total", outcome="ok") == 2
+    assert value(samples, "polaris_agent_probe_answered_total", outcome="other") == 1
+
+
 @pytest.mark.parametrize(
     "snapshot",
     [
@@ -182,6 +240,10 @@ def test_a_malformed_latency_snapshot_fails_loudly() -> None:
             id="just-started",
         ),
         pytest.param(healthy(drops={"spool_full": 3}, auth_failing=True), id="failing"),
+        pytest.param(
+            healthy(endpoint_refusing="redirect", events=counted_events().snapshot()),
+            id="refusing-with-events",
+        ),
     ],
 )
 def test_promtool_accepts_the_exposition(promtool: Path, snapshot: AgentSnapshot) -> None:
