@@ -48,6 +48,7 @@ CORE_FIELDS: Final = (
     "_BOOT_ID",
 )
 _LEVEL_OF: Final = {str(number): name for number, name in enumerate(LEVELS)}
+MAX_FIELD_NAMES: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,8 @@ class EntryEncoder:
         self._second = -1
         self._prefix = ""
         self._counts = _Counts()
+        self._names: dict[str, str] = {}  # journal field -> event key, "" = not sent
+        self._contested: set[str] = set()  # X for every trusted _X seen
 
     def __repr__(self) -> str:
         return f"<EntryEncoder time_field={self._time_field} piece_bytes={self._piece_bytes}>"
@@ -112,8 +115,10 @@ class EntryEncoder:
         cursor ends up in a piece: an entry dropped by exclude_units moves the cursor of the
         next piece, or of an empty one at the end (safe as soon as the ones before it)."""
         self._counts = counts = _Counts()
+        body = b",".join(lines)
+        arrays = b'":[' in body  # a binary or repeated field somewhere in the block
         try:
-            entries: list[Any] = orjson.loads(b"[" + b",".join(lines) + b"]")
+            entries: list[Any] = orjson.loads(b"[" + body + b"]")
         except orjson.JSONDecodeError:
             entries = [self._load_one(line) for line in lines]
         pieces: list[JournalPiece] = []
@@ -125,7 +130,7 @@ class EntryEncoder:
             if type(entry) is not dict or type(entry.get("__CURSOR")) is not str:
                 counts.unreadable += 1
                 continue
-            event = self._event(entry)
+            event = self._event(entry, arrays)
             if event is None:
                 counts.skipped += 1
                 cursor = entry["__CURSOR"]
@@ -149,42 +154,60 @@ class EntryEncoder:
         except orjson.JSONDecodeError:
             return None
 
-    def _event(self, entry: dict[str, Any]) -> dict[str, Any] | None:
-        unit = entry.get("_SYSTEMD_UNIT")
-        if unit is not None and unit in self._exclude_units:
+    def _event(self, entry: dict[str, Any], arrays: bool) -> dict[str, Any] | None:
+        if self._exclude_units and entry.get("_SYSTEMD_UNIT") in self._exclude_units:
             return None
-        include, exclude = self._include, self._exclude
-        # Client fields first, trusted ones after: a trusted field wins a name clash.
-        event: dict[str, Any] = {
-            name: value
-            for name, value in entry.items()
-            if name[0] != "_" and (include is None or name in include) and name not in exclude
-        }
-        event.update(
-            (name[1:], value)
-            for name, value in entry.items()
-            if name[0] == "_"
-            and name[1] != "_"
-            and (include is None or name in include)
-            and name not in exclude
-        )
-        message = event.pop("MESSAGE", None)
-        if type(message) is not str and message is not None:
-            message = self._text(message, joined=True)
-        event["message"] = message if message is not None else ""
+        names = self._names
+        try:
+            event = {target: v for k, v in entry.items() if (target := names[k])}
+        except KeyError:
+            self._learn(entry)
+            event = {target: v for k, v in entry.items() if (target := names[k])}
+        # A client's X and journald's _X both become X: the trusted one wins.
+        for name in entry.keys() & self._contested:
+            trusted = entry.get("_" + name)
+            if trusted is not None:
+                event[name] = trusted
+        message = event.get("message")
+        if type(message) is not str:
+            event["message"] = "" if message is None else self._text(message, joined=True)
         stamp = entry.get("__REALTIME_TIMESTAMP")
         if stamp is not None:
             event[self._time_field] = self._iso(int(stamp))
-        level = event.pop("PRIORITY", None)
+        level = event.get("level")
         if level is not None:
             event["level"] = _LEVEL_OF.get(level, level) if type(level) is str else level
         if self._fields:
             for name, value in self._fields.items():
                 event.setdefault(name, value)
-        for name, value in event.items():
-            if type(value) is list:
-                event[name] = self._text(value, joined=False)
+        if arrays:
+            for name, value in event.items():
+                if type(value) is list:
+                    event[name] = self._text(value, joined=False)
         return event
+
+    def _learn(self, entry: dict[str, Any]) -> None:
+        """Add the event key (or "" for dropped) of every field name not seen yet."""
+        names = self._names
+        if len(names) > MAX_FIELD_NAMES:  # client-chosen names: keep the map bounded
+            names.clear()
+        include, exclude = self._include, self._exclude
+        for name in entry:
+            if name in names:
+                continue
+            dropped = include is not None and name not in include
+            if dropped or name.startswith("__") or name in exclude:
+                target = ""
+            elif name == "MESSAGE":
+                target = "message"
+            elif name == "PRIORITY":
+                target = "level"
+            elif name.startswith("_"):
+                target = name[1:]
+                self._contested.add(target)
+            else:
+                target = name
+            names[name] = target
 
     def _text(self, value: Any, *, joined: bool) -> Any:
         """A value journalctl printed as a list: bytes (a list of numbers) or several

@@ -12,19 +12,21 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping
 
-Entry = Mapping[str, str | bytes | int]
+Value = str | bytes | int
+Entry = Mapping[str, Value | list[Value]]
 
 
 def export_entry(fields: Entry) -> bytes:
     """One entry in export format, blank line included."""
     parts: list[bytes] = []
-    for name, value in fields.items():
-        raw = value if isinstance(value, bytes) else str(value).encode()
+    for name, values in fields.items():
         key = name.encode()
-        if b"\n" in raw or not _printable(raw):
-            parts.append(key + b"\n" + struct.pack("<Q", len(raw)) + raw + b"\n")
-        else:
-            parts.append(key + b"=" + raw + b"\n")
+        for value in values if isinstance(values, list) else [values]:  # a list: repeated
+            raw = value if isinstance(value, bytes) else str(value).encode()
+            if b"\n" in raw or not _printable(raw):
+                parts.append(key + b"\n" + struct.pack("<Q", len(raw)) + raw + b"\n")
+            else:
+                parts.append(key + b"=" + raw + b"\n")
     parts.append(b"\n")
     return b"".join(parts)
 

@@ -12,14 +12,14 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
 import pytest
 
 from agent.journal.event import JournalPiece
-from agent.journal.export import export_stream
+from agent.journal.export import Entry, Value, export_stream
 
 BOOT = "0123456789abcdef0123456789abcdef"
 CANDIDATES = ("/usr/lib/systemd/systemd-journal-remote", "/lib/systemd/systemd-journal-remote")
@@ -60,11 +60,11 @@ def entry(
     *,
     unit: str = "app.service",
     priority: int = 6,
-    **extra: str | int | bytes,
-) -> dict[str, str | int | bytes]:
+    **extra: Value | list[Value],
+) -> dict[str, Value | list[Value]]:
     """A journal entry numbered `n`: times 1 ms apart, recent enough for any window."""
     base = int(time.time() * 1_000_000) - 3_600_000_000
-    fields: dict[str, str | int | bytes] = {
+    fields: dict[str, Value | list[Value]] = {
         "__REALTIME_TIMESTAMP": base + n * 1000,
         "__MONOTONIC_TIMESTAMP": 1_000_000 + n,
         "_BOOT_ID": BOOT,
@@ -91,7 +91,7 @@ class JournalDir:
     def __repr__(self) -> str:
         return f"<JournalDir {self.path} files={self._files}>"
 
-    def write(self, entries: Iterable[Mapping[str, str | int | bytes]], name: str = "") -> Path:
+    def write(self, entries: Iterable[Entry], name: str = "") -> Path:
         """Each call writes a new journal file (as journald does when it rotates)."""
         self._files += 1
         target = self.path / f"{name or f'part{self._files}'}.journal"

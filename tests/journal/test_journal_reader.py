@@ -32,9 +32,9 @@ from tests.journal.conftest import Collected, JournalDir, entry, process_gone, w
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: JournalSettings, resume: str | None = None, **options: str
+    settings: JournalSettings, resume: str | None = None
 ) -> AsyncIterator[tuple[JournalReader, Collected]]:
-    reader = JournalReader("journal", settings, EntryEncoder(settings), resume=resume, **options)
+    reader = JournalReader("journal", settings, EntryEncoder(settings), resume=resume)
     collected = Collected()
     stop = asyncio.Event()
     task = asyncio.create_task(reader.run(stop, collected))
@@ -115,6 +115,43 @@ async def test_binary_messages_are_decoded_and_bad_utf8_counted(journal: Journal
     assert reader.stats.invalid_utf8 == 1
 
 
+async def test_field_rules_trusted_names_and_repeated_fields(journal: JournalDir) -> None:
+    journal.write(
+        [
+            entry(1, PID="spoofed", TAGS=["a", "b"], CODE_FILE="x.c"),
+            entry(2, priority=9),
+        ]
+    )
+    async with running(from_start(journal)) as (reader, got):
+        await wait_until(lambda: reader.stats.events == 2)
+    first, second = got.events()
+    assert first["PID"] == "4242"  # journald's _PID, not the client's PID
+    assert first["TAGS"] == ["a", "b"] and first["CODE_FILE"] == "x.c"
+    assert second["level"] == "9"  # outside 0..7: kept as written
+
+    only = from_start(journal, include_fields=["CODE_FILE"])
+    async with running(only) as (reader, got):
+        await wait_until(lambda: reader.stats.events == 2)
+    assert set(got.events()[0]) == {
+        "message",
+        "timestamp",
+        "level",
+        "SYSTEMD_UNIT",
+        "SYSLOG_IDENTIFIER",
+        "PID",
+        "HOSTNAME",
+        "BOOT_ID",
+        "CODE_FILE",
+    }
+
+    without = from_start(journal, exclude_fields=["_COMM", "TAGS", "MESSAGE"])
+    async with running(without) as (reader, got):
+        await wait_until(lambda: reader.stats.events == 2)
+    event = got.events()[0]
+    assert "COMM" not in event and "TAGS" not in event
+    assert event["message"] == "entry 1"  # the core fields cannot be excluded
+
+
 async def test_resumes_after_the_last_safe_cursor(journal: JournalDir, tmp_path: Path) -> None:
     journal.write([entry(1), entry(2), entry(3)])
     store = CursorStore(str(tmp_path / "journal.cursor"), "journal")
@@ -160,6 +197,35 @@ async def test_a_cursor_that_is_no_cursor_reads_from_the_beginning(journal: Jour
             await wait_until(lambda: reader.stats.events == 2)
     assert got.messages() == ["entry 1", "entry 2"]
     assert any(log["event"] == "journal_cursor_invalid" for log in logs)
+
+
+async def test_a_killed_child_is_restarted_where_it_stopped(journal: JournalDir) -> None:
+    journal.write([entry(1)])
+    async with running(from_start(journal)) as (reader, got):
+        await wait_until(lambda: reader.stats.events == 1)
+        first = reader.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        await wait_until(lambda: reader.pid not in (None, first))
+        journal.write([entry(2)])
+        await wait_until(lambda: reader.stats.events == 2)
+    assert got.messages() == ["entry 1", "entry 2"]  # nothing twice, nothing lost
+    assert reader.stats.restarts == 1 and reader.stats.cursor_gaps == 0
+
+
+async def test_since_a_time_starts_there(journal: JournalDir) -> None:
+    now = int(time.time() * 1_000_000)
+    journal.write(
+        [
+            entry(1, __REALTIME_TIMESTAMP=now - 7_200_000_000),
+            entry(2, __REALTIME_TIMESTAMP=now - 60_000_000),
+        ]
+    )
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    settings = JournalSettings.model_validate({"directory": str(journal.path), "since": since})
+    async with running(settings) as (reader, got):
+        await wait_until(lambda: reader.stats.events == 1)
+    assert got.messages() == ["entry 2"]
 
 
 async def test_missing_journalctl_is_a_clear_error(journal: JournalDir) -> None:
@@ -236,13 +302,13 @@ def test_the_child_dies_when_the_agent_is_killed(
         while not line.startswith(b"CHILD "):  # structlog writes to stdout too
             line = agent.stdout.readline()
             assert line, "the agent ended before its child read anything"
-        child = int(line.split()[1])
-        assert not process_gone(child)
+        pid = int(line.split()[1])
+        assert not process_gone(pid)
         agent.send_signal(signal.SIGKILL)
         agent.wait(10)
         deadline = time.monotonic() + 10
-        while not process_gone(child):
-            assert time.monotonic() < deadline, f"journalctl {child} outlived the agent"
+        while not process_gone(pid):
+            assert time.monotonic() < deadline, f"{child} ({pid}) outlived the agent"
             time.sleep(0.02)
     finally:
         agent.kill()
