@@ -30,7 +30,8 @@ journal-tools:
 	@if [ -x /usr/lib/systemd/systemd-journal-remote ] || [ -x /lib/systemd/systemd-journal-remote ]; then :; \
 	elif command -v apt-get >/dev/null; then \
 	  apt-get install -y --no-install-recommends systemd-journal-remote >/dev/null 2>&1 || \
-	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends systemd-journal-remote; }; \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends systemd-journal-remote; } || \
+	  echo "journal-tools: installing systemd-journal-remote failed (root?); see the journald tests"; \
 	else echo "journal-tools: no apt-get; the journald tests will skip"; fi
 
 test: lint typecheck pytest
