@@ -283,7 +283,7 @@ class Agent:
         components' own reports."""
         tail = self.tailer.snapshot()
         sender = self.delivery.sender
-        send = sender.stats  # W2: sender.snapshot()
+        send = sender.snapshot()
         spool = self.delivery.spool
         spooled = spool.stats if spool is not None else SpoolStats()
         requests = {str(status): count for status, count in send.requests.items()}
@@ -297,20 +297,21 @@ class Agent:
             bytes_posted=send.bytes_posted,
             requests=requests,
             retries=send.retries,
-            ratelimit_remaining=sender.pacer.remaining,
+            ratelimit_remaining=send.ratelimit_remaining,
             queue_bytes=self.queue.bytes,
-            in_flight_batches=sender.in_flight + self.batches.qsize(),
+            in_flight_batches=send.in_flight + self.batches.qsize(),
             spool_bytes=spooled.bytes,
             spool_files=spooled.files,
             spool_max_bytes=spool.max_bytes if spool is not None else 0,
             spool_corrupt_files=spooled.corrupt,
             dead_letters=self.dead_letters.snapshot(),
             drops={"spool_full": spooled.dropped_events},
-            request_latency=send.latency.frozen(),
+            request_latency=send.latency,
             auth_failing=send.auth_failing,
-            endpoint_refusing=send.endpoint_failing,
+            endpoint_refusing=send.endpoint_refusing,
             seconds_since_success=now - send.last_success if send.last_success else None,
             uptime_seconds=now - self._started,
+            held_copies=tail.held_copies,
             truncations=tail.truncations,
             blank_lines=tail.blank_lines,
             unterminated_lines=tail.unterminated_lines,

@@ -195,6 +195,12 @@ def _reading_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
         "from their start.",
         snap.truncations,
     )
+    yield _gauge(
+        "held_copies",
+        "New files held back until they can be told apart from copies of tracked files "
+        "(copytruncate, a log copied aside); not yet read.",
+        snap.held_copies,
+    )
     yield _counter("blank_lines", "Empty lines skipped: they make no event.", snap.blank_lines)
     yield _counter(
         "unterminated_lines",

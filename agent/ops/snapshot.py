@@ -40,6 +40,7 @@ class AgentSnapshot:
     seconds_since_success: float | None  # None before the first acknowledged request
     uptime_seconds: float
     endpoint_refusing: str = ""  # why the endpoint refuses everything (redirect, not_found, ...)
+    held_copies: int = 0  # new files waiting to be told apart from copies of tracked ones
     truncations: int = 0  # files found shorter than their read offset, read again from 0
     blank_lines: int = 0  # empty lines skipped (fast path)
     unterminated_lines: int = 0  # last lines never ended, of files let go

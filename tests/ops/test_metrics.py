@@ -176,6 +176,7 @@ def test_reading_and_sending_details_are_exported() -> None:
         healthy(
             sources=(dataclasses.replace(app, events=1150), nginx),
             truncations=2,
+            held_copies=1,
             blank_lines=5,
             unterminated_lines=1,
             splits=3,
@@ -187,6 +188,7 @@ def test_reading_and_sending_details_are_exported() -> None:
     assert value(samples, "polaris_agent_read_events_total", source="app") == 1150
     assert value(samples, "polaris_agent_read_events_total", source="nginx") == 0
     assert value(samples, "polaris_agent_file_truncations_total") == 2
+    assert value(samples, "polaris_agent_held_copies") == 1
     assert value(samples, "polaris_agent_blank_lines_total") == 5
     assert value(samples, "polaris_agent_unterminated_lines_total") == 1
     assert value(samples, "polaris_agent_batch_splits_total") == 3
