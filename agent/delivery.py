@@ -98,15 +98,12 @@ class Delivery:
             client = EventsClient(new.polaris, connections=new.sender.workers)
             await client.__aenter__()
             old, self._client = self._client, client
-            # W2: Sender.reconfigure(settings, client) replaces these two assignments.
-            self.sender.client = client
+            await self.sender.reconfigure(sender_settings(new), client)
             self._retire(old, new.polaris.request_timeout)
         if "sender" in plan:
-            self.sender.settings = sender_settings(new)
+            await self.sender.reconfigure(sender_settings(new))
         if "spool" in plan and self.spool is not None:
-            # W2: Spool.reconfigure(new.spool) replaces these two assignments.
-            self.spool.max_bytes = new.spool.max_size
-            self.spool.when_full = new.spool.when_full
+            self.spool.reconfigure(new.spool)
 
     def _retire(self, client: EventsClient, grace: float) -> None:
         """Close `client` once every request that may be on it has ended: each ends within

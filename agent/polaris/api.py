@@ -8,7 +8,6 @@ exceptions: each becomes one of the types in ``errors.py``.
 
 from __future__ import annotations
 
-import base64
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ import orjson
 from agent import __version__
 from agent.config import PolarisConfig
 from agent.polaris import errors
+from agent.ship.auth import basic_auth as basic_auth  # re-exported: setup's test kit uses it
 from agent.ship.http import location_host, use_env_proxy
 
 JsonObject = dict[str, Any]
@@ -66,15 +66,6 @@ class Job:
             desired_status=status if isinstance(status, str) else None,
             raw=data,
         )
-
-
-def basic_auth(api_key: str) -> str:
-    """Polaris' API key auth: HTTP Basic, the key as user name, an empty password.
-
-    Built by hand (aiohttp deprecates ``BasicAuth``), and sent only to ``polaris.url``:
-    requests never follow redirects, so the header cannot leak to another host.
-    """
-    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
 
 
 def tls_setting(config: PolarisConfig) -> ssl.SSLContext | bool:

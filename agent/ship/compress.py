@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.ship.payload import Payload
 
 try:
     from isal import igzip
@@ -47,3 +53,25 @@ def gunzip(data: bytes) -> bytes:
         result: bytes = igzip.decompress(data)  # type: ignore[no-untyped-call]
         return result
     return gzip.decompress(data)
+
+
+class Compressor:
+    """Makes a payload ready for the wire: gzip (in the compression threads) when the
+    sender compresses, NDJSON when it does not. A payload already in that form passes."""
+
+    def __init__(self, compress: Callable[[bytes], bytes] | None, executor: Executor) -> None:
+        self.compress = compress
+        self._executor = executor
+
+    def __repr__(self) -> str:
+        return f"<Compressor {'gzip' if self.compress is not None else 'none'}>"
+
+    async def __call__(self, payload: Payload) -> Payload:
+        if self.compress is None:
+            return payload.inflated()
+        if payload.gzipped is not None:
+            return payload
+        loop = asyncio.get_running_loop()
+        return payload.compressed(
+            await loop.run_in_executor(self._executor, self.compress, payload.body)
+        )

@@ -17,7 +17,10 @@ class TransportError(DeliveryError):
     reason = "transport"
 
 
-class ServerError(DeliveryError):
+class ServerFailed(DeliveryError):
+    """5xx, 408, 425: the endpoint failed this time; the same payload may pass later. (Not
+    the management API's `polaris.errors.ServerError`.)"""
+
     retryable = True
     reason = "server_error"
 
@@ -94,13 +97,14 @@ class BlanketRefusal(EndpointRefused):
 
 
 class PayloadTooLarge(DeliveryError):
-    """413: split the payload in two and send the halves."""
+    """413: split the payload in two and send the halves. Not retryable as it is."""
 
     reason = "too_large"
 
 
-class Rejected(DeliveryError):
-    """Another 4xx: some event in the payload is bad; split to isolate it, then dead-letter."""
+class PayloadRejected(DeliveryError):
+    """Another 4xx: some event in the payload is bad; split to isolate it, then dead-letter.
+    Not retryable as it is. (The management API's refusal is `polaris.errors.RequestRejected`.)"""
 
     reason = "rejected"
 
@@ -108,6 +112,10 @@ class Rejected(DeliveryError):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
+
+
+Refusal = PayloadTooLarge | PayloadRejected
+"""A refusal of the payload's content (not retryable as it is): the splitter's to handle."""
 
 
 def classify(
@@ -125,5 +133,5 @@ def classify(
     if status == 413:
         return PayloadTooLarge(f"HTTP 413: {message}")
     if status in (408, 425) or status >= 500:
-        return ServerError(status, message)
-    return Rejected(status, message)
+        return ServerFailed(status, message)
+    return PayloadRejected(status, message)

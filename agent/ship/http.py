@@ -1,12 +1,13 @@
-"""The one place that speaks HTTP to the Events API; aiohttp's exceptions end here."""
+"""The one place that speaks HTTP to the Events API; aiohttp's exceptions end here.
+
+`EventsClient` is one implementation of `ship.attempt.Poster`; `ship.fake.FakeEventsClient`
+is the in-process one the unit tests use."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import ssl
 import urllib.request
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
@@ -16,7 +17,9 @@ import structlog
 from yarl import URL
 
 from agent.config import PolarisConfig
-from agent.ship.errors import DeliveryError, TransportError, classify
+from agent.ship.auth import basic_auth
+from agent.ship.client import Answer
+from agent.ship.errors import TransportError
 from agent.ship.ratelimit import RateLimitInfo, header_seconds
 
 log = structlog.get_logger("agent.http")
@@ -33,22 +36,6 @@ _RATE_HEADERS = (
     "x-ratelimit-remaining-minute",
     "retry-after",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    rate: RateLimitInfo
-    retry_after: float | None
-    message: str  # the body of a non-2xx answer, squeezed and cut, for logs and dead letters
-    location_host: str = ""  # the host a 3xx points at (never followed), for the error
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def error(self) -> DeliveryError:
-        return classify(self.status, self.message, self.retry_after, self.location_host)
 
 
 class EventsClient:
@@ -70,17 +57,14 @@ class EventsClient:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(total=self._polaris.request_timeout),
-            headers={"Content-Type": "application/json", "Authorization": self._authorization()},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": basic_auth(self._polaris.api_key),
+            },
             raise_for_status=False,
             trust_env=trust_env,
         )
         return self
-
-    def _authorization(self) -> str:
-        """Polaris' key auth: HTTP Basic, the key as user name, an empty password. A plain
-        default header, sent only to `polaris.url`: redirects are never followed."""
-        token = base64.b64encode(f"{self._polaris.api_key.get_secret_value()}:".encode())
-        return "Basic " + token.decode("ascii")
 
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
@@ -88,6 +72,10 @@ class EventsClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def aclose(self) -> None:
+        """Close the session (requests still out on it fail as transport errors, retried)."""
+        await self.__aexit__(None, None, None)
 
     async def post(self, connection: str, body: bytes, *, gzip: bool) -> Answer:
         """Post one payload and return Polaris' answer; TransportError when there is none."""

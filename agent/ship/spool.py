@@ -8,13 +8,16 @@ Each spooled batch is one immutable file, written tmp + fsync + rename:
 
     magic "PAS1" | crc32 u32 | header length u32 | body length u64 | header JSON | body
 
-The body is the gzip-compressed NDJSON; the header names the connection, the event count and
-where each event came from (for dead letters). The CRC covers header and body. Names sort
-oldest first. A file that fails its check is moved to `quarantine/`, counted and logged: it
-never blocks the start or the replay of the others. So is a symlink posing as a spool file
-(files are read without following links). A file that cannot be read *now* (permissions, too
-many open files, an I/O error) is not damaged: it is set aside, logged once, and tried again
-every `UNREADABLE_RETRY_SECS`, while the files after it replay.
+The body is the gzip-compressed NDJSON, written as the sender compressed it (no second
+compression) and read back compressed (replay posts it as it is); the header names the
+connection, the event count, where each event came from (for dead letters) and, since the
+ship chain, the NDJSON size (optional: older files without it read the same). The CRC
+covers header and body. Names sort oldest first. A file that fails its check is moved to
+`quarantine/`, counted and logged: it never blocks the start or the replay of the others.
+So is a symlink posing as a spool file (files are read without following links). A file
+that cannot be read *now* (permissions, too many open files, an I/O error) is not damaged:
+it is set aside, logged once, and tried again every `UNREADABLE_RETRY_SECS`, while the
+files after it replay.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from typing import Any, Final, Literal, TypeVar
 import orjson
 import structlog
 
+from agent.config import SpoolConfig
 from agent.records import Origin
-from agent.ship.compress import gunzip, gzip_compressor
+from agent.ship.compress import gzip_compressor
+from agent.ship.payload import EventOrigins, Payload, PieceOrigins
 from agent.state.files import UnsafeState, private_dir, read_private, write_atomically
 
 T = TypeVar("T")
@@ -56,6 +61,9 @@ _DAMAGED_ERRNOS: Final = frozenset({errno.ELOOP, errno.EINVAL, errno.EISDIR, err
 """Read errors that say the file itself is wrong (a link, not a regular file, gone): these
 are quarantined like a failed CRC. Every other OSError is taken as passing."""
 
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_GZIP_MIN: Final = 18  # header and trailer of an empty member
+
 WhenFull = Literal["block", "drop_oldest"]
 
 
@@ -63,23 +71,8 @@ class SpoolCorrupt(Exception):
     """A spool file failed its length or CRC check."""
 
 
-@dataclass(frozen=True, slots=True)
-class SpoolEntry:
-    """One spooled request: what to send, where, and where its events came from."""
-
-    connection: str
-    body: bytes  # uncompressed NDJSON
-    events: int
-    origins: tuple[Origin, ...] = ()
-
-    def locate(self, position: int) -> tuple[str, int]:
-        """The source file and offset of the event at byte `position` of `body`."""
-        index = self.body.count(b"\n", 0, position)
-        for origin in self.origins:
-            if index < len(origin.offsets):
-                return origin.path, origin.offsets[index]
-            index -= len(origin.offsets)
-        return "", -1
+SpoolEntry = Payload
+"""One spooled request: a payload (what to send, where, and where its events came from)."""
 
 
 @dataclass(slots=True)
@@ -98,20 +91,33 @@ class SpoolFile:
     size: int = field(compare=False)
 
 
-def encode_entry(entry: SpoolEntry, compress: Callable[[bytes], bytes]) -> bytes:
+def encode_entry(entry: Payload, compress: Callable[[bytes], bytes]) -> bytes:
+    """The file for `entry`. A payload already compressed is written as it is; one that is
+    not is compressed here (the spool always holds gzip). Inflated only when its origins
+    are a batch's lazy offsets, which are read from the NDJSON."""
+    body = entry.gzipped
+    ndjson = entry.body if body is None or isinstance(entry.origins, PieceOrigins) else b""
+    if isinstance(entry.origins, EventOrigins):
+        origins = entry.origins.origins
+    else:
+        origins = entry.origins.select(ndjson, [(0, len(ndjson))])
     header = orjson.dumps(
         {
             "connection": entry.connection,
             "events": entry.events,
-            "origins": [[o.path, list(o.offsets)] for o in entry.origins],
+            "origins": [[o.path, list(o.offsets)] for o in origins],
+            "size": entry.size,
         }
     )
-    body = compress(entry.body)
+    if body is None:
+        body = compress(ndjson)
     crc = zlib.crc32(body, zlib.crc32(header))
     return _PREFIX.pack(MAGIC, crc, len(header), len(body)) + header + body
 
 
-def decode_entry(data: bytes) -> SpoolEntry:
+def decode_entry(data: bytes) -> Payload:
+    """The payload in a spool file, its body left compressed (replay posts it as it is).
+    Files written before `size` was in the header read the same: it is optional."""
     if len(data) < _PREFIX.size:
         raise SpoolCorrupt(f"{len(data)} bytes: shorter than the prefix")
     magic, crc, header_len, body_len = _PREFIX.unpack_from(data)
@@ -123,11 +129,21 @@ def decode_entry(data: bytes) -> SpoolEntry:
     body = data[_PREFIX.size + header_len :]
     if zlib.crc32(body, zlib.crc32(header)) != crc:
         raise SpoolCorrupt("CRC mismatch")
+    if not body.startswith(_GZIP_MAGIC) or len(body) < _GZIP_MIN:
+        raise SpoolCorrupt("body is not gzip")
     try:
         doc = orjson.loads(header)
         origins = tuple(Origin(str(path), list(offsets)) for path, offsets in doc["origins"])
-        return SpoolEntry(str(doc["connection"]), gunzip(body), int(doc["events"]), origins)
-    except (ValueError, KeyError, TypeError, OSError, EOFError) as exc:
+        size = doc.get("size")
+        return Payload(
+            str(doc["connection"]),
+            None,
+            int(doc["events"]),
+            origins,
+            gzipped=body,
+            size=int(size) if size is not None else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SpoolCorrupt(f"unreadable: {exc}") from None
 
 
@@ -173,6 +189,12 @@ class Spool:
 
     def __repr__(self) -> str:
         return f"<Spool {self.directory} files={self.stats.files} bytes={self.stats.bytes}>"
+
+    def reconfigure(self, section: SpoolConfig) -> None:
+        """A reloaded `[spool]`: the size cap and the policy apply to the next write (a
+        smaller cap drops or blocks then, never deletes what is on disk now)."""
+        self.max_bytes = section.max_size
+        self.when_full = section.when_full
 
     async def put(self, entry: SpoolEntry, stopping: asyncio.Event | None = None) -> bool:
         """Write `entry` durably; True once it is on disk. With `block`, waits for room
@@ -233,11 +255,11 @@ class Spool:
             data = await self._run(self._read_file, self.directory / file.name)
             entry = await self._run(decode_entry, data)
         except SpoolCorrupt as exc:
-            await self._quarantine(file, str(exc))
+            await self.quarantine_file(file, str(exc))
             return None
         except OSError as exc:
             if exc.errno in _DAMAGED_ERRNOS:
-                await self._quarantine(file, exc.strerror or str(exc))
+                await self.quarantine_file(file, exc.strerror or str(exc))
             else:
                 self._set_aside(file, exc)
             return None
@@ -335,7 +357,7 @@ class Spool:
             return None
         return max(min(self._unreadable.values()) - asyncio.get_running_loop().time(), 0.0)
 
-    async def _quarantine(self, file: SpoolFile, why: str) -> None:
+    async def quarantine_file(self, file: SpoolFile, why: str) -> None:
         try:
             private_dir(self.quarantine)
         except UnsafeState as exc:  # left where it is, and out of the replay until restart

@@ -24,10 +24,10 @@ from agent.ship.errors import (
     AuthFailed,
     ConnectionMissing,
     DeliveryError,
+    PayloadRejected,
     PayloadTooLarge,
     Redirected,
-    Rejected,
-    ServerError,
+    ServerFailed,
     Throttled,
     classify,
 )
@@ -191,11 +191,11 @@ async def test_a_long_pause_ends_at_shutdown() -> None:
         (403, AuthFailed, True),
         (404, ConnectionMissing, True),
         (429, Throttled, True),
-        (500, ServerError, True),
-        (503, ServerError, True),
+        (500, ServerFailed, True),
+        (503, ServerFailed, True),
         (413, PayloadTooLarge, False),
-        (400, Rejected, False),
-        (422, Rejected, False),
+        (400, PayloadRejected, False),
+        (422, PayloadRejected, False),
     ],
 )
 def test_every_status_has_one_class_and_a_consistent_retryability(

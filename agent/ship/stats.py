@@ -1,0 +1,46 @@
+"""The sender's numbers: counted per request (never per line), reported as a frozen value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from agent.snapshots import LatencyHistogram, LatencySnapshot
+
+
+@dataclass(slots=True)
+class SendStats:
+    """Counted per request, never per line: cheap enough for the hot path."""
+
+    requests: dict[int, int] = field(default_factory=dict)  # by HTTP status
+    transport_errors: int = 0
+    retries: int = 0
+    splits: int = 0
+    batches_delivered: int = 0
+    batches_spooled: int = 0
+    events_delivered: int = 0
+    bytes_delivered: int = 0  # uncompressed NDJSON
+    bytes_posted: int = 0  # on the wire
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSnapshot:
+    """What `Sender.snapshot()` reports: /metrics, /readyz and the STATUS line read this."""
+
+    requests: Mapping[int, int]
+    transport_errors: int
+    retries: int
+    splits: int
+    batches_delivered: int
+    batches_spooled: int
+    events_delivered: int
+    bytes_delivered: int
+    bytes_posted: int
+    latency: LatencySnapshot
+    auth_failing: bool
+    endpoint_refusing: str  # reason of the last EndpointRefused but auth; "" once it works
+    last_success: float  # time.monotonic() of the last acknowledged request; 0 before
+    outage: bool  # live batches go straight to the spool
+    in_flight: int  # batches taken by a worker and not yet safe
+    ratelimit_remaining: int | None  # of the default connection
