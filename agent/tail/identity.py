@@ -31,17 +31,15 @@ from agent.tail.compare import (
     is_moved,
     last_line_end,
     line_start,
-    same_file,
-    still_in_place,
 )
 from agent.tail.discover import covers
-from agent.tail.fingerprint import Fingerprint, FingerprintIndex, head, of_head, starts_with
+from agent.tail.dormant import Dormant
+from agent.tail.fingerprint import Fingerprint, head, of_head, starts_with
 from agent.tail.reader import Key, Reader
 from agent.tail.registry import Registry
 
 log = structlog.get_logger("agent.tailer")
 
-DORMANT_KEEP_SECS = 7 * 86400  # how long to remember a file that went away
 COPY_WAIT_SECS = 5.0  # how long a file beginning like a tracked one waits for a truncation
 
 
@@ -87,16 +85,14 @@ class Identity:
         self._line_limit = line_limit
         self.copies: dict[Key, Copy] = {}
         self.orphans: list[Orphan] = []
-        self._dormant: dict[int, FileCheckpoint] = {}  # files gone or not found yet
-        self._next_dormant = 0
-        self._dormant_index: FingerprintIndex[int] | None = None
+        self.dormant = Dormant()  # records of files gone or not found yet
         self._on_opened = on_opened
         self.truncations = 0
 
     def __repr__(self) -> str:
         return (
             f"<Identity copies={len(self.copies)} orphans={len(self.orphans)}"
-            f" dormant={len(self._dormant)}>"
+            f" dormant={len(self.dormant)}>"
         )
 
     # -- a path found by a scan -----------------------------------------------------------
@@ -140,7 +136,7 @@ class Identity:
             self._adopt(source, path, fd, orphan.file_id, orphan.fingerprint, orphan.offset)
             self.orphans.remove(orphan)
             return key
-        saved = self._claim(fd, stat, data)
+        saved = self.dormant.claim(fd, stat, data)
         twin = None if saved is not None or not could_be_copy else self._twin_of(fd, stat, data)
         if twin is not None:
             os.close(fd)
@@ -177,27 +173,6 @@ class Identity:
         )
         self._registry.register(reader)
         return reader
-
-    def _claim(self, fd: int, stat: os.stat_result, data: bytes) -> FileCheckpoint | None:
-        """The saved checkpoint of this file's content, if any; taken off the dormant list.
-
-        Content decides, the inode breaks ties. A record of another inode is only taken when
-        its own file is still where it was (so this one is its copy, e.g. copytruncate while
-        stopped): a deleted file's record must not make a newcomer that begins alike skip.
-        """
-        if self._dormant_index is None:
-            self._dormant_index = FingerprintIndex()
-            for number, record in self._dormant.items():
-                self._dormant_index.add(
-                    Fingerprint(record.fingerprint, record.fingerprint_len), number
-                )
-        found = [n for n in self._dormant_index.matching(data) if n in self._dormant]
-        same = [n for n in found if same_file(self._dormant[n], stat)]
-        pool = same or [n for n in found if still_in_place(self._dormant[n])]
-        pool = [n for n in pool if line_start(fd, self._dormant[n].offset, stat.st_size)]
-        if not pool:
-            return None
-        return self._dormant.pop(pool[0])  # longest fingerprint first
 
     def _twin_of(self, fd: int, stat: os.stat_result, data: bytes) -> Key | None:
         """A tracked file this new one may be a copy of: same first bytes, same tail."""
@@ -274,22 +249,22 @@ class Identity:
         """
         wanted: dict[str, list[tuple[int, SourceConfig]]] = {}  # directory -> records
         sources = self._registry.sources.values()
-        for number, record in self._dormant.items():
+        for number, record in self.dormant.items():
             source = next((s for s in sources if covers(s, record.path)), None)
             key = (record.dev, record.ino)
             if source is not None and key not in self._registry.readers and key not in self.copies:
                 wanted.setdefault(os.path.dirname(record.path), []).append((number, source))
         for directory, records in wanted.items():
-            paths = by_inode(directory, {self._dormant[n].ino for n, _ in records})
+            paths = by_inode(directory, {self.dormant[n].ino for n, _ in records})
             for number, source in records:
-                record = self._dormant[number]
+                record = self.dormant[number]
                 for path in paths.get(record.ino, []):
                     if path != record.path and self._resume_moved(number, source, path):
                         break
 
     def _resume_moved(self, number: int, source: SourceConfig, path: str) -> bool:
         """Track the file at `path` from dormant record `number`, if it is its content."""
-        record = self._dormant[number]
+        record = self.dormant[number]
         if (record.dev, record.ino) in self._registry.readers:
             return False  # two records of one inode: the first that fits took it
         try:
@@ -303,8 +278,7 @@ class Identity:
         if not is_moved(record, fd, os.fstat(fd)):
             os.close(fd)
             return False
-        del self._dormant[number]
-        self._dormant_index = None
+        self.dormant.take(number)
         fp = Fingerprint(record.fingerprint, record.fingerprint_len)
         self._new_reader(source.name, path, fd, record.offset, fp)
         log.info(
@@ -318,12 +292,6 @@ class Identity:
         return True
 
     # -- what survives ----------------------------------------------------------------------
-
-    def remember(self, record: FileCheckpoint) -> None:
-        """Keep the checkpoint of a file not tracked (gone, or not found yet)."""
-        self._next_dormant += 1
-        self._dormant[self._next_dormant] = record
-        self._dormant_index = None
 
     def forget_copies(self, keep: set[Key] | None = None, source: str | None = None) -> None:
         """Drop held copies no longer found (not in `keep`), or of a removed `source`."""
@@ -352,9 +320,5 @@ class Identity:
         )
 
     def untracked(self, now: float) -> list[FileCheckpoint]:
-        """Records of orphans and of dormant files (those not seen for DORMANT_KEEP_SECS are
-        forgotten now)."""
-        stale = [n for n, d in self._dormant.items() if now - d.seen_at >= DORMANT_KEEP_SECS]
-        for number in stale:
-            del self._dormant[number]
-        return [self.record(o, now) for o in self.orphans] + list(self._dormant.values())
+        """Records of orphans and of dormant files."""
+        return [self.record(o, now) for o in self.orphans] + self.dormant.records(now)

@@ -8,9 +8,12 @@ identity's to check).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -21,6 +24,16 @@ from agent.tail.fingerprint import FingerprintIndex, starts_with
 from agent.tail.reader import Key, Reader
 
 log = structlog.get_logger("agent.tailer")
+
+
+@dataclass(slots=True)
+class Usage:
+    """One source's files: how many are tracked, how many open, how far ahead of the
+    checkpoint they are on disk (read but not yet safe, plus unread)."""
+
+    files: int
+    open_files: int
+    lag_bytes: int
 
 
 class Registry:
@@ -213,6 +226,22 @@ class Registry:
         if finished:
             self.close(reader.key)
             log.info("file_closed_inactive", path=reader.path, offset=reader.offset)
+
+    def usage(self, committed: Callable[[FileId], int]) -> dict[str, Usage]:
+        """Per source: files tracked, descriptors held, and bytes on disk past `committed`
+        (one fstat per open file; a closed one counts the size the last scan saw)."""
+        usage = {name: Usage(0, self.open_count(name), 0) for name in self.sources}
+        for reader in self.readers.values():
+            counted = usage.get(reader.source)
+            if counted is None:
+                continue
+            size = reader.last_size
+            if reader.is_open:
+                with contextlib.suppress(OSError):
+                    size = reader.size()
+            counted.files += 1
+            counted.lag_bytes += max(0, size - committed(reader.file_id))
+        return usage
 
     def close_all(self) -> None:
         for reader in [*self.readers.values(), *self.retired]:

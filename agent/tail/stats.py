@@ -7,9 +7,11 @@ descriptors, which it measures then) into a `TailSnapshot` that the operator-fac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agent.snapshots import SourceSnapshot
+from agent.tail.registry import Usage
 
 
 @dataclass(slots=True)
@@ -37,6 +39,34 @@ class TailStats:
         if found is None:
             found = self.sources[name] = SourceStats()
         return found
+
+    def freeze(
+        self, usage: Mapping[str, Usage], truncations: int, held_copies: int
+    ) -> TailSnapshot:
+        """The counters with `usage`, one entry per configured source, in config order."""
+        sources = tuple(
+            SourceSnapshot(
+                name=name,
+                lines_read=self.source(name).lines,
+                bytes_read=self.source(name).bytes_read,
+                checkpoint_lag_bytes=used.lag_bytes,
+                open_files=used.open_files,
+                files=used.files,
+                parsing=dict(self.source(name).parsing),
+                events=self.source(name).events,
+            )
+            for name, used in usage.items()
+        )
+        return TailSnapshot(
+            sources=sources,
+            events=self.events,
+            bytes_read=self.bytes_read,
+            rejected=self.rejected,
+            blank_lines=self.blank_lines,
+            truncations=truncations,
+            unterminated_lines=self.unterminated_lines,
+            held_copies=held_copies,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ end, every ticket done, nothing held by its encoder.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Iterable
 
@@ -21,7 +20,6 @@ import structlog
 
 from agent.config import SourceConfig
 from agent.encode import Encoded, EncodeLimits, LineEncoder, line_limit
-from agent.snapshots import SourceSnapshot
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import FileCheckpoint
 from agent.state.deadletter import DeadLetters
@@ -31,13 +29,13 @@ from agent.tail.identity import Identity
 from agent.tail.outlet import Emit, Outlet
 from agent.tail.reader import Block, Key, LongLine, Reader, Truncated
 from agent.tail.registry import Registry
+from agent.tail.release import Release
 from agent.tail.stats import TailSnapshot, TailStats
 
 log = structlog.get_logger("agent.tailer")
 
 CHUNKS_PER_TURN = 8  # per file per pass: one busy file must not starve the others
 DRAIN_CHUNKS = 64  # a rotated file read to its end before its held lines move to the new one
-ROTATE_WAIT_SECS = 5.0  # a file gone from its globs is still read this long: late writers
 
 
 class Tailer:
@@ -60,9 +58,10 @@ class Tailer:
         self._identity = Identity(self._registry, acks, self._line_limit, self._opened)
         self._stats = TailStats()
         self._outlet = Outlet(acks, dead_letters, emit, self._handoffs, self._stats)
+        self._release = Release(self._registry, self._identity, acks, self._encoders, self._stats)
         self._first_scan = True
         for record in saved:
-            self._identity.remember(record)
+            self._identity.dormant.remember(record)
         self._apply(sources)
 
     def __repr__(self) -> str:
@@ -147,67 +146,18 @@ class Tailer:
         self._first_scan = False
         for key, reader in list(self._registry.readers.items()):
             if key not in seen:
-                self._maybe_release(reader)
+                self._release.missing(reader)
             else:
                 self._registry.close_inactive(reader, now)
         self._identity.forget_copies(keep=seen)
         self._identity.settle(now)
-        self._settle_retired()
+        self._release.settle_retired()
         alive = self._registry.alive() | {o.file_id for o in self._identity.orphans}
         self._encoders.forget(alive)
         self._handoffs.forget(alive)
 
     def _opened(self, source: SourceConfig, reader: Reader) -> None:
         self._handoffs.opened(source, reader, self._registry.readers, first_scan=self._first_scan)
-
-    def _settle_retired(self) -> None:
-        """Forget removed sources' files once nothing waits on them (their records stay)."""
-        for reader in list(self._registry.retired):
-            if not self._acks.pending_bytes(reader.file_id):
-                self._identity.remember(self._identity.record(reader, time.time()))
-                self._acks.forget(reader.file_id)
-                self._registry.retired.remove(reader)
-
-    def _maybe_release(self, reader: Reader) -> None:
-        """A file no longer found under its globs: let go once read to its end and safe."""
-        now = time.monotonic()
-        if reader.missing_since is None:
-            reader.missing_since = now
-        if now - reader.missing_since < ROTATE_WAIT_SECS:
-            return
-        if self._acks.pending_bytes(reader.file_id) or self._encoders.held(reader.file_id):
-            return  # held lines go out by their flush timeout first
-        deleted = False  # a closed file cannot be asked; its record costs little
-        if reader.is_open:
-            try:
-                finished = reader.size() <= reader.offset + reader.held
-                deleted = reader.deleted()
-            except OSError:
-                finished, deleted = True, True
-            if not finished:
-                return
-        if not deleted:
-            self._identity.remember(self._identity.record(reader, time.time()))
-        self._report_unterminated(reader, deleted)
-        self._acks.forget(reader.file_id)
-        self._registry.remove(reader.key)
-        log.info("file_released", path=reader.path, deleted=deleted)
-
-    def _report_unterminated(self, reader: Reader, deleted: bool) -> None:
-        """A file let go with a last line its writer never ended: it is not a line, so it is
-        not shipped, but never silently: counted and logged once, with where it starts. (A
-        kept record still points before it: should the file come back, it is read again.)"""
-        left = reader.offset + reader.held - reader.line_offset
-        if left <= 0:
-            return
-        self._stats.unterminated_lines += 1
-        log.warning(
-            "unterminated_line_released",
-            path=reader.path,
-            offset=reader.line_offset,
-            bytes=left,
-            deleted=deleted,
-        )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -318,44 +268,8 @@ class Tailer:
         Cheap enough for every /metrics scrape: one fstat per open file, none for a closed
         one (the size the last scan saw is used).
         """
-        sources = self._registry.sources
-        lag = dict.fromkeys(sources, 0)
-        files = dict.fromkeys(sources, 0)
-        for reader in self._registry.readers.values():
-            if reader.source not in lag:
-                continue
-            size = reader.last_size
-            if reader.is_open:
-                with contextlib.suppress(OSError):
-                    size = reader.size()
-            lag[reader.source] += max(0, size - self._acks.committed(reader.file_id))
-            files[reader.source] += 1
-        per_source = []
-        for name in sources:
-            counted = self._stats.source(name)
-            per_source.append(
-                SourceSnapshot(
-                    name=name,
-                    lines_read=counted.lines,
-                    bytes_read=counted.bytes_read,
-                    checkpoint_lag_bytes=lag[name],
-                    open_files=self._registry.open_count(name),
-                    files=files[name],
-                    parsing=dict(counted.parsing),
-                    events=counted.events,
-                )
-            )
-        stats = self._stats
-        return TailSnapshot(
-            sources=tuple(per_source),
-            events=stats.events,
-            bytes_read=stats.bytes_read,
-            rejected=stats.rejected,
-            blank_lines=stats.blank_lines,
-            truncations=self._identity.truncations,
-            unterminated_lines=stats.unterminated_lines,
-            held_copies=len(self._identity.copies),
-        )
+        usage = self._registry.usage(self._acks.committed)
+        return self._stats.freeze(usage, self._identity.truncations, len(self._identity.copies))
 
     def close(self) -> None:
         self._registry.close_all()

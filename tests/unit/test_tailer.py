@@ -250,7 +250,7 @@ async def test_a_file_rotated_out_of_the_globs_while_stopped_is_finished_then_re
     kept = {c.path: c.offset for c in rig.tailer.checkpoints()}
     assert kept[str(logs / "app.log.1")] == (logs / "app.log.1").stat().st_size
 
-    monkeypatch.setattr("agent.tail.tailer.ROTATE_WAIT_SECS", 0.0)
+    monkeypatch.setattr("agent.tail.release.ROTATE_WAIT_SECS", 0.0)
     await rig.pass_()
     assert [r.path for r in rig.tailer.readers] == [str(log)], "finished, then released"
     again = Rig(tmp_path, [SourceConfig(name="app", include=[str(log)])], saved)
@@ -288,7 +288,7 @@ async def test_a_file_let_go_with_an_unterminated_last_line_counts_and_logs_it(
     await rig.pass_()
     rig.acknowledge()
     log.rename(logs / "a.old")
-    monkeypatch.setattr("agent.tail.tailer.ROTATE_WAIT_SECS", 0.0)
+    monkeypatch.setattr("agent.tail.release.ROTATE_WAIT_SECS", 0.0)
 
     with capture_logs() as logged:
         await rig.pass_()
