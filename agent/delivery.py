@@ -2,15 +2,14 @@
 sender and the spool, built from the config once and reconfigured on reload.
 
 A reload that changes `[polaris]` needs a new HTTP client (the URL, key and TLS settings are
-fixed per aiohttp session): the sender moves to it at once, and the old one is closed as soon
-as no request can still be using it (one `polaris.request_timeout` later, or at exit), so
-reloads do not pile up clients until the process ends.
+fixed per aiohttp session): the sender moves to it at once and closes the old one as soon as
+the requests still out on it have their answers, so reloads do not pile up clients until the
+process ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +19,6 @@ from agent.reload import ReloadPlan
 from agent.ship.compress import compression_threads, gzip_compressor
 from agent.ship.http import EventsClient
 from agent.ship.ratelimit import Pacer
-from agent.ship.retry import first_of, sleep_or_stop
 from agent.ship.sender import Sender, SenderSettings
 from agent.ship.spool import Spool
 from agent.state.acks import AckTracker
@@ -72,11 +70,9 @@ class Delivery:
             spool=self.spool,
             compress_threads=threads,
         )
-        self._retired: list[tuple[EventsClient, float]] = []  # (client, close at monotonic)
-        self._retiring = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"<Delivery {self.sender!r} spool={self.spool!r} retired={len(self._retired)}>"
+        return f"<Delivery {self.sender!r} spool={self.spool!r}>"
 
     async def __aenter__(self) -> Delivery:
         await self._client.__aenter__()
@@ -86,9 +82,7 @@ class Delivery:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
-            for client in [self._client, *(c for c, _ in self._retired)]:
-                await client.__aexit__(None, None, None)
-            self._retired.clear()
+            await self._client.aclose()
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -97,29 +91,9 @@ class Delivery:
         if "polaris" in plan:
             client = EventsClient(new.polaris, connections=new.sender.workers)
             await client.__aenter__()
-            old, self._client = self._client, client
-            await self.sender.reconfigure(sender_settings(new), client)
-            self._retire(old, new.polaris.request_timeout)
+            self._client = client
+            await self.sender.reconfigure(sender_settings(new), client)  # closes the old one
         if "sender" in plan:
             await self.sender.reconfigure(sender_settings(new))
         if "spool" in plan and self.spool is not None:
             self.spool.reconfigure(new.spool)
-
-    def _retire(self, client: EventsClient, grace: float) -> None:
-        """Close `client` once every request that may be on it has ended: each ends within
-        its timeout, and no new one starts on it."""
-        self._retired.append((client, time.monotonic() + grace))
-        self._retiring.set()
-
-    async def close_retired(self, done: asyncio.Event) -> None:
-        """Close replaced clients when their grace ends; until `done` (exit closes the rest)."""
-        while not done.is_set():
-            if not self._retired:
-                self._retiring.clear()
-                await first_of(self._retiring.wait(), done.wait())
-                continue
-            client, close_at = self._retired[0]
-            if await sleep_or_stop(done, max(0.0, close_at - time.monotonic())):
-                return
-            self._retired.pop(0)
-            await client.__aexit__(None, None, None)

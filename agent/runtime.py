@@ -150,7 +150,7 @@ class Agent:
             config, data_dir, acks=self.acks, dead_letters=self.dead_letters, stopping=self.stopping
         )
         self._reading: asyncio.Task[None] | None = None
-        self._started = time.monotonic()
+        self.started = time.monotonic()
 
     def __repr__(self) -> str:
         state = "stopping" if self.stopping.is_set() else "running"
@@ -180,7 +180,7 @@ class Agent:
         snap = self.snapshot()
         self.events.emit(
             AGENT_STOPPED,
-            seconds=round(time.monotonic() - self._started, 3),
+            seconds=round(time.monotonic() - self.started, 3),
             events_read=sum(s.events for s in snap.sources),
             events_delivered=snap.events_sent,
             batches_spooled=snap.batches_spooled,
@@ -213,7 +213,6 @@ class Agent:
             tasks.create_task(self._save_every(config.checkpoint_interval, done))
             tasks.create_task(self._reload_on_request(done))
             tasks.create_task(delivery.sender.replay(done))
-            tasks.create_task(delivery.close_retired(done))
             tasks.create_task(ping_watchdog(self.notifier, done))
             tasks.create_task(self._status_every(done))
             watcher = tasks.create_task(watch_hints(self.tailer.watch_roots, self.wake, done))
@@ -279,47 +278,8 @@ class Agent:
     # -- what operators see --------------------------------------------------------------
 
     def snapshot(self) -> AgentSnapshot:
-        """Everything /metrics, /readyz and the STATUS line show, read in one go from the
-        components' own reports."""
-        tail = self.tailer.snapshot()
-        sender = self.delivery.sender
-        send = sender.snapshot()
-        spool = self.delivery.spool
-        spooled = spool.stats if spool is not None else SpoolStats()
-        requests = {str(status): count for status, count in send.requests.items()}
-        if send.transport_errors:
-            requests["transport_error"] = send.transport_errors
-        now = time.monotonic()
-        return AgentSnapshot(
-            sources=tail.sources,
-            events_sent=send.events_delivered,
-            bytes_sent=send.bytes_delivered,
-            bytes_posted=send.bytes_posted,
-            requests=requests,
-            retries=send.retries,
-            ratelimit_remaining=send.ratelimit_remaining,
-            queue_bytes=self.queue.bytes,
-            in_flight_batches=send.in_flight + self.batches.qsize(),
-            spool_bytes=spooled.bytes,
-            spool_files=spooled.files,
-            spool_max_bytes=spool.max_bytes if spool is not None else 0,
-            spool_corrupt_files=spooled.corrupt,
-            dead_letters=self.dead_letters.snapshot(),
-            drops={"spool_full": spooled.dropped_events},
-            request_latency=send.latency,
-            auth_failing=send.auth_failing,
-            endpoint_refusing=send.endpoint_refusing,
-            seconds_since_success=now - send.last_success if send.last_success else None,
-            uptime_seconds=now - self._started,
-            held_copies=tail.held_copies,
-            truncations=tail.truncations,
-            blank_lines=tail.blank_lines,
-            unterminated_lines=tail.unterminated_lines,
-            splits=send.splits,
-            batches_delivered=send.batches_delivered,
-            batches_spooled=send.batches_spooled,
-            events=self.events.snapshot(),
-        )
+        """Everything /metrics, /readyz and the STATUS line show, read in one go."""
+        return compose_snapshot(self)
 
     # -- signals and reload --------------------------------------------------------------
 
@@ -383,3 +343,46 @@ class Agent:
         if "batch" in plan:
             self.batcher.reconfigure(new.batch)
         await self.delivery.reconfigure(plan, new)
+
+
+def compose_snapshot(agent: Agent) -> AgentSnapshot:
+    """One `AgentSnapshot` from the components' own reports (their `snapshot()`s)."""
+    tail = agent.tailer.snapshot()
+    sender = agent.delivery.sender
+    send = sender.snapshot()
+    spool = agent.delivery.spool
+    spooled = spool.stats if spool is not None else SpoolStats()
+    requests = {str(status): count for status, count in send.requests.items()}
+    if send.transport_errors:
+        requests["transport_error"] = send.transport_errors
+    now = time.monotonic()
+    return AgentSnapshot(
+        sources=tail.sources,
+        events_sent=send.events_delivered,
+        bytes_sent=send.bytes_delivered,
+        bytes_posted=send.bytes_posted,
+        requests=requests,
+        retries=send.retries,
+        ratelimit_remaining=send.ratelimit_remaining,
+        queue_bytes=agent.queue.bytes,
+        in_flight_batches=send.in_flight + agent.batches.qsize(),
+        spool_bytes=spooled.bytes,
+        spool_files=spooled.files,
+        spool_max_bytes=spool.max_bytes if spool is not None else 0,
+        spool_corrupt_files=spooled.corrupt,
+        dead_letters=agent.dead_letters.snapshot(),
+        drops={"spool_full": spooled.dropped_events},
+        request_latency=send.latency,
+        auth_failing=send.auth_failing,
+        endpoint_refusing=send.endpoint_refusing,
+        seconds_since_success=now - send.last_success if send.last_success else None,
+        uptime_seconds=now - agent.started,
+        held_copies=tail.held_copies,
+        truncations=tail.truncations,
+        blank_lines=tail.blank_lines,
+        unterminated_lines=tail.unterminated_lines,
+        splits=send.splits,
+        batches_delivered=send.batches_delivered,
+        batches_spooled=send.batches_spooled,
+        events=agent.events.snapshot(),
+    )
