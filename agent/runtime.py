@@ -380,6 +380,7 @@ def compose_snapshot(agent: Agent) -> AgentSnapshot:
         held_copies=tail.held_copies,
         truncations=tail.truncations,
         blank_lines=tail.blank_lines,
+        rejected_lines=tail.rejected,
         unterminated_lines=tail.unterminated_lines,
         splits=send.splits,
         batches_delivered=send.batches_delivered,

@@ -203,6 +203,12 @@ def _reading_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     )
     yield _counter("blank_lines", "Empty lines skipped: they make no event.", snap.blank_lines)
     yield _counter(
+        "rejected_lines",
+        "Lines the readers could not make an event of (too long, not JSON, outside the time "
+        "window, ...): the readers' share of dead_letters_total.",
+        snap.rejected_lines,
+    )
+    yield _counter(
         "unterminated_lines",
         "Last lines without a newline in files let go (removed or rotated away): shipped as "
         "they were, each one logged.",

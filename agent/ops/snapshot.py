@@ -43,6 +43,7 @@ class AgentSnapshot:
     held_copies: int = 0  # new files waiting to be told apart from copies of tracked ones
     truncations: int = 0  # files found shorter than their read offset, read again from 0
     blank_lines: int = 0  # empty lines skipped (fast path)
+    rejected_lines: int = 0  # lines the readers dead-lettered (too long, not JSON, too late...)
     unterminated_lines: int = 0  # last lines never ended, of files let go
     splits: int = 0  # refused or too large batches cut in halves
     batches_delivered: int = 0  # acknowledged requests' batches (halves count apart)

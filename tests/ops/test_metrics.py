@@ -178,6 +178,7 @@ def test_reading_and_sending_details_are_exported() -> None:
             truncations=2,
             held_copies=1,
             blank_lines=5,
+            rejected_lines=6,
             unterminated_lines=1,
             splits=3,
             batches_delivered=40,
@@ -190,6 +191,7 @@ def test_reading_and_sending_details_are_exported() -> None:
     assert value(samples, "polaris_agent_file_truncations_total") == 2
     assert value(samples, "polaris_agent_held_copies") == 1
     assert value(samples, "polaris_agent_blank_lines_total") == 5
+    assert value(samples, "polaris_agent_rejected_lines_total") == 6
     assert value(samples, "polaris_agent_unterminated_lines_total") == 1
     assert value(samples, "polaris_agent_batch_splits_total") == 3
     assert value(samples, "polaris_agent_sent_batches_total") == 40
