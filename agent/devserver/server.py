@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,13 +60,16 @@ class DevServer:
         rate_limit_per_minute: int = 6000,
         max_payload_bytes: int = 1_000_000,
         auto_create_connections: Collection[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_keys = frozenset(api_keys)
         self.data_dir = data_dir
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.faults = Faults(
-            rate_limit_per_minute=rate_limit_per_minute, max_payload_bytes=max_payload_bytes
+        self.faults = Faults(  # tests pass a clock to end a fault window when they choose
+            rate_limit_per_minute=rate_limit_per_minute,
+            max_payload_bytes=max_payload_bytes,
+            clock=clock,
         )
         self.requests: list[RequestRecord] = []
         self.status_counts: Counter[int] = Counter()

@@ -8,13 +8,17 @@ import aiohttp
 import pytest
 
 from agent.devserver import DevServer, running_dev_server
+from tests.support.clock import TestClock
 
 from .devkit import Api
 
 
 @pytest.fixture
-async def dev_server() -> AsyncIterator[DevServer]:
-    async with running_dev_server(auto_create_connections=["demo_connection"]) as server:
+async def dev_server(clock: TestClock) -> AsyncIterator[DevServer]:
+    """Its fault windows and rate limiter follow the test's `clock`."""
+    async with running_dev_server(
+        auto_create_connections=["demo_connection"], clock=clock
+    ) as server:
         yield server
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from agent.devserver import DevServer
+from tests.support.waiting import eventually
 
 from .devkit import PROJECT, Api
 from .test_catalog_api import job_spec
@@ -98,10 +99,9 @@ async def test_server_command_runs_until_sigterm(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        for _ in range(200):
-            if ready.exists():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: ready.exists() and ready.read_text().strip(), within=10, what="ready file"
+        )
         url = ready.read_text().strip()
         assert url.startswith("http://127.0.0.1:")
         async with aiohttp.ClientSession() as session:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
 import pytest
 
 from agent.devserver import DevServer
+from tests.support.clock import TestClock
 
 from .devkit import Api
 
@@ -51,11 +51,15 @@ async def test_fail_next_429_carries_rate_headers(api: Api, dev_server: DevServe
     assert response.headers["RateLimit-Limit"] == "6000"
 
 
-async def test_fail_for_covers_a_period_then_ends(api: Api, dev_server: DevServer) -> None:
+async def test_fail_for_covers_a_period_then_ends(
+    api: Api, dev_server: DevServer, clock: TestClock
+) -> None:
+    clock.pause()
     dev_server.faults.fail_for(500, 0.3)
     assert (await api.events("demo_connection", b'{"n":1}'))[0] == 500
+    clock.advance(0.29)
     assert (await api.events("demo_connection", b'{"n":1}'))[0] == 500
-    await asyncio.sleep(0.35)
+    clock.advance(0.01)
     assert (await api.events("demo_connection", b'{"n":2}'))[0] == 200
     assert dev_server.received_lines("demo_connection") == [b'{"n":2}']
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,12 +19,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipeline"))
-
-from harness import CONNECTION, Agent, dev_server, eventually, kill_leftovers, log_dir
-
 from agent.devserver import DevServer
 from agent.ops.admin import HEADER_TIMEOUT_SECS, MAX_CONNECTIONS
+from tests.support.config import CONNECTION
+from tests.support.endpoint import dev_server, log_dir
+from tests.support.process import AgentProcess as Agent
+from tests.support.process import kill_leftovers
+from tests.support.waiting import eventually
 
 __all__ = ["dev_server", "log_dir"]
 
@@ -35,7 +35,7 @@ DESCRIPTOR_LIMIT = 256
 
 @pytest.fixture
 def limited_agent(tmp_path: Path, dev_server: DevServer, log_dir: Path) -> Iterator[Agent]:
-    agent = Agent(tmp_path, dev_server.url, log_dir, top='[api]\nlisten = "127.0.0.1:0"\n')
+    agent = Agent(tmp_path, dev_server.url, log_dir, api={"listen": "127.0.0.1:0"})
     agent.wrapper = ["prlimit", f"--nofile={DESCRIPTOR_LIMIT}:{DESCRIPTOR_LIMIT}", "--"]
     yield agent
     kill_leftovers([agent])

@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from f2b_samples import fetch
+
+from tests.support.f2b_samples import fetch
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
-from f2b_samples import FAIL2BAN_NOW, Sample, samples
 
 from agent.parse.assemble import Record
 from agent.parse.event import EventBuilder
 from agent.parse.settings import SourceParsing
+from tests.support.f2b_samples import FAIL2BAN_NOW, Sample, samples
 
 KNOWN_WRONG_EXPECTATIONS = {
     # fail2ban's comment says 2014, the line says "Fri Dec 06 09:29:34 2013" (a Friday in 2013).

@@ -1,5 +1,7 @@
-"""Fixtures for the pipeline tests; the agent harness lives in harness.py."""
+"""Fixtures for the pipeline tests, from the shared `tests.support` package."""
 
-from harness import dev_server, log_dir, make_agent
+from tests.support.endpoint import dev_server, log_dir
+from tests.support.inprocess import inprocess_agent
+from tests.support.process import make_agent
 
-__all__ = ["dev_server", "log_dir", "make_agent"]
+__all__ = ["dev_server", "inprocess_agent", "log_dir", "make_agent"]

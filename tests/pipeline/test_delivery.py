@@ -1,4 +1,7 @@
-"""Every line written arrives: the pipeline end to end, as a user runs it."""
+"""Every line written arrives: the pipeline end to end, as a user runs it.
+
+The agent runs in process (`inprocess_agent`) unless the scenario is about the process: a
+million lines at full speed, SIGTERM and the exit code, the `status` command."""
 
 from __future__ import annotations
 
@@ -6,30 +9,17 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import orjson
-from harness import API_KEY, CONNECTION, eventually
 
 from agent.devserver import DevServer
-
-
-def write_json_lines(path: Path, start: int, count: int, *, pad: str = "x" * 40) -> None:
-    with path.open("ab") as out:
-        out.write(
-            b"".join(
-                orjson.dumps(
-                    {"seq": n, "event_time": "2026-11-25T10:00:00.000Z", "level": "info", "p": pad}
-                )
-                + b"\n"
-                for n in range(start, start + count)
-            )
-        )
-
-
-def sequence_numbers(server: DevServer) -> list[int]:
-    return [orjson.loads(line)["seq"] for line in server.received_lines(CONNECTION)]
+from tests.support.config import API_KEY, CONNECTION
+from tests.support.inprocess import InProcessAgent
+from tests.support.lines import write_json_lines
+from tests.support.waiting import eventually
 
 
 async def test_a_million_lines_arrive_once_each_gzip_and_within_the_size_limit(
@@ -38,7 +28,7 @@ async def test_a_million_lines_arrive_once_each_gzip_and_within_the_size_limit(
     per_file = 250_000
     for index in range(4):
         write_json_lines(log_dir / f"app-{index}.log", index * per_file, per_file)
-    agent = make_agent(source='time_field = "event_time"')
+    agent = make_agent(source={"time_field": "event_time"})
 
     assert await agent.run_once(within=300) == 0
 
@@ -57,10 +47,10 @@ async def test_a_million_lines_arrive_once_each_gzip_and_within_the_size_limit(
 
 
 async def test_text_lines_get_message_fields_and_a_read_time(
-    dev_server: DevServer, make_agent, log_dir: Path
+    dev_server: DevServer, inprocess_agent: Callable[..., InProcessAgent], log_dir: Path
 ) -> None:
     (log_dir / "plain.log").write_bytes(b'hello "world"\r\n\xff broken utf8\n\n')
-    agent = make_agent(source='format = "text"\nfields = { service = "checkout", tier = 2 }')
+    agent = inprocess_agent(source={"format": "text", "fields": {"service": "checkout", "tier": 2}})
     before = time.time()
 
     assert await agent.run_once() == 0
@@ -75,7 +65,7 @@ async def test_text_lines_get_message_fields_and_a_read_time(
 
 
 async def test_json_lines_keep_their_fields_and_gain_only_what_is_missing(
-    dev_server: DevServer, make_agent, log_dir: Path
+    dev_server: DevServer, inprocess_agent: Callable[..., InProcessAgent], log_dir: Path
 ) -> None:
     (log_dir / "app.log").write_bytes(
         b'{"ts":"2026-11-25T01:02:03Z","a":1}\n'
@@ -84,7 +74,7 @@ async def test_json_lines_keep_their_fields_and_gain_only_what_is_missing(
         b"{}\n"
         b'{"a":4,"service":"mine"}\n'
     )
-    agent = make_agent(source='time_field = "ts"\nfields = { service = "checkout" }')
+    agent = inprocess_agent(source={"time_field": "ts", "fields": {"service": "checkout"}})
 
     assert await agent.run_once() == 0
 
@@ -97,13 +87,13 @@ async def test_json_lines_keep_their_fields_and_gain_only_what_is_missing(
 
 
 async def test_broken_and_over_long_lines_are_dead_lettered_and_the_file_goes_on(
-    dev_server: DevServer, make_agent, log_dir: Path
+    dev_server: DevServer, inprocess_agent: Callable[..., InProcessAgent], log_dir: Path
 ) -> None:
     long_line = b'{"big":"' + b"y" * 5000 + b'"}'
     (log_dir / "app.log").write_bytes(
         b'{"n":1}\nnot json at all\n' + long_line + b"\n[1,2]\n" + b'{"n":2}\n'
     )
-    agent = make_agent(source='max_line_bytes = "4KiB"')
+    agent = inprocess_agent(source={"max_line_bytes": "4KiB"})
 
     assert await agent.run_once() == 0
 
@@ -124,11 +114,11 @@ async def test_broken_and_over_long_lines_are_dead_lettered_and_the_file_goes_on
 
 
 async def test_a_partial_last_line_waits_for_its_newline_across_a_restart(
-    dev_server: DevServer, make_agent, log_dir: Path
+    dev_server: DevServer, inprocess_agent: Callable[..., InProcessAgent], log_dir: Path
 ) -> None:
     log = log_dir / "app.log"
     log.write_bytes(b'{"n":1}\n{"n":')
-    agent = make_agent()
+    agent = inprocess_agent()
     assert await agent.run_once() == 0
     assert [orjson.loads(x)["n"] for x in dev_server.received_lines(CONNECTION)] == [1]
     assert agent.checkpoints()[str(log)] == len(b'{"n":1}\n')
@@ -160,19 +150,20 @@ async def test_follow_mode_ships_appended_lines_and_sigterm_exits_cleanly(
 
 
 async def test_a_new_line_is_noticed_by_file_notifications_not_by_the_scan(
-    dev_server: DevServer, make_agent, log_dir: Path
+    dev_server: DevServer, inprocess_agent: Callable[..., InProcessAgent], log_dir: Path
 ) -> None:
     log = log_dir / "app.log"
     log.write_bytes(b"")
-    agent = make_agent(scan_interval="60s")
+    agent = inprocess_agent(source={"scan_interval": "60s"})
     await agent.start()
-    await eventually(lambda: any(e["event"] == "file_opened" for e in agent.events()))
+    await agent.wait_until(agent.event("file_opened"))
 
     with log.open("ab") as out:
         out.write(b'{"n":1}\n')
 
     # Without the watch the line would wait for the next scan, a minute away.
-    await eventually(lambda: len(dev_server.received_lines(CONNECTION)) == 1, within=10)
+    await agent.wait_until(agent.received(1), within=10)
+    assert len(dev_server.received_lines(CONNECTION)) == 1
     assert await agent.stop() == 0
 
 

@@ -8,25 +8,28 @@ import random
 import signal
 from pathlib import Path
 
-import orjson
-from harness import CONNECTION
-from test_delivery import write_json_lines
-
 from agent.devserver import DevServer
-
-
-def seqs(server: DevServer) -> list[int]:
-    return [orjson.loads(line)["seq"] for line in server.received_lines(CONNECTION)]
+from tests.support.clock import TestClock
+from tests.support.lines import sequence_numbers as seqs
+from tests.support.lines import write_json_lines
+from tests.support.waiting import Condition
 
 
 async def test_503s_then_429s_are_waited_out_and_everything_arrives(
-    dev_server: DevServer, make_agent, log_dir: Path
+    dev_server: DevServer, make_agent, log_dir: Path, clock: TestClock
 ) -> None:
     write_json_lines(log_dir / "app.log", 0, 2000)
+    clock.pause()  # the 503 window ends when the agent has been seen waiting it out
     dev_server.faults.fail_for(503, 1.5)
-    agent = make_agent(batch="max_bytes = 20000")
+    agent = make_agent(batch={"max_bytes": 20000})
     await agent.start("--once")
-    await asyncio.sleep(1.6)
+    await agent.wait_until(
+        Condition(
+            "two 503s answered",
+            lambda: [r.status for r in dev_server.requests].count(503) >= 2,
+        )
+    )
+    clock.advance(1.5)
     dev_server.faults.fail_next(429, 3, retry_after=1)
 
     assert await agent.wait(60) == 0
@@ -47,7 +50,7 @@ async def test_pacing_keeps_within_the_rate_limit_window(
     limiter.window_seconds = 2.0
     dev_server.faults.set_rate_limit(6)
     write_json_lines(log_dir / "app.log", 0, 1500)
-    agent = make_agent(batch="max_bytes = 20000", sender="workers = 2")
+    agent = make_agent(batch={"max_bytes": 20000}, sender={"workers": 2})
 
     assert await agent.run_once(within=90) == 0
 
@@ -77,7 +80,7 @@ async def test_connection_resets_and_slow_answers_lose_nothing(
     dev_server.faults.reset_next(3)
     dev_server.faults.delay(0.3, count=3)
     write_json_lines(log_dir / "app.log", 0, 5000)
-    agent = make_agent(batch="max_bytes = 50000")
+    agent = make_agent(batch={"max_bytes": 50000})
 
     assert await agent.run_once() == 0
 
@@ -90,7 +93,7 @@ async def test_sigkill_at_random_moments_while_writing_loses_nothing(
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "7")))
     log = log_dir / "app.log"
     log.write_bytes(b"")
-    agent = make_agent(batch="max_bytes = 30000")
+    agent = make_agent(batch={"max_bytes": 30000})
     written = 0
     for _round in range(6):
         await agent.start()
@@ -98,9 +101,9 @@ async def test_sigkill_at_random_moments_while_writing_loses_nothing(
             count = rng.randint(50, 800)
             write_json_lines(log, written, count)
             written += count
-            await asyncio.sleep(rng.uniform(0.0, 0.3))
+            await asyncio.sleep(rng.uniform(0.0, 0.3))  # the scenario: a writer's pace
         dev_server.faults.delay(rng.uniform(0.0, 0.2), count=2)
-        await asyncio.sleep(rng.uniform(0.0, 0.4))
+        await asyncio.sleep(rng.uniform(0.0, 0.4))  # the scenario: a kill at a random moment
         assert await agent.stop(signal.SIGKILL) == -signal.SIGKILL
     assert await agent.run_once() == 0
 

@@ -1,14 +1,12 @@
-"""Issue 6 end to end: the real agent process parses real log lines and the dev-server gets
+"""Issue 6 end to end: the real agent parses real log lines and the dev-server gets
 events with fields and normalized times; held lines (CRI fragments, stack traces) survive
 rotations and SIGKILL; events outside the late window are dead-lettered, not lost in Polaris.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,12 +16,13 @@ from typing import Any
 import orjson
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "parse"))
-
-from f2b_samples import Sample, fetch, samples
-from harness import CONNECTION, Agent, eventually
-
 from agent.devserver import DevServer
+from tests.support.config import CONNECTION
+from tests.support.f2b_samples import Sample, fetch, samples
+from tests.support.inprocess import InProcessAgent
+from tests.support.probes import Probes
+from tests.support.process import AgentProcess
+from tests.support.waiting import eventually
 
 TRACEBACK = (
     "2026-05-28 20:00:01,002 ERROR worker crashed\n"
@@ -33,19 +32,13 @@ TRACEBACK = (
     "ZeroDivisionError: division by zero\n"
 )
 START = r"^\d{4}-\d{2}-\d{2} "
-QUICK = 'flush_timeout = "300ms"'
 
 
 def received(server: DevServer) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in server.received_lines(CONNECTION)]
 
 
-def sources(*tables: str) -> str:
-    """Extra [[sources]] tables after the harness' own "app" source (which stays unused)."""
-    return "".join(f"\n[[sources]]\n{table}\n" for table in tables)
-
-
-def offsets_by_inode(agent: Agent) -> dict[int, int]:
+def offsets_by_inode(agent: Probes) -> dict[int, int]:
     """Checkpoints by inode: a rotated file keeps the path it had when last found."""
     path = agent.data_dir / "checkpoints.json"
     files = orjson.loads(path.read_bytes())["files"] if path.exists() else []
@@ -62,7 +55,7 @@ def write_samples(path: Path, lines: list[Sample]) -> None:
 
 
 async def test_real_lines_of_four_parsers_arrive_with_fields_and_normalized_times(
-    make_agent: Callable[..., Agent], dev_server: DevServer, log_dir: Path
+    inprocess_agent: Callable[..., InProcessAgent], dev_server: DevServer, log_dir: Path
 ) -> None:
     logs = fetch()
     nginx = [s for s in samples(logs, "nginx-bad-request") if " 400 " in s.line]
@@ -72,21 +65,28 @@ async def test_real_lines_of_four_parsers_arrive_with_fields_and_normalized_time
     assert nginx and syslog and mongo and grafana
     for name, lines in (("access", nginx), ("sys", syslog), ("mongo", mongo), ("graf", grafana)):
         write_samples(log_dir / f"{name}.txt", lines)
-    common = 'late_window = "36500d"\ntime = { timezone = "Europe/Zurich" }'
     regex = r"^(?P<time>\S+) \[(?P<conn>[^\]]+)\] (?P<msg>.*)$"
-    agent = make_agent(
-        source=sources(
-            f'name = "nginx"\ninclude = ["{log_dir}/access.txt"]\nparser = "nginx"\n'
-            f'fields = {{ src = "nginx" }}\n{common}',
-            f'name = "syslog"\ninclude = ["{log_dir}/sys.txt"]\nparser = "syslog"\n'
-            f'fields = {{ src = "syslog" }}\n{common}',
-            f'name = "regex"\ninclude = ["{log_dir}/mongo.txt"]\n'
-            f"parser = {{ type = \"regex\", pattern = '{regex}' }}\n"
-            f'fields = {{ src = "regex" }}\n{common}',
-            f'name = "logfmt"\ninclude = ["{log_dir}/graf.txt"]\nparser = "logfmt"\n'
-            f'fields = {{ src = "logfmt" }}\nlate_window = "36500d"\n'
-            'time = { field = "t", timezone = "Europe/Zurich" }',
-        )
+
+    def source(name: str, file: str, parser: object, **more: object) -> dict[str, object]:
+        return {
+            "name": name,
+            "include": [f"{log_dir}/{file}"],
+            "parser": parser,
+            "fields": {"src": name},
+            "late_window": "36500d",
+            "time": {"timezone": "Europe/Zurich"},
+            **more,
+        }
+
+    agent = inprocess_agent(
+        extra_sources=[  # after the harness' own "app" source, which stays unused
+            source("nginx", "access.txt", "nginx"),
+            source("syslog", "sys.txt", "syslog"),
+            source("regex", "mongo.txt", {"type": "regex", "pattern": regex}),
+            source(
+                "logfmt", "graf.txt", "logfmt", time={"field": "t", "timezone": "Europe/Zurich"}
+            ),
+        ]
     )
     assert await agent.run_once() == 0
     events = received(dev_server)
@@ -117,30 +117,39 @@ async def test_real_lines_of_four_parsers_arrive_with_fields_and_normalized_time
 
 
 async def test_cri_fragment_split_by_a_rotation_arrives_joined(
-    make_agent: Callable[..., Agent], dev_server: DevServer, log_dir: Path
+    inprocess_agent: Callable[..., InProcessAgent], dev_server: DevServer, log_dir: Path
 ) -> None:
     pod_dir = log_dir / "var/log/pods/shop_checkout-7d4f_0f1e2d3c/app"
     pod_dir.mkdir(parents=True)
     current = pod_dir / "0.log"
     fresh = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    current.write_text(f"{fresh} stdout F started\n")
-    agent = make_agent(
-        source=sources(
-            f'name = "pods"\ninclude = ["{pod_dir}/*.log"]\nformat = "text"\n'
-            'kubernetes = { format = "cri", partial_flush_timeout = "20s" }'
-        )
+    first = f"{fresh} stdout F started\n"
+    current.write_text(first)
+    agent = inprocess_agent(
+        extra_sources=[
+            {
+                "name": "pods",
+                "include": [f"{pod_dir}/*.log"],
+                "format": "text",
+                "kubernetes": {"format": "cri", "partial_flush_timeout": "20s"},
+            }
+        ]
     )
     await agent.start()
-    await eventually(lambda: len(received(dev_server)) == 1, what="the first line")
-    await eventually(lambda: agent.checkpoints().get(str(current), 0) > 0, what="checkpoint")
+    await agent.wait_until(agent.received(1), agent.checkpointed(current))
+    fragment = f"{fresh} stdout P a line the runtime split, \n"
     with current.open("a") as out:
-        out.write(f"{fresh} stdout P a line the runtime split, \n")
-    await asyncio.sleep(1.0)  # the agent reads and holds the P fragment (nothing to see)
-    held_at = agent.checkpoints()[str(current)]
+        out.write(fragment)
+    # The agent has read the P fragment (it has consumed every byte of both lines)...
+    await agent.wait_until(agent.read("pods", len(first) + len(fragment)))
+    # ...and holds it: its checkpoint stays before the fragment, nothing more was sent.
+    assert agent.source("pods").checkpoint_lag_bytes == len(fragment)
+    assert agent.checkpoints()[str(current)] == len(first)
+    assert len(received(dev_server)) == 1
     rotated = pod_dir / "0.log.20260528-200000"
     os.rename(current, rotated)
     current.write_text(f"{fresh} stdout F continued in the new file\n")
-    await eventually(lambda: len(received(dev_server)) == 2, what="the joined line")
+    await agent.wait_until(agent.received(2))
     joined = received(dev_server)[1]
     assert joined["message"] == "a line the runtime split, continued in the new file"
     assert joined["stream"] == "stdout" and joined["timestamp"].startswith(fresh[:23])
@@ -149,9 +158,8 @@ async def test_cri_fragment_split_by_a_rotation_arrives_joined(
         "checkout-7d4f",
         "app",
     )
-    # The old file's checkpoint stayed before the P fragment until the joined event was safe,
-    # then moves on (it is saved under the path the file had when last seen).
-    assert held_at == len(f"{fresh} stdout F started\n")
+    # Once the joined event was safe, the old file's checkpoint moves on (it is saved under
+    # the path the file had when last seen).
     await eventually(
         lambda: offsets_by_inode(agent).get(rotated.stat().st_ino) == rotated.stat().st_size,
         what="the rotated file's checkpoint at its end",
@@ -162,15 +170,16 @@ async def test_cri_fragment_split_by_a_rotation_arrives_joined(
 
 
 async def test_python_traceback_held_at_a_sigkill_arrives_as_one_event_after_restart(
-    make_agent: Callable[..., Agent], dev_server: DevServer, log_dir: Path
+    make_agent: Callable[..., AgentProcess], dev_server: DevServer, log_dir: Path
 ) -> None:
     app = log_dir / "app.log"
     first = "2026-05-28 20:00:00,001 INFO worker started\n"
     app.write_text(first + TRACEBACK)
     agent = make_agent(
-        source=(
-            f'format = "text"\nmultiline = {{ start_pattern = \'{START}\', flush_timeout = "30s" }}'
-        )
+        source={
+            "format": "text",
+            "multiline": {"start_pattern": START, "flush_timeout": "30s"},
+        }
     )
     await agent.start()
     await eventually(lambda: len(received(dev_server)) == 1, what="the first event")
@@ -190,16 +199,19 @@ async def test_python_traceback_held_at_a_sigkill_arrives_as_one_event_after_res
 
 
 async def test_held_traceback_leaves_at_its_flush_timeout_between_scans(
-    make_agent: Callable[..., Agent], dev_server: DevServer, log_dir: Path
+    inprocess_agent: Callable[..., InProcessAgent], dev_server: DevServer, log_dir: Path
 ) -> None:
     app = log_dir / "app.log"
     app.write_text("")
-    agent = make_agent(
-        scan_interval="10s",
-        source=f"format = \"text\"\nmultiline = {{ start_pattern = '{START}', {QUICK} }}",
+    agent = inprocess_agent(
+        source={
+            "scan_interval": "10s",
+            "format": "text",
+            "multiline": {"start_pattern": START, "flush_timeout": "300ms"},
+        }
     )
     await agent.start()
-    await eventually(lambda: any(e.get("event") == "file_opened" for e in agent.events()))
+    await agent.wait_until(agent.event("file_opened"))
     written = time.monotonic()
     app.write_text(TRACEBACK)
     await eventually(lambda: len(received(dev_server)) == 1, within=8, what="the traceback")
@@ -209,14 +221,14 @@ async def test_held_traceback_leaves_at_its_flush_timeout_between_scans(
 
 
 async def test_forty_day_old_event_is_dead_lettered_with_reason_path_and_offset(
-    make_agent: Callable[..., Agent], dev_server: DevServer, log_dir: Path
+    inprocess_agent: Callable[..., InProcessAgent], dev_server: DevServer, log_dir: Path
 ) -> None:
     now = datetime.now(UTC)
     fresh = orjson.dumps({"timestamp": now.isoformat(), "msg": "fresh"}) + b"\n"
     old = orjson.dumps({"timestamp": (now - timedelta(days=40)).isoformat(), "msg": "old"})
     app = log_dir / "app.log"
     app.write_bytes(fresh + old + b"\n")
-    agent = make_agent(source='parser = "json"')
+    agent = inprocess_agent(source={"parser": "json"})
     assert await agent.run_once() == 0
     assert [e["msg"] for e in received(dev_server)] == ["fresh"]
     [letter] = [
@@ -236,11 +248,11 @@ async def test_forty_day_old_event_is_dead_lettered_with_reason_path_and_offset(
 
 
 async def test_bom_and_invalid_bytes_ship_clean_and_event_ids_survive_a_reread(
-    make_agent: Callable[..., Agent], dev_server: DevServer, log_dir: Path
+    inprocess_agent: Callable[..., InProcessAgent], dev_server: DevServer, log_dir: Path
 ) -> None:
     app = log_dir / "app.log"
     app.write_bytes(b"\xef\xbb\xbfstarted\nbad byte \xff here\nlast\n")
-    agent = make_agent(source='format = "text"\nevent_id = true')
+    agent = inprocess_agent(source={"format": "text", "event_id": True})
     assert await agent.run_once() == 0
     first = received(dev_server)
     assert [e["message"] for e in first] == ["started", "bad byte \ufffd here", "last"]
@@ -257,16 +269,19 @@ async def test_bom_and_invalid_bytes_ship_clean_and_event_ids_survive_a_reread(
 
 @pytest.mark.parametrize("charset", ["utf-16", "latin-1"])
 async def test_a_source_charset_is_decoded(
-    make_agent: Callable[..., Agent], dev_server: DevServer, log_dir: Path, charset: str
+    inprocess_agent: Callable[..., InProcessAgent],
+    dev_server: DevServer,
+    log_dir: Path,
+    charset: str,
 ) -> None:
     (log_dir / "app.log").write_bytes("Grüße\nnaïve café\n".encode(charset))
-    agent = make_agent(source=f'format = "text"\ncharset = "{charset}"')
+    agent = inprocess_agent(source={"format": "text", "charset": charset})
     assert await agent.run_once() == 0
     assert [e["message"] for e in received(dev_server)] == ["Grüße", "naïve café"]
 
 
 async def test_docker_json_file_lines_in_sidecar_mode_carry_the_pod_fields(
-    make_agent: Callable[..., Agent],
+    make_agent: Callable[..., AgentProcess],
     dev_server: DevServer,
     log_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -287,7 +302,7 @@ async def test_docker_json_file_lines_in_sidecar_mode_carry_the_pod_fields(
     ]
     (log_dir / "app.log").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
     agent = make_agent(
-        source='format = "text"\nkubernetes = { format = "docker", sidecar_env = true }'
+        source={"format": "text", "kubernetes": {"format": "docker", "sidecar_env": True}}
     )
 
     assert await agent.run_once() == 0

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from harness import CONNECTION
 
 from agent.devserver import DevServer
+from tests.support.config import CONNECTION
+from tests.support.inprocess import InProcessAgent
 
 
 def job(table: str, connection: str) -> dict[str, Any]:
@@ -42,7 +44,10 @@ def write(path: Path, tag: str, count: int) -> None:
 
 
 async def test_two_sources_routed_to_two_connections_land_in_two_tables(
-    dev_server: DevServer, make_agent, log_dir: Path, tmp_path: Path
+    dev_server: DevServer,
+    inprocess_agent: Callable[..., InProcessAgent],
+    log_dir: Path,
+    tmp_path: Path,
 ) -> None:
     audit_dir = tmp_path / "audit"
     audit_dir.mkdir()
@@ -51,11 +56,8 @@ async def test_two_sources_routed_to_two_connections_land_in_two_tables(
     dev_server.create_job(job("audit_logs", "audit"))
     write(log_dir / "app.log", "app", 300)
     write(audit_dir / "audit.log", "audit", 200)
-    agent = make_agent()
-    agent.config.write_text(
-        agent.config.read_text()
-        + f'\n[[sources]]\nname = "audit"\ninclude = ["{audit_dir}/*.log"]\n'
-        + 'connection = "audit"\n'
+    agent = inprocess_agent(
+        extra_sources=[{"name": "audit", "include": [f"{audit_dir}/*.log"], "connection": "audit"}]
     )
 
     assert await agent.run_once() == 0

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from harness import CONNECTION
 
 from agent.devserver import DevServer
+from tests.support.config import CONNECTION
 
 HOSTILE = [
     b"[" * 1100 + b"]" * 1100,  # 2 KB past the decoder's recursion: once a crash at every start

@@ -15,10 +15,13 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from harness import API_KEY, CONNECTION, Agent, eventually, kill_leftovers
-from test_delivery import write_json_lines
 
 from agent.devserver import DevServer
+from tests.support.config import API_KEY, CONNECTION
+from tests.support.lines import write_json_lines
+from tests.support.process import AgentProcess as Agent
+from tests.support.process import kill_leftovers
+from tests.support.waiting import eventually
 
 Answer = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 _FORWARDED = ("Authorization", "Content-Type")  # aiohttp's server inflated a gzip body
@@ -147,9 +150,9 @@ async def readiness(agent: Agent) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-ADMIN = '[api]\nlisten = "127.0.0.1:0"\n'
-NO_SPOOL = "[spool]\nenabled = false\n"
-SPOOL = pytest.mark.parametrize("spool", ["", NO_SPOOL], ids=["spool", "no_spool"])
+ADMIN = {"listen": "127.0.0.1:0"}
+NO_SPOOL = {"enabled": False}
+SPOOL = pytest.mark.parametrize("spool", [{}, NO_SPOOL], ids=["spool", "no_spool"])
 
 
 # -- 1. headers ----------------------------------------------------------------------------
@@ -166,7 +169,7 @@ async def test_non_finite_rate_limit_headers_neither_crash_nor_lose_anything(
         "Retry-After": "garbage",
     }
     write_json_lines(log_dir / "app.log", 0, 500)
-    agent = front_agent(batch="max_bytes = 5000")
+    agent = front_agent(batch={"max_bytes": 5000})
 
     assert await agent.run_once(within=60) == 0
 
@@ -196,7 +199,7 @@ async def test_a_redirect_is_never_followed_and_the_data_is_kept(
 
     middlebox.answer = redirect
     write_json_lines(log_dir / "app.log", 0, 300)
-    agent = front_agent(top=ADMIN)
+    agent = front_agent(api=ADMIN)
     await agent.start()
     await eventually(lambda: len(middlebox.seen) >= 3, what="redirected requests")
     await eventually(lambda: bool(named(agent, "admin_listening")), what="admin up")
@@ -226,11 +229,11 @@ async def test_a_redirect_is_never_followed_and_the_data_is_kept(
 
 @SPOOL
 async def test_a_missing_connection_keeps_the_data_never_splits_and_says_so_once(
-    spool: str, dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
+    spool: dict[str, bool], dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
 ) -> None:
     dev_server.faults.fail_for(404, 3600)
     write_json_lines(log_dir / "app.log", 0, 2000)
-    agent = front_agent(top=ADMIN + spool, batch="max_bytes = 20000")
+    agent = front_agent(api=ADMIN, spool=spool, batch={"max_bytes": 20000})
     await agent.start()
     await eventually(lambda: len(middlebox.seen) >= 4, what="refused requests")
     await eventually(lambda: bool(named(agent, "admin_listening")), what="admin up")
@@ -252,11 +255,11 @@ async def test_a_missing_connection_keeps_the_data_never_splits_and_says_so_once
 
 @SPOOL
 async def test_a_blanket_400_keeps_the_batch_instead_of_dead_lettering_every_event(
-    spool: str, dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
+    spool: dict[str, bool], dev_server: DevServer, middlebox: Middlebox, front_agent, log_dir: Path
 ) -> None:
     dev_server.faults.fail_for(400, 3600)
     write_json_lines(log_dir / "app.log", 0, 2000)
-    agent = front_agent(top=ADMIN + spool, batch="max_bytes = 50000")
+    agent = front_agent(api=ADMIN, spool=spool, batch={"max_bytes": 50000})
     await agent.start()
     await eventually(lambda: bool(named(agent, "endpoint_refuses_everything")), what="blanket seen")
     await eventually(lambda: bool(named(agent, "admin_listening")), what="admin up")
@@ -284,7 +287,7 @@ async def test_one_bad_event_is_still_isolated_and_dead_lettered(
 
     middlebox.answer = refuse_the_poison
     write_json_lines(log_dir / "app.log", 0, 2000)
-    agent = front_agent(batch="max_bytes = 50000")
+    agent = front_agent(batch={"max_bytes": 50000})
 
     assert await agent.run_once(within=60) == 0
 
@@ -313,7 +316,7 @@ async def test_retry_after_zero_does_not_make_a_hot_loop_or_a_log_flood(
 
     middlebox.answer = throttle
     write_json_lines(log_dir / "app.log", 0, 1000)
-    agent = front_agent(batch="max_bytes = 5000", sender="workers = 4")
+    agent = front_agent(batch={"max_bytes": 5000}, sender={"workers": 4})
 
     assert await agent.run_once(within=60) == 0
 

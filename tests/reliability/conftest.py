@@ -1,6 +1,7 @@
-"""Fixtures of the reliability scenarios; the helpers live in reliability_kit.py (a unique
-module name: every test folder has a `conftest`, so importing from one is ambiguous)."""
+"""Fixtures of the reliability scenarios, from the shared `tests.support` package."""
 
-from reliability_kit import dev_server, file_agent, ledger, log_dir
+from tests.support.endpoint import dev_server, log_dir
+from tests.support.lines import ledger
+from tests.support.process import file_agent, make_agent
 
-__all__ = ["dev_server", "file_agent", "ledger", "log_dir"]
+__all__ = ["dev_server", "file_agent", "ledger", "log_dir", "make_agent"]

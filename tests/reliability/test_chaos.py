@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from reliability_kit import CONNECTION, FileAgent, Ledger
-
 from agent.devserver import DevServer
+from tests.support.config import CONNECTION
+from tests.support.lines import Ledger
+from tests.support.process import AgentProcess
 
 SPOOL_AFTER = 0.4  # a batch that cannot be delivered for this long is spooled, so safe
-SPOOL_SOON = f'[spool]\nafter = "{SPOOL_AFTER * 1000:.0f}ms"\n'
+SPOOL_SOON = {"after": f"{SPOOL_AFTER * 1000:.0f}ms"}
 CHECKPOINT_INTERVAL = 0.25  # the agent's default `checkpoint_interval`
 ACK_LAG = 0.5
 """Seconds between the dev-server accepting a request and the agent having taken in the
@@ -37,7 +38,7 @@ class Kills:
     wall_minus_monotonic: float = field(default_factory=lambda: time.time() - time.monotonic())
 
     def assert_repeats_bounded(
-        self, duplicates: int, server: DevServer, agent: FileAgent, seed: int
+        self, duplicates: int, server: DevServer, agent: AgentProcess, seed: int
     ) -> None:
         """Repeats come only from what was in flight or not yet checkpointed at each SIGKILL:
         what the dev-server accepted, or the agent spooled, within one checkpoint interval
@@ -60,7 +61,7 @@ class Kills:
             and any(a <= r.at <= b for a, b in map(self.window, self.at))
         )
 
-    def spooled_near_kills(self, agent: FileAgent) -> int:
+    def spooled_near_kills(self, agent: AgentProcess) -> int:
         """Events the agent spooled close enough to a kill to be uncheckpointed then: they are
         read again after the restart and also replayed from the spool."""
         total = 0
@@ -98,7 +99,7 @@ def misbehave(server: DevServer, rng: random.Random) -> str:
 
 async def run_chaos(
     server: DevServer,
-    agent: FileAgent,
+    agent: AgentProcess,
     ledger: Ledger,
     log: Path,
     rounds: int,
@@ -115,7 +116,7 @@ async def run_chaos(
                 rotate(log)
             if rng.random() < 0.4:
                 misbehave(server, rng)
-            await asyncio.sleep(rng.uniform(0.0, 0.4))
+            await asyncio.sleep(rng.uniform(0.0, 0.4))  # the scenario: a writer at random pace
         how = rng.choice([signal.SIGKILL, signal.SIGKILL, signal.SIGTERM])
         if how == signal.SIGKILL:
             kills.at.append(time.monotonic())
@@ -148,7 +149,9 @@ async def test_random_kills_rotations_and_endpoint_faults_lose_nothing(
 ) -> None:
     seed = int(os.environ.get("CHAOS_SEED", "11"))
     log = log_dir / "app.log"
-    agent = file_agent(include=[f"{log_dir}/app.log*"], top=SPOOL_SOON, batch="max_bytes = 30000")
+    agent = file_agent(
+        include=[f"{log_dir}/app.log*"], spool=SPOOL_SOON, batch={"max_bytes": 30000}
+    )
 
     kills = Kills()
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from harness import CONNECTION, eventually
 
 from agent.devserver import DevServer
+from tests.support.config import CONNECTION
+from tests.support.waiting import eventually, settled, wait_until
 
 
 async def test_kubernetes_style_symlinks_are_followed_through_rotation_and_restarts(
@@ -55,13 +56,15 @@ async def test_a_dangling_symlink_is_warned_about_once_and_not_spun_on(
     ghost.symlink_to(pods / "gone" / "0.log")
     ledger.append(pods / "live.log", 20)
     (containers / "live.log").symlink_to(pods / "live.log")
-    agent = file_agent(include=[f"{containers}/*.log"], scan_interval="100ms")
+    agent = file_agent(include=[f"{containers}/*.log"], source={"scan_interval": "100ms"})
     await agent.start()
     await ledger.all_received(what="the live link")
-    await asyncio.sleep(1.0)  # ten scans over the dangling link
+    for n in range(10):  # ten scans over the dangling link: each finds one more new file
+        ledger.append(containers / f"new-{n}.log", 1, "new")
+        await ledger.all_received(what=f"new file {n}")
 
     cpu_before = agent.cpu_seconds()
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(3.0)  # a measurement window: the CPU used over 3 idle seconds
     idle_cpu = agent.cpu_seconds() - cpu_before
 
     warnings = [e for e in agent.named("symlink_dangling") if e["path"] == str(ghost)]
@@ -131,10 +134,10 @@ async def test_thousands_of_files_stay_within_the_descriptor_cap_and_idle_ones_c
     dev_server: DevServer, file_agent, ledger, log_dir: Path
 ) -> None:
     cap = 40
-    agent = file_agent(source=f'max_open_files = {cap}\nclose_inactive = "1s"')
+    agent = file_agent(source={"max_open_files": cap, "close_inactive": "1s"})
     await agent.start()
     await eventually(lambda: agent.named("agent_started"), within=10)
-    await asyncio.sleep(0.5)
+    await wait_until(settled(agent.open_fds, "the agent's start-up descriptors"), within=10)
     baseline = agent.open_fds()
     peak = baseline
     sampling = True
@@ -144,7 +147,7 @@ async def test_thousands_of_files_stay_within_the_descriptor_cap_and_idle_ones_c
         while sampling:
             with contextlib.suppress(FileNotFoundError):
                 peak = max(peak, agent.open_fds())
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the sampling rate of the peak, not a wait
 
     sampler = asyncio.create_task(sample())
     try:

@@ -14,10 +14,12 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from harness import API_KEY
-from reliability_kit import FileAgent, Ledger, eventually
 
 from agent.devserver import DevServer
+from tests.support.config import API_KEY
+from tests.support.lines import Ledger
+from tests.support.process import AgentProcess
+from tests.support.waiting import eventually
 
 
 @pytest.mark.parametrize("damage", ["nul_bytes", "truncated_json", "both_files_broken"])
@@ -112,7 +114,7 @@ async def test_the_admin_endpoint_and_status_report_health_readiness_and_metrics
     dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
 ) -> None:
     port = free_port()
-    agent = file_agent(top=f'[api]\nlisten = "127.0.0.1:{port}"\n')
+    agent = file_agent(api={"listen": f"127.0.0.1:{port}"})
     ledger.append(log_dir / "app.log", 100)
     await agent.start()
     await eventually(lambda: agent.named("admin_listening"), what="admin up")
@@ -187,6 +189,6 @@ async def test_an_event_polaris_refuses_is_dead_lettered_with_its_file_and_offse
     assert sum(ledger.missing().values()) == 1  # that one, and only that one
 
 
-def hup(agent: FileAgent) -> None:
+def hup(agent: AgentProcess) -> None:
     assert agent.process is not None
     agent.process.send_signal(signal.SIGHUP)

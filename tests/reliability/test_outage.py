@@ -3,47 +3,47 @@ arrives once Polaris is back — also across a SIGTERM, a wrong key, and a damag
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from pathlib import Path
 
 import orjson
-from reliability_kit import FileAgent, Ledger, eventually
 
 from agent.devserver import DevServer
 from agent.ship.spool import decode_entry
+from tests.support.clock import TestClock
+from tests.support.lines import Ledger
+from tests.support.process import AgentProcess
+from tests.support.waiting import eventually
 
-FAST_SPOOL = """
-[spool]
-after = "300ms"
-"""
+FAST_SPOOL = {"after": "300ms"}
 
 
-def spool_files(agent: FileAgent) -> list[Path]:
+def spool_files(agent: AgentProcess) -> list[Path]:
     directory = agent.data_dir / "spool"
     return sorted(directory.glob("*.spool")) if directory.is_dir() else []
 
 
-def at_end(agent: FileAgent, log: Path) -> bool:
+def at_end(agent: AgentProcess, log: Path) -> bool:
     return agent.checkpoints().get(str(log)) == log.stat().st_size
 
 
 async def test_a_long_outage_is_spooled_and_replayed_when_polaris_is_back(
-    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path, clock: TestClock
 ) -> None:
     log = log_dir / "app.log"
     ledger.append(log, 200)
-    agent = file_agent(top=FAST_SPOOL)
+    agent = file_agent(spool=FAST_SPOOL)
     await agent.start()
     await ledger.all_received(what="before the outage")
 
+    clock.pause()  # the outage lasts until the test ends it
     dev_server.faults.fail_for(503, seconds=8)
-    for _ in range(8):
+    for _ in range(8):  # lines keep coming during the outage; each lot is spooled in turn
         ledger.append(log, 300)
-        await asyncio.sleep(0.2)
-    await eventually(lambda: at_end(agent, log), within=6, what="checkpoint past spooled lines")
+        await eventually(lambda: at_end(agent, log), within=6, what="checkpoint past spooled")
     assert spool_files(agent), "the outage should be on disk, not in memory"
+    clock.advance(8)
 
     duplicates = await ledger.all_received(within=40, what="after the outage")
     assert duplicates == 0
@@ -61,7 +61,7 @@ async def test_a_failing_batch_is_spooled_at_spool_after_not_a_whole_backoff_lat
     """With 20-40 s between tries, the try due after `spool.after` (1 s) would come only at
     20 s or later: the last wait is cut short so the batch is on disk at about 1 s."""
     log = log_dir / "app.log"
-    agent = file_agent(top='[spool]\nafter = "1s"\n', retry=("40s", "60s"))
+    agent = file_agent(spool={"after": "1s"}, sender={"retry_initial": "40s", "retry_max": "60s"})
     dev_server.faults.fail_for(503, seconds=60)
     ledger.append(log, 50)
     await agent.start()
@@ -79,12 +79,17 @@ async def test_sigterm_during_backoff_spools_and_exits_within_the_shutdown_timeo
     dev_server.faults.fail_for(503, seconds=3600)
     ledger.append(log, 1000)
     await agent.start()
-    await eventually(lambda: dev_server.requests, what="the first failing request")
-    await asyncio.sleep(0.5)  # retrying with backoff now
+    await eventually(
+        lambda: len(dev_server.requests) >= 2, what="a failed request retried: backing off now"
+    )
 
     began = time.monotonic()
     assert await agent.stop(signal.SIGTERM) == 0
-    assert time.monotonic() - began < 5.0
+    stopped_in = time.monotonic() - began
+    # A stop during backoff spools at once: the drain ends by itself, the shutdown timeout
+    # never cuts it short (which alone could keep a wall-time bound below it)...
+    assert not agent.named("drain_timeout")
+    assert stopped_in < 5.0, "...so the agent is out well within shutdown_timeout (5 s)"
     assert spool_files(agent), "what was read went to the spool"
     assert at_end(agent, log), "so the checkpoint moved past it"
     assert dev_server.received_lines("logs") == []
@@ -125,7 +130,7 @@ async def test_a_damaged_spool_file_is_quarantined_and_the_rest_is_delivered(
     dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
 ) -> None:
     log = log_dir / "app.log"
-    agent = file_agent(top=FAST_SPOOL, batch="max_bytes = 20000")
+    agent = file_agent(spool=FAST_SPOOL, batch={"max_bytes": 20000})
     dev_server.faults.fail_for(503, seconds=3600)
     ledger.append(log, 1000)
     await agent.start()
@@ -151,8 +156,8 @@ async def test_a_full_spool_blocks_the_readers_and_loses_nothing(
 ) -> None:
     log = log_dir / "app.log"
     agent = file_agent(
-        top=FAST_SPOOL + 'max_size = "30KiB"\n',
-        batch="max_bytes = 10000",
+        spool={**FAST_SPOOL, "max_size": "30KiB"},
+        batch={"max_bytes": 10000},
     )
     dev_server.faults.fail_for(503, seconds=4)
     ledger.append(log, 3000)  # about 240 KB: far more than the spool holds
@@ -170,8 +175,8 @@ async def test_drop_oldest_counts_and_logs_every_event_it_gives_up(
 ) -> None:
     log = log_dir / "app.log"
     agent = file_agent(
-        top=FAST_SPOOL + 'max_size = "30KiB"\nwhen_full = "drop_oldest"\n',
-        batch="max_bytes = 10000",
+        spool={**FAST_SPOOL, "max_size": "30KiB", "when_full": "drop_oldest"},
+        batch={"max_bytes": 10000},
     )
     dev_server.faults.fail_for(503, seconds=4)
     ledger.append(log, 3000)

@@ -11,9 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from harness import eventually
-
 from agent.devserver import DevServer
+from tests.support.waiting import eventually
 
 
 async def test_rename_and_create_reads_the_old_file_to_its_end(
@@ -80,7 +79,7 @@ async def test_delete_and_recreate_on_a_reused_inode_starts_from_the_beginning(
 ) -> None:
     log = log_dir / "app.log"
     ledger.append(log, 50, "old")
-    agent = file_agent(source='close_inactive = "300ms"')
+    agent = file_agent(source={"close_inactive": "300ms"})
     await agent.start()
     await ledger.all_received(what="first file")
     await eventually(lambda: agent.named("file_closed_inactive"), within=10)
@@ -102,7 +101,7 @@ async def test_rotations_several_times_faster_than_the_scan_interval_lose_nothin
 ) -> None:
     log = log_dir / "app.log"
     log.write_bytes(b"")
-    agent = file_agent(include=[f"{log_dir}/app.log*"], scan_interval="3s")
+    agent = file_agent(include=[f"{log_dir}/app.log*"], source={"scan_interval": "3s"})
     await agent.start()
     await eventually(lambda: agent.named("file_opened"), within=10)
 
