@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import peers, scenarios
+from bench import peers, scenarios, shapes
 from bench.ceiling import blast as blast_requests
 from bench.ceiling import build_requests
 from bench.endpoint import EndpointClient, EndpointProcess
@@ -33,11 +33,15 @@ SCENARIOS = [
     "idle",
     "outage",
     *peers.PEERS,
+    *shapes.BY_NAME,
 ]
 GROUPS = {
     "throughput": ["json-1"],
     "scaling": ["json-10", "json-500", "text-1", "fields-1"],
     "peers": list(peers.PEERS),
+    "shapes": list(shapes.BY_NAME),
+    "json-shapes": [n for n, s in shapes.BY_NAME.items() if not s.parsed],
+    "parsed": [n for n, s in shapes.BY_NAME.items() if s.parsed],
 }
 
 
@@ -60,6 +64,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip", default="", help="comma-separated scenarios or groups to skip")
     parser.add_argument(
         "--profile", action="store_true", help="run json-1 under cProfile; print the top 25"
+    )
+    parser.add_argument(
+        "--cpus",
+        default="1",
+        help="shapes only: 1 pins the shipper to core 0 and the endpoint to core 1; "
+        "'1,2' runs each shape both ways (default 1)",
+    )
+    parser.add_argument(
+        "--shape-lines", type=int, default=None, help="lines per JSON shape run (500k)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
@@ -90,6 +103,14 @@ def settings_for(args: argparse.Namespace) -> Settings:
         settings.lines = args.lines
     settings.keep = args.keep
     return settings
+
+
+def shape_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The shapes run 500k JSON lines each (a fifth of that for the parsed ones) to keep
+    `make bench` near ten minutes; --shape-lines (or --quick) changes it."""
+    chosen = Settings(**{**settings.__dict__})
+    chosen.lines = args.shape_lines or (100_000 if args.quick else 500_000)
+    return chosen
 
 
 def ceiling(endpoint: EndpointClient, port: int, settings: Settings) -> Result:
@@ -134,20 +155,42 @@ def main(argv: list[str] | None = None) -> int:
         f"{', '.join(chosen)}; work dir {base}",
         flush=True,
     )
+    cpu_counts = [int(c) for c in args.cpus.split(",")]
+    runs = [
+        (name, cpus) for name in chosen for cpus in (cpu_counts if name in shapes.BY_NAME else [0])
+    ]
     try:
-        for name in chosen:
-            work = base / name
+        for name, cpus in runs:
+            work = base / (f"{name}-{cpus}" if cpus else name).replace(":", "-").replace("/", "-")
             work.mkdir(parents=True)
             started = time.monotonic()
-            print(f"-- {name} ...", end=" ", flush=True)
+            print(f"-- {name}{f' --cpus {cpus}' if cpus else ''} ...", end=" ", flush=True)
+            endpoint = EndpointProcess(scenarios.API_KEY)
             try:
-                with EndpointProcess(scenarios.API_KEY) as endpoint_proc:
-                    result = run_one(name, endpoint_proc, work, settings)
+                with endpoint as endpoint_client:
+                    if cpus == 1:  # the endpoint on the other core (the runner too)
+                        assert endpoint.process is not None
+                        os.sched_setaffinity(endpoint.process.pid, {1})
+                        os.sched_setaffinity(0, {1})
+                    if name in shapes.BY_NAME:
+                        ran = shapes.run_shape(
+                            shapes.BY_NAME[name],
+                            endpoint_client,
+                            work,
+                            shape_settings(args, settings),
+                            cpus,
+                        )
+                    else:
+                        ran = [run_one(name, endpoint_client, work, settings)]
             except Exception as exc:  # a scenario that breaks must not lose the others
                 traceback.print_exc()
                 result = Result(name, note=f"error: {type(exc).__name__}: {exc}"[:300])
                 result.check("ran", False)
-            results.append(result)
+                ran = [result]
+            finally:
+                os.sched_setaffinity(0, range(os.cpu_count() or 1))
+            results += ran
+            result = ran[0]
             rate = f"{result.mb_per_s:.1f} MB/s" if result.mb_per_s else ""
             print(f"{time.monotonic() - started:.1f} s {rate} {result.verdict}", flush=True)
             if not settings.keep:
@@ -158,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results))
     print_ratios(results)
+    for line in shapes.spread(results):
+        print(line)
     if args.json is not None:
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2, default=str))
     return 0

@@ -1,0 +1,366 @@
+"""Every shape of log a user has, each beside the plain-loop baseline in the same run (issue 13).
+
+A shape is a way the lines are written (the JSON time present, missing, under another name, as
+epoch numbers, static fields, event ids; text; the parsed formats) and the source options
+that read it. Each shape runs the agent (`run --once`) and, for the unparsed shapes, the plain
+loop (`bench/plainloop.py`) on the very same file, so each figure is also a ratio. With
+``--cpus 1`` the shipper under test is pinned to core 0 (``taskset``) and the endpoint and
+the runner to core 1.
+
+Every line carries a unique ``seq`` (``"seq":N`` in JSON, ``seq=N`` in text) so the endpoint
+counts events, whatever the parser makes of the rest of the line.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import scenarios
+from bench.endpoint import EndpointClient
+from bench.gen import CHUNK_LINES, LineGenerator
+from bench.procs import Monitored
+from bench.report import MB, Result
+
+TARGET_PARSED_LINES_S = 100_000.0
+TARGET_CPU_RATIO = 1.3
+
+_ISO = re.compile(rb'\{"timestamp":"([^"]+)",')
+_TEXT_HEAD = re.compile(rb"^(\S+) ", re.M)
+
+Transform = Callable[[bytes, int], bytes]
+"""(a block of generated lines, seq of its first line) -> the shape's lines."""
+
+
+def _epoch_ms(iso: bytes) -> int:
+    second = calendar.timegm(time.strptime(iso[:19].decode(), "%Y-%m-%dT%H:%M:%S"))
+    return second * 1000 + int(iso[20:23])
+
+
+def _renamed(name: bytes) -> Transform:
+    return lambda block, _first: block.replace(b'{"timestamp":', b'{"' + name + b'":')
+
+
+def _epoch(name: bytes, seconds: bool) -> Transform:
+    def transform(block: bytes, _first: int) -> bytes:
+        cache: dict[bytes, int] = {}
+
+        def number(match: re.Match[bytes]) -> bytes:
+            iso = match.group(1)
+            base = cache.get(iso[:19])
+            if base is None:
+                base = cache[iso[:19]] = _epoch_ms(iso[:19] + b".000") // 1000
+            millis = base * 1000 + int(iso[20:23])
+            text = b"%d.%03d" % divmod(millis, 1000) if seconds else b"%d" % millis
+            return b'{"' + name + b'":' + text + b","
+
+        return _ISO.sub(number, block)
+
+    return transform
+
+
+def _missing(block: bytes, _first: int) -> bytes:
+    return _ISO.sub(b"{", block)
+
+
+def _access(iso: bytes, rest: bytes, seq: int) -> bytes:
+    ip = b"10.%d.%d.%d" % (seq >> 16 & 255, seq >> 8 & 255, seq & 255)
+    stamp = b"%s/%s/%s:%s +0000" % (iso[8:10], _MONTHS[int(iso[5:7]) - 1], iso[:4], iso[11:19])
+    return b'%s - - [%s] "GET /api/v1/orders/%d?seq=%d HTTP/1.1" 200 %d "-" "curl/8.4.0"\n' % (
+        ip,
+        stamp,
+        seq % 9973,
+        seq,
+        len(rest),
+    )
+
+
+def _with_head(make: Callable[[bytes, bytes, int], bytes]) -> Transform:
+    """Text lines (``<iso> seq=N ...``) rewritten per line by `make(iso, rest, seq)`."""
+
+    def transform(block: bytes, first: int) -> bytes:
+        out = []
+        for seq, line in enumerate(block.split(b"\n")[:-1], first):
+            iso, _, rest = line.partition(b" ")
+            out.append(make(iso, rest, seq))
+        return b"".join(out)
+
+    return transform
+
+
+_MONTHS = b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def _syslog_time(iso: bytes) -> bytes:
+    return b"%s %2d %s" % (_MONTHS[int(iso[5:7]) - 1], int(iso[8:10]), iso[11:19])
+
+
+def _cri(iso: bytes, rest: bytes, seq: int) -> bytes:
+    stamp = iso[:-1] + b"456789Z"
+    if seq % 10:
+        return b"%s stdout F %s %s\n" % (stamp, iso, rest)
+    half = len(rest) // 2
+    return b"%s stdout P %s %s\n%s stdout F %s\n" % (stamp, iso, rest[:half], stamp, rest[half:])
+
+
+def _docker(iso: bytes, rest: bytes, seq: int) -> bytes:
+    log = (iso + b" " + rest).replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return b'{"log":"%s\\n","stream":"stdout","time":"%s"}\n' % (log, iso[:-1] + b"456789Z")
+
+
+def _traceback(iso: bytes, rest: bytes, seq: int) -> bytes:
+    line = iso + b" " + rest + b"\n"
+    if seq % 10:
+        return line
+    return line + (
+        b"Traceback (most recent call last):\n"
+        b'  File "/app/server.py", line 42, in handle\n'
+        b"ValueError: upstream answered 502\n"
+    )
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    fmt: str  # the generator's: json or text
+    transform: Transform | None = None
+    source: str = ""  # TOML lines added to the [[sources]] entry
+    fields: dict[str, str] | None = None
+    parsed: bool = False  # lines/s is the target, not the plain loop
+    lines_divisor: int = 1  # fewer lines than the JSON shapes (the parsed ones)
+    plain_loop: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+FIELDS = {"env": "bench", "cluster": "eu-west-1a", "team": "payments"}
+SHAPES = [
+    Shape("json-timestamp", "json"),
+    Shape("json-missing", "json", _missing),
+    Shape("json-event_time", "json", _renamed(b"event_time")),
+    Shape("json-@timestamp", "json", _renamed(b"@timestamp")),
+    Shape("json-epoch-s", "json", _epoch(b"time", seconds=True)),
+    Shape("json-epoch-ms", "json", _epoch(b"ts", seconds=False)),
+    Shape("json-fields", "json", fields=FIELDS),
+    Shape("json-event_id", "json", source="event_id = true"),
+    Shape("text", "text", source=""),
+    Shape("nginx", "text", _with_head(_access), 'parser = "nginx"', parsed=True, lines_divisor=5),
+    Shape("apache", "text", _with_head(_access), 'parser = "apache"', parsed=True, lines_divisor=5),
+    Shape(
+        "syslog-3164",
+        "text",
+        _with_head(
+            lambda iso, rest, seq: (
+                b"<34>%s web-01 app[%d]: %s\n" % (_syslog_time(iso), seq % 997, rest)
+            )
+        ),
+        'parser = "syslog"',
+        parsed=True,
+        lines_divisor=5,
+    ),
+    Shape(
+        "syslog-5424",
+        "text",
+        _with_head(
+            lambda iso, rest, seq: (
+                b'<165>1 %s web-01 app %d ID47 [ex@32473 iut="3"] %s\n' % (iso, seq % 997, rest)
+            )
+        ),
+        'parser = "syslog"',
+        parsed=True,
+        lines_divisor=5,
+    ),
+    Shape(
+        "logfmt",
+        "text",
+        _with_head(
+            lambda iso, rest, seq: (
+                b'time=%s level=info service=checkout msg="%s"\n' % (iso, rest.replace(b'"', b"'"))
+            )
+        ),
+        'parser = "logfmt"',
+        parsed=True,
+        lines_divisor=5,
+    ),
+    Shape(
+        "regex",
+        "text",
+        None,
+        'parser = { type = "regex", pattern = \'^(?P<time>\\S+) (?P<message>seq=\\d+ '
+        "(?P<level>[A-Z]+) (?P<service>\\S+) .*)$' }",
+        parsed=True,
+        lines_divisor=5,
+    ),
+    Shape(
+        "cri-P/F",
+        "text",
+        _with_head(_cri),
+        'kubernetes = { format = "cri" }',
+        parsed=True,
+        lines_divisor=5,
+    ),
+    Shape(
+        "docker",
+        "text",
+        _with_head(_docker),
+        'kubernetes = { format = "docker" }',
+        parsed=True,
+        lines_divisor=5,
+    ),
+    Shape(
+        "multiline",
+        "text",
+        _with_head(_traceback),
+        "multiline = { start_pattern = '^\\d{4}-', flush_timeout = \"200ms\" }",
+        parsed=True,
+        lines_divisor=5,
+    ),
+]
+BY_NAME = {f"shape:{shape.name}": shape for shape in SHAPES}
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeFile:
+    path: Path
+    events: int
+    lines: int
+    bytes: int
+
+
+def write_shape(shape: Shape, directory: Path, events: int) -> ShapeFile:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "app-0000.log"
+    gen = LineGenerator("json" if shape.fmt == "json" else "text")
+    lines = size = 0
+    with path.open("wb") as out:
+        for first in range(0, events, CHUNK_LINES):
+            data = gen.lines(first, min(CHUNK_LINES, events - first))
+            if shape.transform is not None:
+                data = shape.transform(data, first)
+            out.write(data)
+            lines += data.count(b"\n")
+            size += len(data)
+    return ShapeFile(path, events, lines, size)
+
+
+def pinned(argv: list[str], cpus: int) -> list[str]:
+    return ["taskset", "-c", "0", *argv] if cpus == 1 else argv
+
+
+def shape_config(work: Path, endpoint: EndpointClient, shape: Shape, data: ShapeFile) -> Path:
+    config = scenarios.agent_config(
+        work,
+        endpoint.url,
+        [str(data.path.parent / "*.log")],
+        fmt="json" if shape.fmt == "json" and not shape.parsed else "text",
+        fields=shape.fields,
+    )
+    if shape.source:
+        text = config.read_text().replace("[batch]", shape.source + "\n[batch]", 1)
+        config.write_text(text)
+    return config
+
+
+def run_shape(
+    shape: Shape, endpoint: EndpointClient, work: Path, settings: scenarios.Settings, cpus: int
+) -> list[Result]:
+    events = max(settings.lines // shape.lines_divisor, 1000)
+    data = write_shape(shape, work / "logs", events)
+    label = f"{shape.name} ({cpus} core{'s' if cpus > 1 else ''})"
+    config = shape_config(work, endpoint, shape, data)
+    agent = _measure(
+        label,
+        "agent",
+        endpoint,
+        data,
+        pinned(scenarios.agent_argv(config, once=True), cpus),
+        work,
+        settings,
+    )
+    results = [agent]
+    if shape.parsed:
+        rate = data.lines / agent.seconds if agent.seconds else 0.0
+        agent.check(
+            f">={TARGET_PARSED_LINES_S:,.0f} lines/s ({rate:,.0f})", rate >= TARGET_PARSED_LINES_S
+        )
+        return results
+    if shape.plain_loop:
+        url = f"{endpoint.url}/v1/projects/bench/events/logs"
+        argv = [
+            sys.executable, "-m", "bench.plainloop", "--url", url, "--key", scenarios.API_KEY,
+            str(data.path),
+        ]  # fmt: skip
+        loop = _measure(label, "plain-loop", endpoint, data, pinned(argv, cpus), work, settings)
+        results.append(loop)
+        compare(agent, loop)
+    return results
+
+
+def compare(agent: Result, loop: Result) -> None:
+    """The agent's MB/s and CPU-s/GB as ratios to the plain loop's (the issue's targets)."""
+    if not (agent.mb_per_s and loop.mb_per_s and agent.cpu_per_gb and loop.cpu_per_gb):
+        return
+    speed = agent.mb_per_s / loop.mb_per_s
+    cost = agent.cpu_per_gb / loop.cpu_per_gb
+    agent.extra.update(speed_ratio=speed, cpu_ratio=cost)
+    agent.check(f"MB/s {speed:.2f}x loop>=1.0", speed >= 1.0)
+    agent.check(f"CPU-s/GB {cost:.2f}x loop<={TARGET_CPU_RATIO}", cost <= TARGET_CPU_RATIO)
+
+
+def _measure(
+    label: str,
+    tool: str,
+    endpoint: EndpointClient,
+    data: ShapeFile,
+    argv: list[str],
+    work: Path,
+    settings: scenarios.Settings,
+) -> Result:
+    endpoint.reset(data.events)
+    proc = Monitored(
+        argv, env=scenarios.agent_env(), stderr=work / f"{tool}.stderr", cwd=scenarios.REPO
+    )
+    proc.start()
+    stats = scenarios.await_all(endpoint, proc, data.events, timeout=settings.timeout)
+    usage = proc.wait(timeout=120)
+    result = Result(label, tool=tool, lines=data.events, raw_bytes=data.bytes)
+    scenarios.fill_result(result, stats, proc.started_at)
+    result.cpu, result.peak_rss = usage.cpu, usage.peak_rss
+    result.extra.update(raw_lines=data.lines)
+    if data.lines != data.events and result.seconds:
+        result.note = f"{data.lines:,} lines, {data.lines / result.seconds:,.0f} lines/s"
+    if usage.exit_code != 0:
+        result.note += f"; exit {usage.exit_code}: {_tail(work / f'{tool}.stderr')}"
+    result.check(f"loss 0 (got {result.lost})", result.lost == 0)
+    if tool == "agent":
+        result.check(
+            f"RSS<={scenarios.TARGET_RSS_MB:.0f}MB",
+            usage.peak_rss <= scenarios.TARGET_RSS_MB * MB,
+        )
+    return result
+
+
+def _tail(path: Path) -> str:
+    if not path.exists():
+        return ""
+    lines = path.read_bytes().decode(errors="replace").strip().splitlines()
+    return " | ".join(line[:200] for line in lines[-3:])
+
+
+def spread(results: list[Result]) -> list[str]:
+    """How far each JSON shape is from the best one (no shape may cost > 15% more)."""
+    json_rows = [r for r in results if r.tool == "agent" and r.scenario.startswith("json-")]
+    rates = [r.mb_per_s for r in json_rows if r.mb_per_s]
+    if not rates:
+        return []
+    best = max(rates)
+    return [
+        f"{r.scenario}: {r.mb_per_s / best:.2f} of the best JSON shape's MB/s"
+        + ("" if r.mb_per_s >= best / 1.15 else "  (more than 15% slower)")
+        for r in json_rows
+        if r.mb_per_s
+    ]
