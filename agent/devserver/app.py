@@ -25,6 +25,7 @@ from agent.devserver.events import count_lines, decode_body, split_events
 from agent.devserver.faults import FaultAnswer, apply_admin_command
 from agent.devserver.names import check_name
 from agent.devserver.ratelimit import RateState
+from agent.devserver.results import ResultOptions, render
 from agent.devserver.tables import QueryError
 
 if TYPE_CHECKING:
@@ -290,10 +291,18 @@ async def create_job(request: web.Request) -> web.StreamResponse:
 
 
 async def list_jobs(request: web.Request) -> web.StreamResponse:
+    """`GET /jobs`, filtered by `?type=` and `?healthStatus=` (repeatable: any of the values)."""
     _authorize(request)
     server = _server(request)
-    jobs = [server.job_json(job) for job in server.catalog.jobs.values()]
-    return json_response({"values": jobs})
+    jobs = server.jobs(request.query.getall("type", []), request.query.getall("healthStatus", []))
+    return json_response({"values": [server.job_json(job) for job in jobs]})
+
+
+async def get_job_status(request: web.Request) -> web.StreamResponse:
+    """`GET /jobs/{id}/status`: execution status and health, without the spec."""
+    _authorize(request)
+    server = _server(request)
+    return json_response(server.job_status(server.job(request.match_info["job_id"])))
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:
@@ -330,17 +339,21 @@ async def update_job(request: web.Request) -> web.StreamResponse:
 
 
 async def query(request: web.Request) -> web.StreamResponse:
-    """`{"query": SQL}` -> `{"columns": [names], "rows": [[values]]}` after ingestion caught up."""
+    """`{"query": SQL, "resultFormat": ..., "header": ...}` -> the rows in that format (see
+    `results.py`; `object` by default), once ingestion caught up."""
     _authorize(request)
     body = await _json_body(request)
     sql = body.get("query") if isinstance(body, dict) else None
-    if not isinstance(sql, str) or not sql.strip():
+    if not isinstance(body, dict) or not isinstance(sql, str) or not sql.strip():
         raise BadRequest('body must be {"query": "SELECT ..."}')
+    options = ResultOptions.from_body(body)
     try:
         result = await _server(request).query(sql)
     except QueryError as exc:
         raise BadRequest(str(exc)) from None
-    return json_response({"columns": result.columns, "rows": result.rows})
+    return web.Response(
+        body=render(result.columns, result.rows, options), content_type=options.content_type
+    )
 
 
 # ---------------------------------------------------------------------------- Admin
@@ -378,6 +391,7 @@ def build_app(server: DevServer) -> web.Application:
     app.router.add_post(PREFIX + "/jobs", create_job)
     app.router.add_get(PREFIX + "/jobs", list_jobs)
     app.router.add_get(PREFIX + "/jobs/{job_id}", get_job)
+    app.router.add_get(PREFIX + "/jobs/{job_id}/status", get_job_status)
     app.router.add_put(PREFIX + "/jobs/{job_id}", update_job)
     app.router.add_post(PREFIX + "/query/sql", query)
     app.router.add_post("/_dev/faults", post_faults)

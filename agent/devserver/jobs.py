@@ -20,7 +20,7 @@ from agent.devserver.expressions import (
     to_long,
     to_string,
 )
-from agent.devserver.names import check_name
+from agent.devserver.names import check_table_name
 
 INPUT_TYPES = ("string", "long", "double", "float", "json")
 READ_FROM_POINTS = ("earliest", "latest")
@@ -158,7 +158,7 @@ def parse_job_spec(body: Any) -> JobSpec:
     target = _require(body, "target", "")
     if _require_str(target, "type", "target.") != "table":
         raise InvalidSpec("target.type must be 'table'")
-    table_name = check_name("table", _require_str(target, "tableName", "target."))
+    table_name = check_table_name(_require_str(target, "tableName", "target."))
     source = _require(body, "source", "")
     if _require_str(source, "type", "source.") != "connection":
         raise InvalidSpec("source.type must be 'connection' for a streaming job")
@@ -272,17 +272,33 @@ class Job:
         """This job, canceled: it stops reading and its table can take a new job."""
         return replace(self, desired_status="canceled", last_updated_timestamp=now_timestamp())
 
+    def execution_status(self, *, started: bool, failure: str | None) -> str:
+        """`pending` until its runner first runs (the reference page's creation answer shows
+        `pending`), then `running`; `failed` once ingestion stopped; `canceled` when asked."""
+        if not self.running:
+            return self.desired_status
+        if failure is not None:
+            return "failed"
+        return "running" if started else "pending"
+
+    def health(self, failure: str | None) -> dict[str, Any]:
+        """`{"status": "ok"}`, or `error` with the reason (`GET /jobs?healthStatus=error`)."""
+        if failure is None:
+            return {"status": "ok"}
+        return {"status": "error", "issues": [failure]}
+
     def to_json(
-        self, stats: dict[str, int] | None = None, failure: str | None = None
+        self,
+        stats: dict[str, int] | None = None,
+        failure: str | None = None,
+        *,
+        started: bool = True,
     ) -> dict[str, Any]:
         """The reference page's job response shape, plus our `ingestionStats` extension.
 
-        `failure` is why the job's runner stopped, if it did; the job is then unhealthy.
+        `failure` is why the job's runner stopped, if it did; the job is then failed.
         """
         spec = self.spec
-        health: dict[str, Any] = {"status": "ok"}
-        if failure is not None:
-            health = {"status": "unhealthy", "issues": [failure]}
         document: dict[str, Any] = {
             "type": "streaming",
             "id": self.id,
@@ -291,8 +307,8 @@ class Job:
             "desiredExecutionStatus": self.desired_status,
             "createdBy": DEV_USER,
             "lastModifiedBy": DEV_USER,
-            "executionStatus": "failed" if failure else self.desired_status,
-            "health": health,
+            "executionStatus": self.execution_status(started=started, failure=failure),
+            "health": self.health(failure),
             "createdTimestamp": self.created_timestamp,
             "lastUpdatedTimestamp": self.last_updated_timestamp or self.created_timestamp,
             "source": spec.source,

@@ -26,12 +26,14 @@ class QueryAnswer:
 
 
 def run_query(url: str, project: str, api_key: str, sql: str, timeout: float = 30.0) -> QueryAnswer:
-    """POST `{"query": sql}` to `/v1/projects/{project}/query/sql` and decode the answer."""
+    """POST `{"query": sql}` to `/v1/projects/{project}/query/sql` and decode the answer.
+
+    Asks for `resultFormat: array` with a `header` row, so the column names come first."""
     endpoint = f"{url.rstrip('/')}/v1/projects/{project}/query/sql"
     token = base64.b64encode(f"{api_key}:".encode()).decode()
     request = urllib.request.Request(
         endpoint,
-        data=orjson.dumps({"query": sql}),
+        data=orjson.dumps({"query": sql, "resultFormat": "array", "header": True}),
         method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
     )
@@ -43,7 +45,8 @@ def run_query(url: str, project: str, api_key: str, sql: str, timeout: float = 3
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise QueryFailed(f"cannot reach the dev-server at {url}: {reason}") from None
-    return QueryAnswer(list(document["columns"]), [list(row) for row in document["rows"]])
+    columns, *rows = document
+    return QueryAnswer(list(columns), [list(row) for row in rows])
 
 
 def _message(body: bytes) -> str:

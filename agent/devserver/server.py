@@ -22,7 +22,7 @@ from agent.devserver.catalog import Catalog, Connection
 from agent.devserver.errors import BadRequest, Conflict, NotFound
 from agent.devserver.faults import Faults
 from agent.devserver.ingest import JobRunner
-from agent.devserver.jobs import Job, now_timestamp, parse_job_spec
+from agent.devserver.jobs import Job, JobSpec, now_timestamp, parse_job_spec
 from agent.devserver.names import check_name
 from agent.devserver.streams import StreamStore
 from agent.devserver.tables import Database, JobProgress, QueryResult
@@ -61,8 +61,12 @@ class DevServer:
         max_payload_bytes: int = 1_000_000,
         auto_create_connections: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
+        in_place_job_updates: bool = True,
     ) -> None:
         self.api_keys = frozenset(api_keys)
+        # False: `PUT /jobs/{id}` with a changed spec answers 400, for a client's fallback
+        # (cancel and recreate) to be tested; Polaris' docs do not promise in-place updates.
+        self.in_place_job_updates = in_place_job_updates
         self.data_dir = data_dir
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -121,6 +125,7 @@ class DevServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(runner.settled() for runner in self.runners.values()))
         self._tasks.clear()
         self.streams.close()
         self.database.close()
@@ -199,7 +204,9 @@ class DevServer:
     def job_json(self, job: Job) -> dict[str, Any]:
         """A job as the Jobs API shows it, with its counters and health."""
         runner = self.runners.get(job.id)
-        return job.to_json(self.job_stats(job.id), runner.failure if runner else None)
+        if runner is None:
+            return job.to_json(self.job_stats(job.id))
+        return job.to_json(self.job_stats(job.id), runner.failure, started=runner.started)
 
     def stats(self) -> dict[str, Any]:
         """What `GET /_dev/stats` answers."""
@@ -247,12 +254,51 @@ class DevServer:
                 f"table {spec.table_name!r} does not exist; set createTableIfNotExists to true"
             )
         self.database.ensure_table(spec.table_name, [(c.name, c.sql_type) for c in spec.columns()])
-        stream = self.streams.get(spec.connection_name)
-        start = 0 if spec.read_from_point == "earliest" else stream.end()
-        job = Job.create(spec, body, start)
+        job = Job.create(spec, body, self._start_position(spec))
         self.catalog.add_job(job)
         self._start_runner(job)
         return job
+
+    def _start_position(self, spec: JobSpec) -> int:
+        """Where a new job starts reading: the table's kept position when the table's last
+        job read the same connection, else its readFromPoint.
+
+        Polaris docs (Configure streaming ingestion, "Reset streaming job offset"): for a
+        given table and stream Polaris preserves the reading checkpoint, "even if you use a
+        new connection or ingestion job"; it resets only when the table's new job reads a
+        different stream. Here a push_streaming connection is its stream.
+        """
+        previous = [
+            job for job in self.catalog.jobs.values() if job.spec.table_name == spec.table_name
+        ]
+        if previous and previous[-1].spec.connection_name == spec.connection_name:
+            last = previous[-1]
+            saved = self.database.progress(last.id)
+            return saved.position if saved is not None else last.start_position
+        stream = self.streams.get(spec.connection_name)
+        return 0 if spec.read_from_point == "earliest" else stream.end()
+
+    def jobs(self, types: Collection[str] = (), health_statuses: Collection[str] = ()) -> list[Job]:
+        """Jobs in creation order, filtered as `GET /jobs?type=...&healthStatus=...` does:
+        several values of one parameter match any of them; different parameters all apply."""
+        out = []
+        for job in self.catalog.jobs.values():
+            if types and "streaming" not in types:  # the dev-server runs streaming jobs only
+                continue
+            if health_statuses and self.job_health(job)["status"] not in health_statuses:
+                continue
+            out.append(job)
+        return out
+
+    def job_health(self, job: Job) -> dict[str, Any]:
+        runner = self.runners.get(job.id)
+        return job.health(runner.failure if runner else None)
+
+    def job_status(self, job: Job) -> dict[str, Any]:
+        """What `GET /jobs/{id}/status` answers: the job's state without its spec."""
+        document = self.job_json(job)
+        keys = ("executionStatus", "desiredExecutionStatus", "health", "lastUpdatedTimestamp")
+        return {key: document[key] for key in keys}
 
     def job(self, job_id: str) -> Job:
         found = self.catalog.jobs.get(job_id)
@@ -275,6 +321,11 @@ class DevServer:
         at the position it had reached, so nothing is read twice or skipped."""
         job = self.job(job_id)
         spec = parse_job_spec(body)
+        if not self.in_place_job_updates:
+            raise BadRequest(
+                f"job {job.id} cannot be updated in place here (the dev-server runs with"
+                " in-place job updates off); cancel it and create a new job"
+            )
         for what, before, after in (
             ("target.tableName", job.spec.table_name, spec.table_name),
             ("source.connectionName", job.spec.connection_name, spec.connection_name),
@@ -298,6 +349,7 @@ class DevServer:
             await asyncio.gather(task, return_exceptions=True)
         runner = self.runners.pop(job.id, None)
         if runner is not None:
+            await runner.settled()
             self._readers[job.spec.connection_name].remove(runner)
 
     def _start_runner(self, job: Job) -> None:

@@ -60,9 +60,9 @@ class Api:
         return await self.post(f"/events/{connection}", data=data, key=key, headers=headers)
 
     async def sql(self, query: str) -> list[list[Any]]:
-        status, body, _ = await self.post("/query/sql", {"query": query})
+        status, body, _ = await self.post("/query/sql", {"query": query, "resultFormat": "array"})
         assert status == 200, body
-        rows: list[list[Any]] = body["rows"]
+        rows: list[list[Any]] = body
         return rows
 
 

@@ -53,10 +53,11 @@ async def test_job_is_listed_and_fetched_with_stats(api: Api) -> None:
     status, job, _ = await api.post("/jobs", job_spec())
     assert status == 201, job
     assert job["readFromPoint"] == "latest"
-    assert job["executionStatus"] == "running"
+    assert job["executionStatus"] == "pending"  # as on the reference page; then running
     assert job["ingestionStats"] == {"ingested": 0, "filtered": 0, "unparseable": 0}
     status, listing = await api.get("/jobs")
     assert [j["id"] for j in listing["values"]] == [job["id"]]
+    assert listing["values"][0]["executionStatus"] == "running"
     status, fetched = await api.get(f"/jobs/{job['id']}")
     assert fetched["id"] == job["id"]
     assert (await api.get("/jobs/00000000-0000-0000-0000-000000000000"))[0] == 404

@@ -49,6 +49,7 @@ async def create_connection_and_job(api: Api) -> None:
     for key in ("type", "target", "createTableIfNotExists", "source", "mappings"):
         assert job[key] == JOB_SPEC[key]
     assert job["desiredExecutionStatus"] == "running"
+    assert job["executionStatus"] == "pending"  # the page's sample response
     assert job["health"] == {"status": "ok"}
     assert set(job["createdBy"]) == {"username", "userId"}
     assert job["createdTimestamp"].endswith("Z")
@@ -84,3 +85,17 @@ async def test_reference_walkthrough_plain_then_gzip(api_plain: Api) -> None:
         [first, "GELongstreet", 36.0],
         [second, "Kolega2357", 13.0],
     ]
+
+
+async def test_query_api_example_answers_objects(api_plain: Api) -> None:
+    """The Query API page's body `{"query": "SELECT COUNT(*) FROM ..."}`, no resultFormat:
+    a JSON array of JSON objects (`object`, the default)."""
+    await create_connection_and_job(api_plain)
+    await api_plain.events(
+        "demo_connection", f'{{"event_time":"{recent(1, "00:00:00.000")}"}}'.encode()
+    )
+    status, body, response = await api_plain.post(
+        "/query/sql", {"query": "SELECT COUNT(*) AS n FROM demo_table"}
+    )
+    assert (status, body) == (200, [{"n": 1}])
+    assert response.content_type == "application/json"

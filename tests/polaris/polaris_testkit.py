@@ -69,8 +69,10 @@ class Polaris:
         await self.post(f"/events/{CONNECTION}", body)
 
     async def sql(self, query: str) -> list[list[Any]]:
-        answer = json.loads(await self.post("/query/sql", {"query": query}))
-        return [list(row) for row in answer["rows"]]
+        answer = json.loads(
+            await self.post("/query/sql", {"query": query, "resultFormat": "array"})
+        )
+        return [list(row) for row in answer]
 
     async def jobs_for(self, table: str) -> list[dict[str, Any]]:
         listing = await self.get("/jobs")
