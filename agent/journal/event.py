@@ -17,6 +17,11 @@ journald)                    ``PID``, ``_HOSTNAME``, ``_BOOT_ID``, ``_COMM``, ``
 ``__CURSOR``, other ``__*``  not sent (the cursor is the checkpoint, not data)
 ===========================  ==============================================================
 
+An entry whose time is outside the source's late/early window (Polaris would drop it without
+a word) is not sent: it rides the block's last piece as a dead letter (`too_late`,
+`too_early`), written before that piece's cursor can become safe. With ``event_id``, the
+event gets 16 hex characters of a digest of its cursor: the same when read twice.
+
 ``include_fields``/``exclude_fields`` name journal fields (``_COMM``, ``CODE_LINE``); the
 core ones (message, time, level, unit, identifier, pid, hostname, boot id) are always kept.
 A field journalctl prints as an array of numbers holds bytes that are not printable text: it
@@ -29,13 +34,16 @@ and one ``orjson.dumps``; the time is formatted once per second of journal time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 
+from agent.encode.window import ReadClock
 from agent.journal.settings import LEVELS, JournalSettings
 
 CORE_FIELDS: Final = (
@@ -68,9 +76,19 @@ class JournalPiece:
     data: bytes
     events: int
     cursor: str
+    rejected: tuple[Rejected, ...] = ()  # entries this piece's cursor covers, not sent
 
     def __repr__(self) -> str:
         return f"<JournalPiece events={self.events} bytes={len(self.data)}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An entry Polaris would drop silently: dead-lettered with its reason and cursor."""
+
+    reason: str  # too_late, too_early
+    cursor: str
+    data: bytes  # the event as it would have been sent
 
 
 @dataclass(slots=True)
@@ -90,7 +108,17 @@ class EntryEncoder:
         time_field: str = "timestamp",
         fields: Mapping[str, str | int | float | bool] | None = None,
         piece_bytes: int = 1 << 20,
+        late_window: float | None = None,
+        early_window: float | None = None,
+        event_id: str | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = (
+            ReadClock(now, time_field, late_window, early_window or float(2**40))
+            if late_window is not None
+            else None
+        )
+        self._event_id = event_id
         self._time_field = time_field
         self._fields = dict(fields or {})
         self._piece_bytes = piece_bytes
@@ -126,6 +154,9 @@ class EntryEncoder:
         size = 0
         cursor = last = ""
         dumps = orjson.dumps
+        clock, rejected = self._clock, []
+        if clock is not None:
+            clock.tick()
         for entry in entries:
             if type(entry) is not dict or type(entry.get("__CURSOR")) is not str:
                 counts.unreadable += 1
@@ -135,17 +166,29 @@ class EntryEncoder:
                 counts.skipped += 1
                 cursor = entry["__CURSOR"]
                 continue
+            if self._event_id is not None:
+                digest = hashlib.blake2b(entry["__CURSOR"].encode(), digest_size=8)
+                event.setdefault(self._event_id, digest.hexdigest())
             data = dumps(event)
+            stamp = entry.get("__REALTIME_TIMESTAMP")
+            if clock is not None and stamp is not None:
+                reason = clock.outside(int(stamp) // 1000)
+                if reason is not None:
+                    cursor = entry["__CURSOR"]
+                    rejected.append(Rejected(reason, cursor, data))
+                    continue
             if events and size + len(data) + 1 > self._piece_bytes:
                 pieces.append(JournalPiece(b"\n".join(events) + b"\n", len(events), last))
                 events, size = [], 0
             events.append(data)
             size += len(data) + 1
             cursor = last = entry["__CURSOR"]
+        # The last piece's cursor covers the whole block: it carries the block's rejections.
         if events:
-            pieces.append(JournalPiece(b"\n".join(events) + b"\n", len(events), cursor))
+            data = b"\n".join(events) + b"\n"
+            pieces.append(JournalPiece(data, len(events), cursor, tuple(rejected)))
         elif cursor:
-            pieces.append(JournalPiece(b"", 0, cursor))
+            pieces.append(JournalPiece(b"", 0, cursor, tuple(rejected)))
         return EncodedEntries(pieces, counts.skipped, counts.invalid_utf8, counts.unreadable)
 
     def _load_one(self, line: bytes) -> Any:

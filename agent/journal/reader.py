@@ -118,10 +118,14 @@ def journalctl_argv(
     *,
     cursor: str | None,
     since: float | None,
+    follow: bool = True,
 ) -> list[str]:
     """The command line: from `cursor` (inclusive) when set, else from `since` (epoch
-    seconds) or the configured first start."""
-    argv = [journalctl, "--output=json", "--follow", "--no-pager", "--all", "--quiet"]
+    seconds) or the configured first start; without `follow`, up to the journal's end as it
+    is when the child starts (`run --once`)."""
+    argv = [journalctl, "--output=json", "--no-pager", "--all", "--quiet"]
+    if follow:
+        argv.insert(2, "--follow")
     if settings.directory is not None:
         argv.append(f"--directory={settings.directory}")
     if cursor is not None:
@@ -149,6 +153,7 @@ class ReaderStats:
     """Counters since the start; the metrics layer reads them."""
 
     entries: int = 0
+    bytes: int = 0  # journalctl's JSON output consumed
     events: int = 0
     skipped: int = 0  # exclude_units
     invalid_utf8: int = 0
@@ -172,8 +177,10 @@ class JournalReader:
         resume: str | None,
         journalctl: str = "journalctl",
         backoff: tuple[float, float] = (0.5, 30.0),
+        follow: bool = True,
     ) -> None:
         self.name = name
+        self._follow = follow
         self._settings = settings
         self._encoder = encoder
         self._journalctl = journalctl
@@ -210,12 +217,13 @@ class JournalReader:
                 self._settings,
                 cursor=self.position,
                 since=None if first_now else self._since,
+                follow=self._follow,
             )
             first_now = False
             self._expect = self.position
             started = time.monotonic()
             code = await self._run_child(argv, stop, emit)
-            if stop.is_set():
+            if stop.is_set() or (code == 0 and not self._follow):
                 return
             if time.monotonic() - started >= HEALTHY_AFTER:
                 delay = self._backoff[0]
@@ -266,6 +274,7 @@ class JournalReader:
         rest = b""
         skipping = False  # inside a line longer than MAX_ENTRY_BYTES
         while chunk := await process.stdout.read(READ_CHUNK):
+            self.stats.bytes += len(chunk)
             if skipping:
                 newline = chunk.find(b"\n")
                 if newline == -1:

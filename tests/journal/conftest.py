@@ -150,3 +150,20 @@ def process_gone(pid: int) -> bool:
             return stat.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
     except FileNotFoundError:
         return True
+
+
+# -- the real agent over a journal directory (tests/journal/test_journal_agent.py) -----------
+
+from tests.support.endpoint import dev_server, log_dir  # noqa: E402
+from tests.support.inprocess import inprocess_agent  # noqa: E402
+from tests.support.process import make_agent  # noqa: E402
+
+__all__ = ["dev_server", "inprocess_agent", "log_dir", "make_agent"]
+
+
+def journald_source(directory: Path, **keys: object) -> dict[str, object]:
+    """A ``type = "journald"`` source named "journal" over `directory`, from its beginning."""
+    return {"name": "journal", "type": "journald", "directory": str(directory)} | {
+        "since": "beginning",
+        **keys,
+    }
