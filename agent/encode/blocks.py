@@ -6,9 +6,10 @@ Each returns None for a block it cannot vouch for, and the encoder then decides 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, chain, compress, repeat
 from operator import add, attrgetter
 from typing import Any
 
@@ -17,12 +18,16 @@ import orjson
 
 from agent.encode.cut import cut, cut_events, members, piece_end
 from agent.encode.scan import BLANK_LINE, ROW_SEPARATOR, lines_within, unremarkable
+from agent.encode.times import DATETIMES, NUMBERS, epoch_values
 from agent.encode.values import Encoded, EncodedPiece
 from agent.encode.window import ReadClock
 from agent.records import LineStarts
 
 TEXT_SLICE = 64 * 1024
 _TIME = attrgetter("probe.f0")
+_UNSPLICEABLE = re.compile(rb"[ \t]\}\n|\{\}\n")
+"""A line that ends in a space before its brace, or is ``{}``: `splice` rewrites those, so the
+whole-block splices leave them to the line path."""
 
 
 @dataclass(slots=True)
@@ -114,6 +119,9 @@ class JsonBlocks:
     max_event: int
     piece_bytes: int
     clock: ReadClock
+    time_key: bytes = b'"timestamp"'  # the time field, as JSON
+    candidates: int = 0  # how many names the event's own time may be under (`times`)
+    missing: int = 0  # events given the read time (counted; the encoder takes it)
 
     def encode(self, block: bytes, start_offset: int) -> Encoded | None:
         """The common case at C speed: every line one JSON object whose time is an ISO string
@@ -135,7 +143,7 @@ class JsonBlocks:
             data = block if position == 0 and end == len(block) else block[position:end]
             probes = self.probe(data)
             if probes is None:
-                return None
+                return self._without_time(block, start_offset) if position == 0 else None
             base = start_offset + position
             pieces.append(EncodedPiece(data, len(probes), base + len(data), LineStarts(data, base)))
             position = end
@@ -144,7 +152,7 @@ class JsonBlocks:
     def _with_fields(self, block: bytes, start_offset: int) -> Encoded | None:
         probes = self.probe(block)
         if probes is None:
-            return None
+            return self._without_time(block, start_offset)
         spliced = self._splice_fields(block, probes)
         if spliced is None:
             return None
@@ -172,6 +180,16 @@ class JsonBlocks:
         `unremarkable` bounded it before, and a RecursionError is one more reason to go
         line by line, never an exception out of here.
         """
+        rows = self._rows(data)
+        if rows is None:
+            return None
+        times = list(map(_TIME, rows))
+        if None in times or msgspec.UNSET in times:
+            return None  # a time missing or null: decided line by line
+        return rows if self.clock.well_inside(times) else None
+
+    def _rows(self, data: bytes) -> list[Any] | None:
+        """One row per line of `data` (see `probe`), or None when that cannot be vouched for."""
         rows_text = data.replace(b"\n", ROW_SEPARATOR)
         lines = (len(rows_text) - len(data)) // (len(ROW_SEPARATOR) - 1)
         try:
@@ -179,12 +197,76 @@ class JsonBlocks:
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
         rows.pop()
-        if len(rows) != lines:
+        return rows if len(rows) == lines else None
+
+    def _without_time(self, block: bytes, start_offset: int) -> Encoded | None:
+        """A block where no line has the time field, still without a Python step per line:
+        when no line has any of the `times.CANDIDATES` either, the read time (and the static
+        fields) are spliced before every closing brace with one `bytes.replace`, as static
+        fields are; when every line has its time under the same name (and none under an
+        earlier one), each line gets that value (`times`), spliced in one join. None for
+        any other block: the line path decides."""
+        rows = self._rows(block)
+        if not rows or list(map(_TIME, rows)).count(msgspec.UNSET) != len(rows):
             return None
-        times = list(map(_TIME, rows))
-        if None in times or msgspec.UNSET in times:
-            return None  # a time missing or null: decided line by line
-        return rows if self.clock.well_inside(times) else None
+        if block.count(b"}\n") != len(rows) or _UNSPLICEABLE.search(block):
+            return None
+        fields = self._common_suffix(rows)
+        if fields is None:
+            return None
+        values = self._own_times(rows)
+        if values is None:
+            return None
+        if not values:  # no line has a time of its own: the read time, one splice
+            suffix = self.clock.time_suffix + fields
+            if not lines_within(block, self.max_event - len(suffix)):
+                return None
+            spliced = block.replace(b"}\n", suffix + b"}\n")
+            self.missing += len(rows)
+            return Encoded(cut(spliced, start_offset, len(suffix), self.piece_bytes), [], 0)
+        template = b"," + self.time_key + b":%b" + fields.replace(b"%", b"%%") + b"}\n"
+        tails = list(map(template.__mod__, values))
+        bodies = block.split(b"}\n")
+        bodies.pop()
+        sizes = list(map(add, map(len, bodies), map(len, tails)))
+        if max(sizes) - 1 > self.max_event:
+            return None
+        data = b"".join(chain.from_iterable(zip(bodies, tails, strict=True)))
+        starts = list(accumulate(map(add, map(len, bodies), repeat(2)), initial=start_offset))
+        return Encoded(cut_events(data, list(accumulate(sizes)), starts, self.piece_bytes), [], 0)
+
+    def _own_times(self, rows: list[Any]) -> list[Any] | None:
+        """Each line's own time as the JSON value for the time field, when every line has it
+        under the same candidate name (and none under an earlier one), well inside the
+        window; [] when no line has any; None otherwise."""
+        for index in range(1, self.candidates + 1):
+            raws = list(map(attrgetter(f"probe.c{index}"), rows))
+            absent = raws.count(msgspec.UNSET)
+            if absent == len(raws):
+                continue
+            if absent:
+                return None
+            text = b"[" + b",".join(raws) + b"]"
+            if b"\\" in text:
+                return None  # an escape: the line path writes the string its own way
+            if text[1:2] == b'"':
+                try:
+                    times = DATETIMES.decode(text)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    return None
+                return raws if self.clock.well_inside(times) else None
+            try:
+                numbers = NUMBERS.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None
+            found = epoch_values(numbers)
+            if found is None:
+                return None
+            values, earliest, latest = found
+            if self.clock.outside(earliest) or self.clock.outside(latest):
+                return None
+            return values
+        return []
 
     def _splice_fields(self, block: bytes, probes: list[Any]) -> bytes | None:
         """`block` with the static fields before every closing brace — those no line has;

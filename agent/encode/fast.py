@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import orjson
@@ -25,6 +25,7 @@ from agent.encode.scan import (
     rows_decoder,
     too_deep,
 )
+from agent.encode.times import candidates, own_time
 from agent.encode.values import NOTHING, NOW, Encoded, EncodedPiece, Rejected
 from agent.encode.window import ReadClock, iso_utc
 from agent.parse.timestamps import millis_from_datetime, time_parser
@@ -67,13 +68,22 @@ class Encoder:
         self._max_line = line_limit(source, max_event_bytes)
         self._piece_bytes = piece_bytes
         self._strip_bom = strip_bom
-        self._rows = rows_decoder(source.time_field, tuple(self._fields))
+        self._candidates = candidates(source)
+        self._rows = rows_decoder(source.time_field, tuple(self._fields), self._candidates)
         self._clock = ReadClock(now, source.time_field, source.late_window, source.early_window)
         self._times = time_parser("auto", UTC)
         self._raw_time_key = source.time_field + RAW_TIME_SUFFIX
+        self._time_key_json = orjson.dumps(source.time_field)
         self._time_unparsed = 0
+        self._time_missing = 0
         limits = (self._max_line, self._max_event, piece_bytes, self._clock)
-        self._json_blocks = JsonBlocks(self._rows, self._fields, *limits)
+        self._json_blocks = JsonBlocks(
+            self._rows,
+            self._fields,
+            *limits,
+            time_key=self._time_key_json,
+            candidates=len(self._candidates),
+        )
         self._text_blocks = TextBlocks(self._fields_suffix, *limits)
         self._whole = self._json_blocks.encode if self._json else self._text_blocks.encode
 
@@ -101,8 +111,10 @@ class Encoder:
         parsing path's (`ParsedEncoder.take_counts`): ``time_unparsed``, events whose own time
         no reader understood, sent with the read time and their value under
         ``<time_field>_raw``."""
-        moved, self._time_unparsed = self._time_unparsed, 0
-        return {"time_unparsed": moved} if moved else {}
+        missing = self._time_missing + self._json_blocks.missing
+        counts = {"time_unparsed": self._time_unparsed, "time_missing": missing}
+        self._time_unparsed = self._time_missing = self._json_blocks.missing = 0
+        return {name: count for name, count in counts.items() if count}
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
         """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
@@ -115,8 +127,13 @@ class Encoder:
         return self._line_by_line(block, start_offset)
 
     def _json_block(self, block: bytes, start_offset: int) -> Encoded | None:
-        """The whole-block JSON path alone (None: it cannot vouch for this block)."""
-        return self._json_blocks.encode(block, start_offset)
+        """The whole-block JSON path alone (None: it cannot vouch for this block); a look,
+        not a step: what it counts is not kept."""
+        missing = self._json_blocks.missing
+        try:
+            return self._json_blocks.encode(block, start_offset)
+        finally:
+            self._json_blocks.missing = missing
 
     def _text_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """The whole-block text path over one slice alone (None: it cannot vouch for it)."""
@@ -182,7 +199,10 @@ class Encoder:
         key = self._time_field
         stamp = obj.get(key)
         if key not in obj:
-            suffix = time_suffix
+            found = self._own_time(obj)
+            if isinstance(found, str):
+                return found
+            suffix = found
         elif stamp is None or stamp == "":  # present but null or empty: Polaris would fail
             obj[key] = self._clock.stamp
             line = orjson.dumps(obj)
@@ -207,6 +227,22 @@ class Encoder:
             return line
         return splice(line, suffix)
 
+    def _own_time(self, obj: dict[str, object]) -> bytes | str:
+        """The time member for a line without the time field: its own time under the first
+        candidate name that holds one (`agent.encode.times`), or else the read time (counted);
+        a reason when its own time is outside the window."""
+        for name in self._candidates:
+            if name in obj:
+                found = own_time(obj[name])
+                if found is not None:
+                    value, millis = found
+                    outside = self._clock.outside(millis)
+                    if outside is not None:
+                        return outside
+                    return b"," + self._time_key_json + b":" + value
+        self._time_missing += 1
+        return self._clock.time_suffix
+
     def _beyond_orjson(self, line: bytes, time_suffix: bytes) -> bytes | str:
         """A line orjson refuses that the whole-block check would pass: a number beyond a
         double's range (``1e400``; msgspec skips numbers without converting them, Polaris
@@ -227,7 +263,12 @@ class Encoder:
             return "invalid_json"
         suffix = b""
         if stamp is msgspec.UNSET:
-            suffix = time_suffix
+            found = self._own_time_raw(probe)
+            if found is None:
+                return "invalid_json"
+            if isinstance(found, str):
+                return found
+            suffix = found
         else:
             outside = self._clock.outside(millis_from_datetime(stamp, UTC))
             if outside is not None:
@@ -239,6 +280,20 @@ class Encoder:
             f for f, found in zip(self._fields.items(), present, strict=True) if not found
         )
         return splice(line, suffix) if suffix else line
+
+    def _own_time_raw(self, probe: Any) -> bytes | str | None:
+        """`_own_time` for a line only msgspec reads, from its candidates' raw values (None
+        when one of them is a value orjson refuses too: the line is ``invalid_json``)."""
+        values: dict[str, object] = {}
+        for index, name in enumerate(self._candidates, start=1):
+            raw = getattr(probe, f"c{index}")
+            if raw is msgspec.UNSET:
+                continue
+            try:
+                values[name] = orjson.loads(bytes(raw))
+            except orjson.JSONDecodeError:
+                return None
+        return self._own_time(values)
 
     def _text_event(self, line: bytes, time_suffix: bytes) -> bytes:
         message = orjson.dumps(line.decode("utf-8", "replace"))

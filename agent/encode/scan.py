@@ -68,26 +68,31 @@ BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c\r]*\n")  # a line of whitespace only
 
 
 @lru_cache(maxsize=256)
-def rows_decoder(time_field: str, field_names: tuple[str, ...]) -> msgspec.json.Decoder[list[Any]]:
+def rows_decoder(
+    time_field: str, field_names: tuple[str, ...], candidates: tuple[str, ...] = ()
+) -> msgspec.json.Decoder[list[Any]]:
     """The decoder of `row_type` rows: built once per source shape, shared by its files'
     encoders (one per file) and reusable across them (it keeps no state between calls)."""
-    row = row_type(time_field, list(field_names))
+    row = row_type(time_field, list(field_names), list(candidates))
     return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
 
 
-def row_type(time_field: str, field_names: list[str]) -> type:
+def row_type(time_field: str, field_names: list[str], candidates: list[str] | None = None) -> type:
     """``[object]``, one line's row, holding a struct with only what the whole-block check
     looks at: the time (`f0`, an RFC 3339 datetime: anything else fails the block; None when
-    null, UNSET when absent) and
-    the static field names (`f1`..., UNSET when absent); other keys are validated, not
+    null, UNSET when absent), the static field names (`f1`..., UNSET when absent) and the
+    names the event's own time may be under when ``time_field`` is not set (`c1`..., the raw
+    JSON value, UNSET when absent: `agent.encode.times`); other keys are validated, not
     built. Neither is tracked by the garbage collector: a million of them a second would
     only keep it busy."""
+    candidates = candidates or []
     fields: list[tuple[str, Any, Any]] = [("f0", datetime | None, msgspec.UNSET)]
     fields += [(f"f{i}", Any, msgspec.UNSET) for i in range(1, len(field_names) + 1)]
+    fields += [(f"c{i}", msgspec.Raw, msgspec.UNSET) for i in range(1, len(candidates) + 1)]
     names = [time_field, *field_names]
-    probe = msgspec.defstruct(
-        "Probe", fields, rename={f"f{i}": name for i, name in enumerate(names)}, gc=False
-    )
+    rename = {f"f{i}": name for i, name in enumerate(names)}
+    rename.update({f"c{i}": name for i, name in enumerate(candidates, start=1)})
+    probe = msgspec.defstruct("Probe", fields, rename=rename, gc=False)
     return msgspec.defstruct(
         "Row", [("probe", probe)], array_like=True, forbid_unknown_fields=True, gc=False
     )

@@ -1,0 +1,120 @@
+"""The event's own time under a common name, when the source does not say where it is (issue 14).
+
+A source that leaves ``time_field`` unset keeps ``timestamp`` as the field Polaris maps
+``__time`` from, and a line without one is not stamped with the read time at once: the first
+of `CANDIDATES` that holds a time is copied into ``timestamp``:
+
+- an RFC 3339 string (what msgspec reads as a datetime, and ``TIME_PARSE`` without a format)
+  is copied as written: ``{"@timestamp":"2025-11-24T10:00:00.123Z",...}`` gains
+  ``"timestamp":"2025-11-24T10:00:00.123Z"``;
+- an epoch number (seconds, milliseconds, micro- or nanoseconds by magnitude, from the year
+  2000 on) becomes ISO 8601 UTC with milliseconds: ``{"ts":1764028800123,...}`` gains
+  ``"timestamp":"2025-11-25T00:00:00.123Z"``.
+
+The line keeps its own field as it was; only ``timestamp`` is added, spliced before the
+closing brace, so a Polaris job maps ``__time`` the same way for every shape
+(``TIME_PARSE("timestamp")``). Anything else under those names (text that is no RFC 3339
+time, null, an object, a number before 2000) is not a time and the next name is tried; when
+none holds one, the read time is added, counted as ``time_missing``. Both encoder paths decide
+with these functions (`own_time` on a decoded value, the block path on raw values in bulk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Final
+
+import msgspec
+import orjson
+
+from agent.config import SourceConfig
+from agent.parse.timestamps import iso_from_millis, millis_from_datetime, parse_epoch
+
+CANDIDATES: Final = ("@timestamp", "time", "ts", "event_time", "datetime")
+"""Looked at in this order when ``time_field`` is not set and the line has no ``timestamp``."""
+PLAUSIBLE_MILLIS: Final = 946_684_800_000
+"""2000-01-01T00:00:00Z: a smaller number under a time-like name is a duration, not a time."""
+
+_DATETIME: Final = msgspec.json.Decoder(datetime)
+DATETIMES: Final = msgspec.json.Decoder(list[datetime])
+NUMBERS: Final = msgspec.json.Decoder(list[int | float])
+
+
+def candidates(source: SourceConfig) -> tuple[str, ...]:
+    """The names looked at for `source`: none when it sets ``time_field`` (the user said
+    where the time is), nor a name that is also a static field."""
+    if "time_field" in source.model_fields_set:
+        return ()
+    return tuple(
+        name for name in CANDIDATES if name != source.time_field and name not in source.fields
+    )
+
+
+def own_time(value: object) -> tuple[bytes, int] | None:
+    """(the JSON value for the time field, epoch milliseconds) when `value` is a time this
+    module recognises; None otherwise."""
+    kind = type(value)
+    if kind is str:
+        raw = orjson.dumps(value)
+        try:
+            moment = _DATETIME.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        return raw, millis_from_datetime(moment, UTC)
+    if kind is int or kind is float:
+        millis = parse_epoch(value, None)
+        if millis is None or millis < PLAUSIBLE_MILLIS:
+            return None
+        return iso_value(millis), millis
+    return None
+
+
+def iso_value(millis: int) -> bytes:
+    """``"2025-11-25T00:00:00.123Z"`` (with its quotes)."""
+    return b'"' + iso_from_millis(millis).encode() + b'"'
+
+
+def epoch_values(numbers: Iterable[int | float]) -> tuple[list[bytes], int, int] | None:
+    """Numbers read as epochs: their ISO values and the earliest and latest milliseconds;
+    None when one is not a plausible epoch (the line path decides those)."""
+    millis = [parse_epoch(n, None) if type(n) is not bool else None for n in numbers]
+    if None in millis:
+        return None
+    found: list[int] = millis  # type: ignore[assignment]  # no None left
+    if not found or min(found) < PLAUSIBLE_MILLIS:
+        return None
+    return list(map(iso_value, found)), min(found), max(found)
+
+
+def describe(source: SourceConfig, sample: Iterable[bytes] = ()) -> str:
+    """What `check` says about a source's event time: where it is taken from, and, given some
+    of its lines, which field they carry."""
+    field = source.time_field
+    names = candidates(source)
+    if source.format != "json":
+        return f"{field!r}: the read time (text lines carry no field)"
+    if not names:
+        return f"{field!r} (set); the read time when a line has none"
+    seen: dict[str, int] = {}
+    lines = 0
+    for line in sample:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if type(obj) is not dict:
+            continue
+        lines += 1
+        found = next(
+            (n for n in (field, *names) if n in obj and (n == field or own_time(obj[n]))), None
+        )
+        key = found or "read time"
+        seen[key] = seen.get(key, 0) + 1
+    rule = (
+        f"{field!r}, else the first of {', '.join(names)} copied into {field!r}, else the read time"
+    )
+    if not lines:
+        return rule
+    counts = ", ".join(f"{name} in {count} of {lines}" for name, count in seen.items())
+    return f"{rule}; the first lines: {counts}"
