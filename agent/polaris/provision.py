@@ -1,17 +1,33 @@
 """`polaris-agent setup`: make Polaris hold the connection and streaming job the config asks for.
 
-Idempotent by design: running it twice changes nothing the second time. What exists and
-matches is left alone; what exists and differs is shown field by field and left alone too,
-unless ``--apply`` asks for it: then the job is updated in place (``PUT /jobs/{id}``), which
-keeps its position in the connection's stream. Cancelling and recreating it instead would
-re-ingest the stream (``earliest``) or leave a gap (``latest``), so setup never does that.
+It plans fully before it changes anything: it reads the connection and the table's streaming
+job (``GET /jobs?type=streaming``), compares the job with the config and prints the plan.
+Only then does it act, and only on a plan that can be carried out whole: a job that cannot
+change as asked leaves everything as it was, the connection included.
+
+Idempotent: what exists and matches is left alone. What is missing is created. A job that
+differs is changed only with ``--apply``: in place (``PUT /jobs/{id}``) when Polaris accepts
+that, otherwise by canceling it and creating it again with the config's spec. Recreating
+loses nothing: "For a given table and either a topic or stream, Polaris preserves the reading
+checkpoint of the topic or stream. This behavior applies even if you use a new connection or
+ingestion job" (docs.imply.io/polaris/streaming-ingestion, "Reset streaming job offset"), so
+the new job on the same table and connection reads on from where the old one stopped, and
+events sent meanwhile wait in the connection. It is also why ``readFromPoint`` is not
+compared on an existing job: it only decides where a table's first job on a stream starts.
+What it cannot do is move a job to another connection: that is another stream, where the
+table's position does not carry over; ``setup`` says so and changes nothing.
+
+``--dry-run`` prints the plan and changes nothing. Exit codes: 0 nothing to do, or the plan
+was carried out; 3 the plan has changes that were not made (without ``--apply``, with
+``--dry-run``, or blocked); 78 the config is invalid; 1 Polaris failed or refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Final
 
 import orjson
@@ -26,9 +42,24 @@ EXIT_CONFIG: Final = 78  # EX_CONFIG, as the CLI
 EXIT_DIFFERS: Final = 3
 
 CONNECTION_TYPE: Final = "push_streaming"
-# What identifies a job rather than describes it: an update cannot change these.
+# What identifies a job rather than describes it: a job cannot move to another stream.
 FIXED_FIELDS: Final = frozenset({"type", "source.type", "source.connectionName"})
 FORMAT_SETTINGS: Final = {"format": "nd-json"}
+# What Polaris adds to a job it reports; everything else in its answer is the job's spec.
+_JOB_METADATA: Final = frozenset(
+    {
+        "id",
+        "desiredExecutionStatus",
+        "executionStatus",
+        "health",
+        "createdBy",
+        "lastModifiedBy",
+        "createdTimestamp",
+        "lastUpdatedTimestamp",
+        "ingestionStats",
+        "spec",
+    }
+)
 
 
 class _Absent:
@@ -51,6 +82,70 @@ class Difference:
 
     def __str__(self) -> str:
         return f"{self.path}: {_show(self.existing)} -> {_show(self.wanted)}"
+
+
+class JobStep(Enum):
+    """What the plan does to the table's streaming job."""
+
+    CREATE = "create"
+    KEEP = "keep"
+    CHANGE = "change"  # update in place, else cancel and recreate
+    BLOCKED = "blocked"  # differs where no change can go
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything `setup` would do, decided before anything is done."""
+
+    connection: str
+    create_connection: bool
+    table: str
+    job_step: JobStep
+    wanted: JsonObject = field(repr=False)
+    existing: Job | None = None
+    differences: tuple[Difference, ...] = ()
+
+    @property
+    def changes(self) -> bool:
+        return self.create_connection or self.job_step is not JobStep.KEEP
+
+    def lines(self) -> list[str]:
+        """The plan as an operator reads it, one step a line (and a line per difference)."""
+        out = [
+            f"connection {self.connection}: "
+            + ("missing, will be created" if self.create_connection else "exists")
+        ]
+        job = self.existing
+        head = f"job for table {self.table}"
+        if self.job_step is JobStep.CREATE:
+            out.append(
+                f"{head}: missing, will be created reading {self.connection}"
+                f" from readFromPoint {self.wanted.get('readFromPoint', 'latest')!r},"
+                " or from the table's kept position if it read this connection before"
+            )
+            return out
+        assert job is not None
+        if self.job_step is JobStep.KEEP:
+            out.append(f"{head}: exists, matches")
+            return out
+        out.append(f"{head}: exists, differs from the config (job {job.id}):")
+        out.extend(f"  {difference}" for difference in self.differences)
+        if self.job_step is JobStep.CHANGE:
+            out.append(
+                f"  plan: update job {job.id} in place; if Polaris refuses, cancel it and"
+                f" create it again: the table keeps its reading position on {self.connection},"
+                " so no event is read twice or skipped"
+            )
+        return out
+
+    def blocked_reason(self) -> str:
+        fixed = ", ".join(d.path for d in self.differences if d.path in FIXED_FIELDS)
+        job_id = self.existing.id if self.existing else "?"
+        return (
+            f"nothing changed: {fixed} cannot change on an existing job (another connection"
+            " is another stream, where the table's reading position does not carry over);"
+            f" cancel job {job_id} in Polaris, then run setup again"
+        )
 
 
 def job_spec(job: JobConfig, connection: str) -> JsonObject:
@@ -81,8 +176,8 @@ def diff_job(wanted: JsonObject, existing: JsonObject) -> list[Difference]:
     Only what the config decides is compared. ``inputSchema`` and ``mappings`` are matched by
     name and column, so order does not matter; a difference is named by the item's index in
     the config. ``formatSettings`` keys Polaris adds as defaults are ignored. ``readFromPoint``
-    and the rejection periods are compared only when both sides state them: Polaris' job
-    answer need not echo a start point that only mattered at creation.
+    is never compared: it only matters when a table's first job on a stream is created. The
+    rejection periods are compared only when both sides state them.
     """
     out: list[Difference] = []
     want_source = _object(wanted.get("source"))
@@ -112,19 +207,19 @@ def diff_job(wanted: JsonObject, existing: JsonObject) -> list[Difference]:
         wanted["createTableIfNotExists"],
         out,
     )
-    for key in ("readFromPoint", "lateMessageRejectionPeriod", "earlyMessageRejectionPeriod"):
+    for key in ("lateMessageRejectionPeriod", "earlyMessageRejectionPeriod"):
         if key in wanted and key in existing:
             _scalar(key, existing[key], wanted[key], out)
     return out
 
 
-def setup_main(config: Config, *, replace: bool) -> int:
+def setup_main(config: Config, *, replace: bool, dry_run: bool = False) -> int:
     """Entry point of ``polaris-agent setup``; returns the exit code."""
-    return asyncio.run(provision(config, replace=replace))
+    return asyncio.run(provision(config, replace=replace, dry_run=dry_run))
 
 
-async def provision(config: Config, *, replace: bool) -> int:
-    """Create what is missing, report what exists; exit 0 ok, 1 failed, 2 config, 3 differs."""
+async def provision(config: Config, *, replace: bool, dry_run: bool = False) -> int:
+    """Plan, print the plan, then carry it out when allowed; the exit code (module doc)."""
     if config.job is None:
         _err("error: job: required key is missing (setup provisions the [job] section)")
         return EXIT_CONFIG
@@ -132,67 +227,128 @@ async def provision(config: Config, *, replace: bool) -> int:
         _err("warning: polaris.tls_verify = false: TLS certificates are NOT verified")
     try:
         async with PolarisApi.open(config.polaris) as api:
-            await ensure_connection(api, config.polaris.connection)
-            return await ensure_job(api, config.job, config.polaris.connection, replace=replace)
+            plan = await make_plan(api, config.job, config.polaris.connection)
+            for line in plan.lines():
+                _out(line)
+            _warn_if_failed(plan.existing)
+            if not plan.changes:
+                return EXIT_OK
+            if dry_run:
+                _err("dry run: nothing changed")
+                return EXIT_DIFFERS
+            if plan.job_step is JobStep.BLOCKED:
+                _err(plan.blocked_reason())
+                return EXIT_DIFFERS
+            if plan.job_step is JobStep.CHANGE and not replace:
+                _err("nothing changed (run setup --apply to carry out this plan)")
+                return EXIT_DIFFERS
+            return await carry_out(api, plan)
     except errors.PolarisApiError as exc:
         _err(f"error: {exc}")
         return EXIT_FAILED
 
 
-async def ensure_connection(api: PolarisApi, name: str) -> None:
-    """Make sure a push_streaming connection called ``name`` exists."""
-    existing = await _find_connection(api, name)
-    if existing is None:
-        try:
-            await api.create_connection(name, CONNECTION_TYPE)
-        except errors.Conflict:
-            _out(f"connection {name}: exists")
-            return
-        _out(f"connection {name}: created")
-        return
-    if existing.type and existing.type != CONNECTION_TYPE:
-        raise errors.ConnectionTypeMismatch(name, existing.type, CONNECTION_TYPE)
-    _out(f"connection {name}: exists")
-
-
-async def ensure_job(api: PolarisApi, job: JobConfig, connection: str, *, replace: bool) -> int:
-    """Create the table's streaming job, or compare the one that exists with the config."""
+async def make_plan(api: PolarisApi, job: JobConfig, connection: str) -> Plan:
+    """Read what Polaris holds and decide every step; changes nothing."""
+    existing_connection = await _find_connection(api, connection)
+    if existing_connection is not None and existing_connection.type not in ("", CONNECTION_TYPE):
+        raise errors.ConnectionTypeMismatch(connection, existing_connection.type, CONNECTION_TYPE)
+    create_connection = existing_connection is None
     wanted = job_spec(job, connection)
     existing = await find_streaming_job(api, job.table)
     if existing is None:
-        created = await api.create_job(wanted)
-        _out(f"job for table {job.table}: created, id {created.id}")
+        step, differences = JobStep.CREATE, []
+    else:
+        differences = diff_job(wanted, existing.raw)
+        if not differences:
+            step = JobStep.KEEP
+        elif any(d.path in FIXED_FIELDS for d in differences):
+            step = JobStep.BLOCKED
+        else:
+            step = JobStep.CHANGE
+    return Plan(
+        connection=connection,
+        create_connection=create_connection,
+        table=job.table,
+        job_step=step,
+        wanted=wanted,
+        existing=existing,
+        differences=tuple(differences),
+    )
+
+
+async def carry_out(api: PolarisApi, plan: Plan) -> int:
+    """Do what the plan says (it is not blocked); each step is reported as it is done."""
+    if plan.create_connection:
+        try:
+            await api.create_connection(plan.connection, CONNECTION_TYPE)
+            _out(f"connection {plan.connection}: created")
+        except errors.Conflict:  # created meanwhile: what the plan wanted
+            _out(f"connection {plan.connection}: exists")
+    head = f"job for table {plan.table}"
+    if plan.job_step is JobStep.CREATE:
+        created = await api.create_job(plan.wanted)
+        _out(f"{head}: created, id {created.id}")
         return EXIT_OK
-    differences = diff_job(wanted, existing.raw)
-    if not differences:
-        _out(f"job for table {job.table}: exists, matches")
+    if plan.job_step is not JobStep.CHANGE:
         return EXIT_OK
-    _out(f"job for table {job.table}: exists, differs from the config (job {existing.id}):")
-    for difference in differences:
-        _out(f"  {difference}")
-    fixed = [d for d in differences if d.path in FIXED_FIELDS]
-    if not replace:
-        _err("nothing changed (run setup --apply to update the job in place)")
-        return EXIT_DIFFERS
-    if fixed:
-        _err(
-            f"nothing changed: {', '.join(d.path for d in fixed)} cannot change on an existing"
-            f" job; cancel job {existing.id} in Polaris, then run setup again"
-        )
-        return EXIT_DIFFERS
-    updated = await api.update_job(existing.id, wanted)
-    _out(f"job for table {job.table}: updated in place, id {updated.id}")
+    existing = plan.existing
+    assert existing is not None
+    try:
+        updated = await api.update_job(existing.id, plan.wanted)
+    except errors.NotFound:
+        raise  # the job went away meanwhile: plan again rather than guess
+    except errors.RequestRejected as exc:
+        _out(f"{head}: Polaris refused the update in place ({exc.polaris_message})")
+    else:
+        _out(f"{head}: updated in place, id {updated.id}")
+        return EXIT_OK
+    return await recreate(api, plan, existing)
+
+
+async def recreate(api: PolarisApi, plan: Plan, existing: Job) -> int:
+    """Cancel ``existing`` and create the config's job on the same table and connection; it
+    reads on from the table's kept position. Should Polaris refuse the new spec, the old one
+    is created again (from the same position), so the table is never left without a job."""
+    head = f"job for table {plan.table}"
+    await api.cancel_job(existing.id)
+    _out(f"{head}: canceled job {existing.id}")
+    try:
+        created = await api.create_job(plan.wanted)
+    except errors.RequestRejected as exc:
+        restored = await api.create_job(previous_spec(existing))
+        _out(f"{head}: restored the previous spec, id {restored.id}")
+        _err(f"error: Polaris refused the new job: {exc}; the previous spec runs again")
+        return EXIT_FAILED
+    _out(
+        f"{head}: recreated, id {created.id} (was {existing.id}); it reads {plan.connection}"
+        " on from the table's kept position"
+    )
     return EXIT_OK
+
+
+def previous_spec(job: Job) -> JsonObject:
+    """The spec a job was created with: its answer without what Polaris adds."""
+    return {key: value for key, value in job.raw.items() if key not in _JOB_METADATA}
 
 
 async def find_streaming_job(api: PolarisApi, table: str) -> Job | None:
     """The live streaming job writing to ``table`` (Polaris allows one), with its full spec."""
-    for job in await api.list_jobs():
+    for job in await api.list_jobs(job_type="streaming"):
         if job.type == "streaming" and job.table == table and job.desired_status != "canceled":
             if "mappings" in job.raw and "source" in job.raw:
                 return job
             return await api.get_job(job.id)
     return None
+
+
+def _warn_if_failed(job: Job | None) -> None:
+    if job is None or job.raw.get("executionStatus") != "failed":
+        return
+    health = _object(job.raw.get("health"))
+    issues = [str(issue) for issue in _list(health.get("issues"))]
+    reason = "; ".join(issues) or "no reason given"
+    _err(f"warning: job {job.id} has failed in Polaris: {reason}")
 
 
 async def _find_connection(api: PolarisApi, name: str) -> Connection | None:

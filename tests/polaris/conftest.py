@@ -12,3 +12,10 @@ from polaris_testkit import Polaris, serve_polaris
 async def polaris() -> AsyncIterator[Polaris]:
     async for server in serve_polaris():
         yield server
+
+
+@pytest.fixture
+async def polaris_without_updates() -> AsyncIterator[Polaris]:
+    """A Polaris that refuses to update a job's spec in place (setup must recreate it)."""
+    async for server in serve_polaris(in_place_job_updates=False):
+        yield server

@@ -74,15 +74,25 @@ class Polaris:
         )
         return [list(row) for row in answer]
 
-    async def jobs_for(self, table: str) -> list[dict[str, Any]]:
+    async def jobs_for(self, table: str, *, live: bool = False) -> list[dict[str, Any]]:
+        """The table's jobs; ``live``: only those not canceled."""
         listing = await self.get("/jobs")
         jobs = listing["values"] if isinstance(listing, dict) else listing
-        return [job for job in jobs if job["target"]["tableName"] == table]
+        return [
+            job
+            for job in jobs
+            if job["target"]["tableName"] == table
+            and not (live and job["desiredExecutionStatus"] == "canceled")
+        ]
+
+    async def connection_names(self) -> list[str]:
+        listing = await self.get("/connections")
+        return sorted(connection["name"] for connection in listing["values"])
 
 
-async def serve_polaris() -> AsyncIterator[Polaris]:
+async def serve_polaris(**options: Any) -> AsyncIterator[Polaris]:
     """A dev-server that accepts API_KEY; the body of the `polaris` fixture."""
-    async with running_dev_server(api_keys=[API_KEY]) as server:
+    async with running_dev_server(api_keys=[API_KEY], **options) as server:
         yield Polaris(server.url)
 
 
@@ -94,6 +104,7 @@ def write_config(
     mappings: list[tuple[str, str]] = MAPPINGS,
     polaris_extra: str = "",
     job: bool = True,
+    read_from_point: str = "earliest",
 ) -> Path:
     """An agent config whose [job] section reads the connection into TABLE."""
     mapping_items = ", ".join(
@@ -123,7 +134,7 @@ def write_config(
             f"""
             [job]
             table = "{TABLE}"
-            read_from_point = "earliest"
+            read_from_point = "{read_from_point}"
             input_schema = [{{ name = "event_time" }}, {{ name = "message" }}, {{ name = "level" }}]
             """
         )
