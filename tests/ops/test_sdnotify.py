@@ -168,7 +168,7 @@ async def test_watchdog_pings_until_stopped(systemd: Systemd) -> None:
     async with asyncio.timeout(5):
         async with asyncio.TaskGroup() as group:
             group.create_task(ping_watchdog(notifier, stop))
-            await asyncio.sleep(0.17)  # pings at 0, 0.05, 0.10, 0.15
+            await asyncio.sleep(0.17)  # a measurement window: pings at 0, 0.05, 0.10, 0.15
             stop.set()
 
     pings = systemd.pending()

@@ -116,7 +116,7 @@ async def test_block_waits_for_room_and_gives_up_only_when_stopping(tmp_path: Pa
     spool = Spool(tmp_path / "spool", one, "block")
     assert await spool.put(entry(1))
     waiting = asyncio.create_task(spool.put(entry(2)))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # a window to see it NOT finish: no condition can show an absence
     assert not waiting.done()
 
     oldest = spool.oldest()
@@ -126,7 +126,7 @@ async def test_block_waits_for_room_and_gives_up_only_when_stopping(tmp_path: Pa
 
     stopping = asyncio.Event()
     blocked = asyncio.create_task(spool.put(entry(3), stopping))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # let it start waiting for room, so stopping ends a real wait
     stopping.set()
     assert await asyncio.wait_for(blocked, 2) is False
     assert spool.stats.files == 1
