@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -20,6 +21,7 @@ class ByteQueue(Generic[T]):
         self._items: deque[tuple[T, int]] = deque()
         self._changed = asyncio.Condition()
         self._closed = False
+        self.last_taken = time.monotonic()  # when an item last left (or the queue was made)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -51,6 +53,7 @@ class ByteQueue(Generic[T]):
                 return None
             item, size = self._items.popleft()
             self.bytes -= size
+            self.last_taken = time.monotonic()
             self._changed.notify_all()
             return item
 

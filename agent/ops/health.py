@@ -3,10 +3,14 @@
 Kept free of I/O so that `/healthz`, `/readyz`, sd_notify's STATUS= and `status` agree by
 construction, and so every rule is tested with a hand-built snapshot.
 
-Liveness means "the event loop answers": if the handler runs, the agent is alive. Anything
-that restarting cannot fix (a bad API key, a full spool, an unreachable Polaris) is a
-readiness concern instead, so an orchestrator reports it without killing a process that is
-holding undelivered data.
+Liveness means "the event loop answers": if the handler runs, the agent is alive.
+
+Readiness means "the agent is reading": its reading task runs, the queue between the readers
+and the senders moves, and every source that found files can open at least one of them. It
+says nothing about Polaris: a DaemonSet rolled out with `maxUnavailable: 1` must not stall
+because Polaris is down or a key was revoked, which every pod (old and new) would share.
+Delivery health (auth failing, endpoint refusing, spool full, not delivering) is reported by
+`delivery_problems`, shown as `/metrics` gauges, the `status` line and the shipped alerts.
 """
 
 from __future__ import annotations
@@ -21,9 +25,19 @@ ENDPOINT_REFUSING: Final = "endpoint_refusing"
 """A redirect, a missing connection (404) or a blanket 400: a configuration error to fix."""
 SPOOL_FULL: Final = "spool_full"
 NOT_DELIVERING: Final = "not_delivering"
+DELIVERY_PROBLEMS: Final = (AUTH_FAILING, ENDPOINT_REFUSING, SPOOL_FULL, NOT_DELIVERING)
+
+NOT_READING: Final = "not_reading"
+"""The reading task is not running: before the pipeline starts, or after it ended."""
+FILES_UNREADABLE: Final = "files_unreadable"
+"""A source found files and could open none of them (permissions, a missing mount)."""
+QUEUE_WEDGED: Final = "queue_wedged"
+"""The queue holds data, nothing left it for `stall_after` seconds, and the spool could have
+taken it: the pipeline is stuck for a reason of its own, not because Polaris is."""
 
 DEFAULT_STALL_AFTER: Final = 60.0
-"""Seconds pending work may go without an acknowledged request before we stop being ready."""
+"""Seconds pending work may go without an acknowledged request before it is `not_delivering`,
+and the queue without moving before it is `queue_wedged`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +57,44 @@ def liveness() -> Liveness:
 
 
 def readiness(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFTER) -> Readiness:
-    """Ready unless auth fails, the endpoint refuses everything, the spool is full, or pending
-    work is not being delivered."""
+    """Ready while the agent reads (see the module doc); never about Polaris."""
+    checks = (
+        (NOT_READING, not snapshot.reading),
+        (FILES_UNREADABLE, files_unreadable(snapshot)),
+        (QUEUE_WEDGED, queue_wedged(snapshot, stall_after=stall_after)),
+    )
+    reasons = tuple(reason for reason, failing in checks if failing)
+    return Readiness(ready=not reasons, reasons=reasons)
+
+
+def delivery_problems(
+    snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFTER
+) -> tuple[str, ...]:
+    """What keeps data from Polaris, in a fixed order: auth fails, the endpoint refuses
+    everything, the spool is full, or pending work is not being delivered."""
     checks = (
         (AUTH_FAILING, snapshot.auth_failing),
         (ENDPOINT_REFUSING, bool(snapshot.endpoint_refusing)),
         (SPOOL_FULL, spool_full(snapshot)),
         (NOT_DELIVERING, not_delivering(snapshot, stall_after=stall_after)),
     )
-    reasons = tuple(reason for reason, failing in checks if failing)
-    return Readiness(ready=not reasons, reasons=reasons)
+    return tuple(reason for reason, failing in checks if failing)
+
+
+def files_unreadable(snapshot: AgentSnapshot) -> bool:
+    """Some source found files and holds none of them: it can read nothing at all."""
+    return any(s.unreadable_files > 0 and s.files == 0 for s in snapshot.sources)
+
+
+def queue_wedged(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFTER) -> bool:
+    """Data waits in the queue, none left it for `stall_after` seconds, and the spool had room.
+
+    Without a spool, or with a full one, a queue that stops is Polaris' backpressure (shown as
+    `not_delivering` / `spool_full`), not a reason to hold a rollout.
+    """
+    if snapshot.queue_bytes == 0 or snapshot.queue_idle_seconds <= stall_after:
+        return False
+    return snapshot.spool_max_bytes > 0 and not snapshot.spool_full
 
 
 def spool_full(snapshot: AgentSnapshot) -> bool:
@@ -84,8 +126,10 @@ def not_delivering(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STAL
 
 def status_line(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFTER) -> str:
     """One short line for sd_notify STATUS= (shown by `systemctl status`)."""
-    state = readiness(snapshot, stall_after=stall_after)
-    head = "shipping" if state.ready else ", ".join(r.replace("_", " ") for r in state.reasons)
+    reasons = readiness(snapshot, stall_after=stall_after).reasons + delivery_problems(
+        snapshot, stall_after=stall_after
+    )
+    head = ", ".join(r.replace("_", " ") for r in reasons) if reasons else "shipping"
     parts = [
         f"{snapshot.events_sent} events sent",
         f"queue {format_bytes(snapshot.queue_bytes)}",

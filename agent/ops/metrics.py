@@ -7,8 +7,11 @@ families, so a scrape costs one snapshot and nothing is counted twice or in two 
 Each agent gets its own `CollectorRegistry` (no module-level default registry), which keeps
 tests and several agents in one process from seeing each other's numbers.
 
-Names follow `polaris_agent_<what>_<unit>[_total]`. Label values are bounded: `source` comes
-from the config, `status` from HTTP status codes, `reason` from a fixed set in the code.
+Names follow `polaris_agent_<what>_<unit>[_total]`. Label values are bounded: `source` and
+`connection` come from the config, `status` from HTTP status codes, `reason` from a fixed set
+in the code. Every label set the config or the code can name is shown from the first scrape
+(as 0), so `increase()` and `rate()` see the first event instead of a series appearing at 1.
+docs/metrics.md lists every metric; packaging/monitoring/ holds the alerts and dashboard.
 Process metrics (`process_*`: RSS, CPU, open fds) keep their conventional unprefixed names,
 because that is what every dashboard and alert rule expects.
 """
@@ -31,6 +34,7 @@ from prometheus_client.metrics_core import (
 
 from agent import __version__
 from agent.ops.events import EventCount
+from agent.ops.health import DELIVERY_PROBLEMS, delivery_problems, readiness
 from agent.ops.snapshot import AgentSnapshot, LatencySnapshot, SourceSnapshot
 
 PREFIX: Final = "polaris_agent"
@@ -40,6 +44,24 @@ CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 legacy characters), so we declare version 0.0.4, which every Prometheus version parses."""
 
 SnapshotFn = Callable[[], AgentSnapshot]
+
+STATUSES: Final = ("200", "400", "401", "403", "413", "429", "503", "transport_error")
+"""`requests_total` statuses shown per connection from the start (others appear when seen)."""
+
+DEAD_LETTER_REASONS: Final = (
+    "event_too_large",
+    "http_rejected",
+    "http_too_large",
+    "invalid_json",
+    "line_too_long",
+    "too_deeply_nested",
+    "too_early",
+    "too_late",
+    "unencodable",
+)
+"""Every reason the readers and the splitter write a dead letter for, shown from the start."""
+
+DROP_REASONS: Final = ("spool_full",)
 
 
 class SnapshotCollector:
@@ -105,10 +127,13 @@ def _gauge(name: str, doc: str, value: float) -> Metric:
     return GaugeMetricFamily(_name(name), doc, value=value)
 
 
-def _labelled_counter(name: str, doc: str, label: str, values: Mapping[str, int]) -> Metric:
+def _labelled_counter(
+    name: str, doc: str, label: str, values: Mapping[str, int], known: Iterable[str] = ()
+) -> Metric:
+    """One sample per key of `values`, and one (0) per `known` key not counted yet."""
     family = CounterMetricFamily(_name(name), doc, labels=[label])
-    for key in sorted(values):
-        family.add_metric([key], values[key])
+    for key in sorted({*values, *known}):
+        family.add_metric([key], values.get(key, 0))
     return family
 
 
@@ -122,7 +147,25 @@ def _per_source(
     return family
 
 
+_JOURNAL: Final = (  # a journald source's numbers (SourceSnapshot.journal)
+    ("entries", CounterMetricFamily, "Journal entries read (events, excluded and dead letters)."),
+    ("cursor_lag_pieces", GaugeMetricFamily, "Pieces read whose cursor is not safe yet."),
+    ("child_restarts", CounterMetricFamily, "journalctl children that exited and were restarted."),
+    ("cursor_gaps", CounterMetricFamily, "Saved cursors found gone (vacuumed): see the log."),
+)
+
+
+def _journal_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
+    journals = [s for s in sources if s.journal]
+    for key, kind, doc in _JOURNAL:
+        family = kind(_name(f"journal_{key}"), doc, labels=["source"])
+        for source in journals:
+            family.add_metric([source.name], source.journal.get(key, 0))
+        yield family
+
+
 def _source_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
+    yield from _journal_metrics(sources)
     label = ["source"]
     parsing = CounterMetricFamily(
         _name("parse_outcomes"),
@@ -186,6 +229,26 @@ def _source_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
         sources,
         lambda s: s.files,
     )
+    yield _per_source(
+        GaugeMetricFamily(
+            _name("unreadable_files"),
+            "Files the source's globs found that could not be opened at the last try "
+            "(permissions, ...); each is logged once as open_failed.",
+            labels=label,
+        ),
+        sources,
+        lambda s: s.unreadable_files,
+    )
+    errors = CounterMetricFamily(
+        _name("file_errors"),
+        "File errors by source and operation: open (a path became unopenable, logged as "
+        "open_failed) or read (a read of an open file failed, logged as read_failed).",
+        labels=["source", "operation"],
+    )
+    for source in sources:
+        errors.add_metric([source.name, "open"], source.open_failures)
+        errors.add_metric([source.name, "read"], source.read_failures)
+    yield errors
 
 
 def _reading_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
@@ -217,21 +280,35 @@ def _reading_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
 
 
 def _delivery_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
-    yield _counter("sent_events", "Events acknowledged by Polaris.", snap.events_sent)
-    yield _counter(
-        "sent_bytes", "Uncompressed NDJSON bytes acknowledged by Polaris.", snap.bytes_sent
+    sent_events = CounterMetricFamily(
+        _name("sent_events"),
+        "Events acknowledged by Polaris, by connection.",
+        labels=["connection"],
     )
+    sent_bytes = CounterMetricFamily(
+        _name("sent_bytes"),
+        "Uncompressed NDJSON bytes acknowledged by Polaris, by connection.",
+        labels=["connection"],
+    )
+    requests = CounterMetricFamily(
+        _name("requests"),
+        "Requests to the Events API by connection and HTTP status, or transport_error when no "
+        "answer came.",
+        labels=["connection", "status"],
+    )
+    for connection in snap.connections:
+        sent_events.add_metric([connection.name], connection.events_sent)
+        sent_bytes.add_metric([connection.name], connection.bytes_sent)
+        for status in sorted({*connection.requests, *STATUSES}):
+            requests.add_metric([connection.name, status], connection.requests.get(status, 0))
+    yield sent_events
+    yield sent_bytes
     yield _counter(
         "posted_bytes",
         "Request body bytes put on the wire (compressed when gzip is on), every attempt counted.",
         snap.bytes_posted,
     )
-    yield _labelled_counter(
-        "requests",
-        "Requests to the Events API by HTTP status, or transport_error when no answer came.",
-        "status",
-        snap.requests,
-    )
+    yield requests
     yield _counter("retries", "Requests sent again after a retryable failure.", snap.retries)
     yield _counter(
         "sent_batches",
@@ -268,6 +345,9 @@ def _buffer_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
         "Sealed batches waiting for a sender or inside a request.",
         snap.in_flight_batches,
     )
+    yield _gauge(
+        "queue_max_bytes", "Configured queue capacity (queue.max_bytes).", snap.queue_max_bytes
+    )
     yield _gauge("spool_bytes", "Bytes held in the disk spool for retry.", snap.spool_bytes)
     yield _gauge("spool_files", "Batches held in the disk spool.", snap.spool_files)
     yield _gauge(
@@ -286,12 +366,14 @@ def _loss_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
         "Lines or events written to dead-letter files in data_dir instead of Polaris, by reason.",
         "reason",
         snap.dead_letters,
+        DEAD_LETTER_REASONS,
     )
     yield _labelled_counter(
         "dropped_events",
         "Events given up without a dead letter, by reason (e.g. spool_full). Should stay 0.",
         "reason",
         snap.drops,
+        DROP_REASONS,
     )
 
 
@@ -311,6 +393,22 @@ def _latency_histogram(latency: LatencySnapshot) -> Metric:
 
 
 def _health_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
+    yield _gauge(
+        "ready",
+        "1 while /readyz answers 200: the agent reads (its reading task runs, the queue moves, "
+        "each source can open its files). Says nothing about Polaris: see delivery_problem.",
+        1 if readiness(snap).ready else 0,
+    )
+    problems = delivery_problems(snap)
+    problem = GaugeMetricFamily(
+        _name("delivery_problem"),
+        "1 while data cannot reach Polaris for this reason: auth_failing, endpoint_refusing, "
+        "spool_full, not_delivering (work pending, no acknowledgement for 60 s).",
+        labels=["reason"],
+    )
+    for reason in DELIVERY_PROBLEMS:
+        problem.add_metric([reason], 1 if reason in problems else 0)
+    yield problem
     yield _gauge(
         "auth_failing",
         "1 while Polaris answers 401/403 (data is kept and retried): check polaris.api_key.",

@@ -11,9 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.ops.events import EventCount
-from agent.snapshots import LatencyHistogram, LatencySnapshot, SourceSnapshot
+from agent.snapshots import (
+    ConnectionSnapshot,
+    LatencyHistogram,
+    LatencySnapshot,
+    SourceSnapshot,
+)
 
-__all__ = ["AgentSnapshot", "LatencyHistogram", "LatencySnapshot", "SourceSnapshot"]
+__all__ = [
+    "AgentSnapshot",
+    "ConnectionSnapshot",
+    "LatencyHistogram",
+    "LatencySnapshot",
+    "SourceSnapshot",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,10 @@ class AgentSnapshot:
     batches_delivered: int = 0  # acknowledged requests' batches (halves count apart)
     batches_spooled: int = 0  # batches written to the spool
     events: tuple[EventCount, ...] = ()  # every named event's count (agent.ops.events)
+    connections: tuple[ConnectionSnapshot, ...] = ()  # every configured connection, by name
+    reading: bool = True  # the reading task runs (false before the start and after the end)
+    queue_max_bytes: int = 0  # queue.max_bytes
+    queue_idle_seconds: float = 0.0  # since an item last left the queue (or it was made)
 
     @property
     def spool_full(self) -> bool:

@@ -155,6 +155,7 @@ class Sender:
             bytes_delivered=stats.bytes_delivered,
             bytes_posted=stats.bytes_posted,
             latency=stats.latency.frozen(),
+            connections=tuple(c.frozen(n) for n, c in sorted(stats.connections.items())),
             auth_failing=health.auth_failing,
             endpoint_refusing=health.endpoint_failing,
             last_success=health.last_success,

@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agent.snapshots import LatencyHistogram, LatencySnapshot
+from agent.snapshots import ConnectionSnapshot, LatencyHistogram, LatencySnapshot
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    """One connection's share of the numbers below (the /metrics `connection` label)."""
+
+    requests: dict[str, int] = field(default_factory=dict)  # by status, or transport_error
+    events_delivered: int = 0
+    bytes_delivered: int = 0
+
+    def frozen(self, name: str) -> ConnectionSnapshot:
+        return ConnectionSnapshot(
+            name, dict(self.requests), self.events_delivered, self.bytes_delivered
+        )
 
 
 @dataclass(slots=True)
@@ -22,6 +36,13 @@ class SendStats:
     bytes_delivered: int = 0  # uncompressed NDJSON
     bytes_posted: int = 0  # on the wire
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    connections: dict[str, ConnectionStats] = field(default_factory=dict)
+
+    def connection(self, name: str) -> ConnectionStats:
+        found = self.connections.get(name)
+        if found is None:
+            found = self.connections[name] = ConnectionStats()
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +65,4 @@ class SenderSnapshot:
     outage: bool  # live batches go straight to the spool
     in_flight: int  # batches taken by a worker and not yet safe
     ratelimit_remaining: int | None  # of the default connection
+    connections: tuple[ConnectionSnapshot, ...] = ()  # every connection posted to, by name

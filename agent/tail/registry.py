@@ -34,6 +34,8 @@ class Usage:
     files: int
     open_files: int
     lag_bytes: int
+    unreadable: int = 0  # paths that could not be opened at their last try
+    open_failures: int = 0  # paths that became unopenable since start
 
 
 class Registry:
@@ -47,7 +49,8 @@ class Registry:
         self._open: dict[str, OrderedDict[Key, None]] = {}  # per source, least recent first
         self._index: FingerprintIndex[Key] | None = None
         self._dangling: set[str] = set()
-        self._unopenable: set[str] = set()
+        self._unopenable: dict[str, str] = {}  # path -> source, until it opens
+        self._open_failures: dict[str, int] = {}  # per source: paths that became unopenable
         self._next_id = 0
 
     def __repr__(self) -> str:
@@ -170,10 +173,11 @@ class Registry:
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 self._make_room(source, keep, spare=self.open_count(source) // 2)
             if path not in self._unopenable:
-                self._unopenable.add(path)
+                self._unopenable[path] = source
+                self._open_failures[source] = self._open_failures.get(source, 0) + 1
                 log.warning("open_failed", path=path, error=str(exc))
             return None
-        self._unopenable.discard(path)
+        self._unopenable.pop(path, None)
         return fd
 
     def _make_room(self, source: str, keep: Key | None, spare: int = 0) -> None:
@@ -230,7 +234,13 @@ class Registry:
     def usage(self, committed: Callable[[FileId], int]) -> dict[str, Usage]:
         """Per source: files tracked, descriptors held, and bytes on disk past `committed`
         (one fstat per open file; a closed one counts the size the last scan saw)."""
-        usage = {name: Usage(0, self.open_count(name), 0) for name in self.sources}
+        usage = {
+            name: Usage(0, self.open_count(name), 0, 0, self._open_failures.get(name, 0))
+            for name in self.sources
+        }
+        for source in self._unopenable.values():
+            if source in usage:
+                usage[source].unreadable += 1
         for reader in self.readers.values():
             counted = usage.get(reader.source)
             if counted is None:

@@ -19,6 +19,7 @@ class SourceStats:
     lines: int = 0  # physical lines read: events + dead-lettered + blank on the fast path
     bytes_read: int = 0
     events: int = 0  # lines (or assembled records) that became events
+    read_failures: int = 0  # reads of an open file that failed (logged as read_failed)
     parsing: dict[str, int] = field(default_factory=dict)
     """The encoders' counters, summed over the source's files: unmatched, time_unparsed,
     time_missing, too_late, too_early, invalid_bytes, bom_stripped, container_unparsed,
@@ -54,6 +55,9 @@ class TailStats:
                 files=used.files,
                 parsing=dict(self.source(name).parsing),
                 events=self.source(name).events,
+                unreadable_files=used.unreadable,
+                open_failures=used.open_failures,
+                read_failures=self.source(name).read_failures,
             )
             for name, used in usage.items()
         )

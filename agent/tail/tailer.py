@@ -196,6 +196,7 @@ class Tailer:
                 continue
             except OSError as exc:
                 log.warning("read_failed", path=reader.path, error=str(exc))
+                self._stats.source(reader.source).read_failures += 1
                 break
             if item is None:
                 break

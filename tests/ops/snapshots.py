@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from agent.ops.snapshot import AgentSnapshot, LatencyHistogram, SourceSnapshot
+from agent.ops.snapshot import (
+    AgentSnapshot,
+    ConnectionSnapshot,
+    LatencyHistogram,
+    SourceSnapshot,
+)
 
 
 def latency() -> LatencyHistogram:
@@ -17,7 +22,9 @@ def latency() -> LatencyHistogram:
 
 
 def healthy(**changes: Any) -> AgentSnapshot:
-    """A busy agent that delivers: ready, nothing failing. `changes` override fields."""
+    """A busy agent that delivers: ready, nothing failing. `changes` override fields.
+
+    Unless `connections` is given, everything sent went to one connection, "default"."""
     snapshot = AgentSnapshot(
         sources=(
             SourceSnapshot(
@@ -57,4 +64,10 @@ def healthy(**changes: Any) -> AgentSnapshot:
         seconds_since_success=0.4,
         uptime_seconds=3600.0,
     )
-    return dataclasses.replace(snapshot, **changes)
+    snapshot = dataclasses.replace(snapshot, **changes)
+    if "connections" in changes:
+        return snapshot
+    default = ConnectionSnapshot(
+        "default", dict(snapshot.requests), snapshot.events_sent, snapshot.bytes_sent
+    )
+    return dataclasses.replace(snapshot, connections=(default,))

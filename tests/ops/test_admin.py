@@ -73,7 +73,7 @@ async def test_metrics_are_the_text_exposition(
         assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
 
     families = {f.name: f for f in text_string_to_metric_families(body)}
-    assert families["polaris_agent_sent_events"].samples[0].value == 777
+    assert families["polaris_agent_sent_events"].samples[0].value == 777  # connection="default"
     assert "process_resident_memory_bytes" in families
 
 
@@ -89,13 +89,15 @@ async def test_readyz_follows_the_current_snapshot(
     async with http.get(f"{admin.url}/readyz") as response:
         assert (response.status, await response.json()) == (200, {"ready": True, "reasons": []})
 
+    # Issue 15: failing delivery no longer makes /readyz 503 (see test_health); not reading does.
     agent.snapshot = healthy(auth_failing=True, seconds_since_success=300.0)
     async with http.get(f"{admin.url}/readyz") as response:
+        assert (response.status, await response.json()) == (200, {"ready": True, "reasons": []})
+
+    agent.snapshot = healthy(reading=False)
+    async with http.get(f"{admin.url}/readyz") as response:
         assert response.status == 503
-        assert await response.json() == {
-            "ready": False,
-            "reasons": ["auth_failing", "not_delivering"],
-        }
+        assert await response.json() == {"ready": False, "reasons": ["not_reading"]}
 
 
 async def test_every_request_reads_a_fresh_snapshot(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from agent.ops.health import (
     Liveness,
     Readiness,
+    delivery_problems,
     format_bytes,
     liveness,
     readiness,
@@ -24,19 +27,30 @@ def test_a_delivering_agent_is_ready() -> None:
     assert readiness(healthy()) == Readiness(ready=True, reasons=())
 
 
-def test_failing_auth_is_not_ready() -> None:
-    assert readiness(healthy(auth_failing=True)) == Readiness(False, ("auth_failing",))
+# Issue 15: readiness is "the agent reads"; what keeps data from Polaris is a delivery
+# problem (a metric, the status line, an alert), so a Polaris outage or a revoked key, which
+# old and new pods share, never stalls a `maxUnavailable: 1` DaemonSet rollout. Until issue 15
+# these four made /readyz answer 503; the assertions below moved from `readiness` to
+# `delivery_problems` on purpose.
 
 
-def test_a_full_spool_is_not_ready() -> None:
+def test_failing_auth_is_a_delivery_problem_not_unreadiness() -> None:
+    snapshot = healthy(auth_failing=True)
+
+    assert delivery_problems(snapshot) == ("auth_failing",)
+    assert readiness(snapshot) == Readiness(True, ())
+
+
+def test_a_full_spool_is_a_delivery_problem() -> None:
     full = healthy(spool_bytes=2**30, spool_files=900, spool_max_bytes=2**30)
 
-    assert readiness(full) == Readiness(False, ("spool_full",))
-    assert readiness(healthy(spool_bytes=2**30 - 1, spool_max_bytes=2**30)).ready
+    assert delivery_problems(full) == ("spool_full",)
+    assert readiness(full).ready
+    assert delivery_problems(healthy(spool_bytes=2**30 - 1, spool_max_bytes=2**30)) == ()
 
 
 def test_no_spool_configured_is_never_full() -> None:
-    assert readiness(healthy(spool_bytes=0, spool_max_bytes=0)).ready
+    assert delivery_problems(healthy(spool_bytes=0, spool_max_bytes=0)) == ()
 
 
 @pytest.mark.parametrize(
@@ -62,18 +76,18 @@ def test_pending_work_without_success_is_not_delivering(
         uptime_seconds=uptime,
     )
 
-    expected = Readiness(False, ("not_delivering",)) if stalled else Readiness(True, ())
-    assert readiness(snapshot) == expected
+    assert delivery_problems(snapshot) == (("not_delivering",) if stalled else ())
+    assert readiness(snapshot).ready
 
 
 def test_stall_after_is_configurable() -> None:
     snapshot = healthy(in_flight_batches=1, seconds_since_success=20.0)
 
-    assert readiness(snapshot).ready
-    assert readiness(snapshot, stall_after=10.0).reasons == ("not_delivering",)
+    assert delivery_problems(snapshot) == ()
+    assert delivery_problems(snapshot, stall_after=10.0) == ("not_delivering",)
 
 
-def test_every_reason_is_reported_in_a_stable_order() -> None:
+def test_every_delivery_problem_is_reported_in_a_stable_order() -> None:
     snapshot = healthy(
         auth_failing=True,
         spool_bytes=100,
@@ -81,7 +95,49 @@ def test_every_reason_is_reported_in_a_stable_order() -> None:
         seconds_since_success=600.0,
     )
 
-    assert readiness(snapshot).reasons == ("auth_failing", "spool_full", "not_delivering")
+    assert delivery_problems(snapshot) == ("auth_failing", "spool_full", "not_delivering")
+
+
+def test_a_polaris_outage_with_a_spool_keeps_the_agent_ready() -> None:
+    """The queue moves into the spool; nothing was acknowledged for ten minutes."""
+    outage = healthy(
+        seconds_since_success=600.0, spool_files=40, spool_bytes=2**20, queue_idle_seconds=0.5
+    )
+
+    assert readiness(outage) == Readiness(True, ())
+    assert delivery_problems(outage) == ("not_delivering",)
+
+
+def test_not_reading_is_not_ready() -> None:
+    assert readiness(healthy(reading=False)) == Readiness(False, ("not_reading",))
+
+
+def test_a_source_that_can_open_none_of_its_files_is_not_ready() -> None:
+    app, nginx = healthy().sources
+    locked = dataclasses.replace(nginx, unreadable_files=2, files=0, open_files=0)
+    some_open = dataclasses.replace(nginx, unreadable_files=2, files=1)
+
+    assert readiness(healthy(sources=(app, locked))) == Readiness(False, ("files_unreadable",))
+    assert readiness(healthy(sources=(app, some_open))).ready
+
+
+@pytest.mark.parametrize(
+    ("queue", "idle", "spool", "wedged"),
+    [
+        pytest.param(4096, 61.0, {}, True, id="stuck-with-room-in-the-spool"),
+        pytest.param(4096, 59.0, {}, False, id="moved-recently"),
+        pytest.param(0, 3600.0, {}, False, id="empty-and-idle"),
+        pytest.param(4096, 61.0, {"spool_max_bytes": 0}, False, id="no-spool-is-backpressure"),
+        pytest.param(4096, 61.0, {"spool_bytes": 2**30}, False, id="full-spool-is-backpressure"),
+    ],
+)
+def test_a_queue_that_stops_moving_for_no_delivery_reason_is_wedged(
+    queue: int, idle: float, spool: dict[str, int], wedged: bool
+) -> None:
+    snapshot = healthy(queue_bytes=queue, queue_idle_seconds=idle, **spool)
+
+    expected = Readiness(False, ("queue_wedged",)) if wedged else Readiness(True, ())
+    assert readiness(snapshot) == expected
 
 
 def test_status_line_while_shipping() -> None:

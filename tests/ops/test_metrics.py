@@ -12,8 +12,8 @@ from prometheus_client.samples import Sample
 
 from agent import __version__
 from agent.ops.events import Event, Events, Label
-from agent.ops.metrics import build_registry, render
-from agent.ops.snapshot import AgentSnapshot
+from agent.ops.metrics import DEAD_LETTER_REASONS, STATUSES, build_registry, render
+from agent.ops.snapshot import AgentSnapshot, ConnectionSnapshot, SourceSnapshot
 
 from .snapshots import healthy
 
@@ -54,12 +54,14 @@ def test_reading_is_counted_per_source() -> None:
 def test_delivery_counters_and_requests_by_status() -> None:
     samples = scrape(healthy())
 
-    assert value(samples, "polaris_agent_sent_events_total") == 1234
-    assert value(samples, "polaris_agent_sent_bytes_total") == 98_765
+    # Issue 15: delivery series carry the connection ("default" in `healthy`).
+    assert value(samples, "polaris_agent_sent_events_total", connection="default") == 1234
+    assert value(samples, "polaris_agent_sent_bytes_total", connection="default") == 98_765
     assert value(samples, "polaris_agent_posted_bytes_total") == 12_345
-    assert value(samples, "polaris_agent_requests_total", status="200") == 40
-    assert value(samples, "polaris_agent_requests_total", status="429") == 2
-    assert value(samples, "polaris_agent_requests_total", status="transport_error") == 1
+    requests = "polaris_agent_requests_total"
+    assert value(samples, requests, connection="default", status="200") == 40
+    assert value(samples, requests, connection="default", status="429") == 2
+    assert value(samples, requests, connection="default", status="transport_error") == 1
     assert value(samples, "polaris_agent_retries_total") == 3
     assert value(samples, "polaris_agent_ratelimit_remaining_requests") == 57
 
@@ -133,7 +135,10 @@ def test_labels_are_bounded_and_names_prefixed() -> None:
 
     assert all(s.name.startswith("polaris_agent_") for s in samples)
     label_names = {name for s in samples for name in s.labels}
-    assert label_names == {"source", "status", "reason", "outcome", "le", "version"}
+    assert label_names == {
+        *("source", "status", "reason", "outcome", "le", "version"),
+        *("connection", "operation"),  # issue 15
+    }
 
 
 def test_each_scrape_reads_one_fresh_snapshot() -> None:
@@ -149,7 +154,7 @@ def test_each_scrape_reads_one_fresh_snapshot() -> None:
     for expected in (1, 2):
         text = render(registry).decode()
         samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
-        assert value(samples, "polaris_agent_sent_events_total") == expected
+        assert value(samples, "polaris_agent_sent_events_total", connection="default") == expected
     assert len(calls) == 2
 
 
@@ -157,8 +162,8 @@ def test_registries_are_independent() -> None:
     first = render(build_registry(lambda: healthy(events_sent=1)))
     second = render(build_registry(lambda: healthy(events_sent=2)))
 
-    assert b"polaris_agent_sent_events_total 1.0" in first
-    assert b"polaris_agent_sent_events_total 2.0" in second
+    assert b'polaris_agent_sent_events_total{connection="default"} 1.0' in first
+    assert b'polaris_agent_sent_events_total{connection="default"} 2.0' in second
 
 
 def test_a_malformed_latency_snapshot_fails_loudly() -> None:
@@ -204,6 +209,79 @@ def test_a_refusing_endpoint_is_a_gauge_with_its_reason() -> None:
 
     assert value(refusing, "polaris_agent_endpoint_refusing", reason="not_found") == 1
     assert value(working, "polaris_agent_endpoint_refusing", reason="") == 0  # "": no label
+
+
+def test_delivery_is_counted_per_connection() -> None:
+    samples = scrape(
+        healthy(
+            connections=(
+                ConnectionSnapshot("audit", {"200": 3, "401": 1}, 30, 3000),
+                ConnectionSnapshot("web", {"200": 9}, 900, 90_000),
+            )
+        )
+    )
+
+    sent = "polaris_agent_sent_events_total"
+    assert value(samples, sent, connection="audit") == 30
+    assert value(samples, sent, connection="web") == 900
+    assert value(samples, "polaris_agent_sent_bytes_total", connection="web") == 90_000
+    requests = "polaris_agent_requests_total"
+    assert value(samples, requests, connection="audit", status="401") == 1
+    assert value(samples, requests, connection="web", status="401") == 0  # shown before it happens
+
+
+def test_every_label_set_is_shown_from_the_first_scrape() -> None:
+    """A series born at 1 is invisible to increase(): the first dead letter, the first 401."""
+    app = SourceSnapshot("app", 0, 0, 0, 0, 0)
+    samples = scrape(
+        healthy(
+            sources=(app,),
+            connections=(ConnectionSnapshot("default", {}),),
+            requests={},
+            dead_letters={},
+            drops={},
+            events_sent=0,
+        ),
+        process_metrics=False,
+    )
+
+    assert value(samples, "polaris_agent_sent_events_total", connection="default") == 0
+    for status in STATUSES:
+        assert (
+            value(samples, "polaris_agent_requests_total", connection="default", status=status) == 0
+        )
+    for reason in DEAD_LETTER_REASONS:
+        assert value(samples, "polaris_agent_dead_letters_total", reason=reason) == 0
+    assert value(samples, "polaris_agent_dropped_events_total", reason="spool_full") == 0
+    for operation in ("open", "read"):
+        errors = "polaris_agent_file_errors_total"
+        assert value(samples, errors, source="app", operation=operation) == 0
+    for reason in ("auth_failing", "endpoint_refusing", "spool_full", "not_delivering"):
+        assert value(samples, "polaris_agent_delivery_problem", reason=reason) == 0
+
+
+def test_file_errors_and_unreadable_files_per_source() -> None:
+    app, nginx = healthy().sources
+    locked = dataclasses.replace(nginx, unreadable_files=2, open_failures=3, read_failures=1)
+    samples = scrape(healthy(sources=(app, locked)))
+
+    assert value(samples, "polaris_agent_unreadable_files", source="nginx") == 2
+    assert value(samples, "polaris_agent_unreadable_files", source="app") == 0
+    errors = "polaris_agent_file_errors_total"
+    assert value(samples, errors, source="nginx", operation="open") == 3
+    assert value(samples, errors, source="nginx", operation="read") == 1
+
+
+def test_ready_and_delivery_problems_are_gauges() -> None:
+    outage = scrape(healthy(auth_failing=True, seconds_since_success=600.0))
+    stopped = scrape(healthy(reading=False))
+
+    assert value(outage, "polaris_agent_ready") == 1  # readiness is about reading
+    assert value(outage, "polaris_agent_delivery_problem", reason="auth_failing") == 1
+    assert value(outage, "polaris_agent_delivery_problem", reason="not_delivering") == 1
+    assert value(outage, "polaris_agent_delivery_problem", reason="spool_full") == 0
+    assert value(stopped, "polaris_agent_ready") == 0
+    assert value(scrape(healthy(queue_max_bytes=2**24)), "polaris_agent_queue_max_bytes") == 2**24
 
 
 REJECTED = Event("reload_rejected", "A reload was refused.", "error")

@@ -131,9 +131,9 @@ async def test_the_admin_endpoint_and_status_report_health_readiness_and_metrics
             metrics = await response.text()
     status = await run_cli("status", "--config", str(agent.config))
 
-    assert "polaris_agent_sent_events_total 100.0" in metrics
+    assert 'polaris_agent_sent_events_total{connection="logs"} 100.0' in metrics  # issue 15
     assert 'polaris_agent_read_lines_total{source="app"} 100.0' in metrics
-    assert 'polaris_agent_requests_total{status="200"}' in metrics
+    assert 'polaris_agent_requests_total{connection="logs",status="200"}' in metrics
     assert "test-key" not in metrics
     assert "agent: ready" in status
     assert "sent 100 events" in status

@@ -16,7 +16,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from agent.config import PolarisConfig
-from agent.ops.health import ENDPOINT_REFUSING, readiness
+from agent.ops.health import ENDPOINT_REFUSING, delivery_problems, readiness
 from agent.ops.snapshot import AgentSnapshot, LatencyHistogram
 from agent.polaris import errors as polaris_errors
 from agent.polaris.api import PolarisApi
@@ -286,10 +286,11 @@ async def test_events_client_reads_only_the_start_of_an_error_body() -> None:
 
 @pytest.mark.parametrize("reason", ["redirect", "not_found", "blanket_refusal"])
 def test_an_endpoint_refusing_everything_is_not_ready(reason: str) -> None:
+    # Issue 15: a delivery problem (a metric and an alert), no longer unreadiness.
     snapshot = dataclasses.replace(ready_snapshot(), endpoint_refusing=reason)
-    state = readiness(snapshot)
-    assert not state.ready and state.reasons == (ENDPOINT_REFUSING,)
-    assert readiness(ready_snapshot()).ready
+    assert delivery_problems(snapshot) == (ENDPOINT_REFUSING,)
+    assert readiness(snapshot).ready
+    assert delivery_problems(ready_snapshot()) == ()
 
 
 def ready_snapshot() -> AgentSnapshot:
