@@ -69,6 +69,9 @@ install -m 0644 "$ROOT/systemd/polaris-agent.service" "$stage/lib/systemd/system
 install -m 0640 "$ROOT/packaging/deb/config.toml" "$stage/etc/polaris-agent/config.toml"
 install -m 0600 "$ROOT/systemd/polaris-agent.default" "$stage/etc/default/polaris-agent"
 install -m 0644 "$ROOT/packaging/deb/copyright" "$stage/usr/share/doc/polaris-agent/"
+# The unit's Documentation= points here.
+install -m 0644 "$ROOT/README.md" "$ROOT/docs/troubleshooting.md" "$ROOT/docs/metrics.md" \
+    "$stage/usr/share/doc/polaris-agent/"
 install -m 0644 "$ROOT/packaging/deb/lintian-overrides" \
     "$stage/usr/share/lintian/overrides/polaris-agent"
 printf 'polaris-agent (%s-%s) stable; urgency=medium\n\n  * Release %s.\n\n -- %s  %s\n' \
