@@ -24,8 +24,16 @@ FOUNDATION = frozenset(
 """Values and the event API every layer may use; they import nothing else of the agent."""
 
 STAGES = ("agent.tail", "agent.journal", "agent.encode", "agent.batch", "agent.ship", "agent.state")
-WIRING = ("agent.runtime", "agent.delivery", "agent.reload")
-COMMANDS = ("agent.cli", "agent.checkcmd", "agent.statuscmd", "agent.demo", "agent.__main__")
+WIRING = ("agent.runtime", "agent.delivery", "agent.reload", "agent.once")
+COMMANDS = (
+    "agent.cli",
+    "agent.checkcmd",
+    "agent.envcheck",
+    "agent.statuscmd",
+    "agent.deadlettercmd",
+    "agent.demo",
+    "agent.__main__",
+)
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     # unit (a package or a module) -> what it may import besides itself and FOUNDATION

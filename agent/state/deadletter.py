@@ -1,40 +1,94 @@
-"""Dead letters: what cannot be delivered is written down with its reason, never dropped."""
+"""Dead letters: what cannot be delivered is written down with its reason, never dropped
+silently, and kept within bounds.
+
+Files: `data_dir/dead-letter/YYYY-MM-DD.ndjson` (0600), one NDJSON record per line; a day
+that outgrows an eighth of `max_size` continues in `YYYY-MM-DD.1.ndjson`, `.2`, ... so that
+the size bound can delete the oldest records a file at a time. Bounds (`DeadLetterLimits`):
+files whose newest record is older than `max_age` are deleted, and the oldest files go while
+the directory holds more than `max_size`; the file being written is never deleted. Each
+deletion is counted (`pruned`) and logged (`dead_letters_pruned`).
+
+Logging: the first dead letter of each reason is logged with its path and offset; later ones
+are counted and said as one `dead_letters_summary` line per `summary_every` (60 s), with the
+counts per reason, so that a misconfigured source does not flood the log.
+
+The `dead-letters` commands read and rewrite these files while the agent may be appending:
+every append and every rewrite holds an exclusive `flock` on the file, and the agent reopens
+its file when it finds that a rewrite replaced it (`st_nlink == 0`).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 import orjson
 import structlog
 
-from agent.state.files import open_append, private_dir, sync_dir
+from agent.state.files import open_append, private_dir, sync_dir, write_atomically
 
 log = structlog.get_logger("agent.dead_letter")
 MAX_STORED_BYTES = 1_048_576
+MIN_SEGMENT_BYTES = 64 * 1024
+AGE_CHECK_EVERY = 60.0
+_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.ndjson$")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterLimits:
+    """`[dead_letter]` as the state stage takes it (it knows nothing of config)."""
+
+    max_size: int = 0  # bytes for the whole directory; 0: no bound
+    max_age: float = 0.0  # seconds; 0: kept until deleted by hand
+    summary_every: float = 60.0
+
+    @property
+    def segment_bytes(self) -> int:
+        """A file is continued in a new one past this size, so the oldest records can go."""
+        return max(self.max_size // 8, MIN_SEGMENT_BYTES) if self.max_size else 0
 
 
 class DeadLetters:
-    """Appends NDJSON records to `data_dir/dead-letter/YYYY-MM-DD.ndjson` (0600).
+    """Appends NDJSON records to `data_dir/dead-letter/` (see the module's docstring).
 
-    The day file is opened without following links (`open_append`): a link planted at its
-    name is moved aside, never appended through."""
+    A file is opened without following links (`open_append`): a link planted at its name is
+    moved aside, never appended through."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        limits: DeadLetterLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.directory = private_dir(directory)  # refused now (UnsafeState), not at a 3 a.m. write
+        self.limits = limits or DeadLetterLimits()
         self.count = 0
         self.by_reason: dict[str, int] = {}
-        self._day = ""
-        self._file: IO[bytes] | None = None
+        self.pruned: dict[str, int] = {}  # records deleted by bound ("size", "age")
+        self._clock = clock
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._size = 0  # bytes in the file being written
+        self._logged: set[str] = set()  # reasons whose first dead letter was logged
+        self._unsaid: dict[str, int] = {}  # dead letters since the last summary, by reason
+        self._said_at = clock()
+        self._aged_at = 0.0
+        self._total = sum(size for _, size in _files_with_sizes(self.directory))
+        self._prune()
 
     def __repr__(self) -> str:
         return f"<DeadLetters {self.directory} count={self.count}>"
 
     def write(self, reason: str, path: str, offset: int, data: bytes, detail: str = "") -> None:
         record = {
-            "time": _iso_now(),
+            "time": _iso(self._clock()),
             "reason": reason,
             "path": path,
             "offset": offset,
@@ -43,49 +97,305 @@ class DeadLetters:
         }
         if detail:
             record["detail"] = detail
-        self._open().write(orjson.dumps(record) + b"\n")
+        line = orjson.dumps(record) + b"\n"
+        self._append(line)
         self.count += 1
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
-        log.warning("dead_lettered", reason=reason, path=path, offset=offset, bytes=len(data))
+        if reason not in self._logged:
+            self._logged.add(reason)
+            log.warning(
+                "dead_lettered",
+                reason=reason,
+                path=path,
+                offset=offset,
+                bytes=len(data),
+                file=str(self._path),
+                more=f"later ones are summarised every {self.limits.summary_every:g} s",
+            )
+        else:
+            self._unsaid[reason] = self._unsaid.get(reason, 0) + 1
+            self._summarise()
+        if self.limits.max_size and self._total > self.limits.max_size:
+            self._prune()
 
     def snapshot(self) -> dict[str, int]:
         """Records written since start, by reason."""
         return dict(self.by_reason)
 
     def sync(self) -> None:
-        """Make written records durable: called before a checkpoint moves past them."""
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+        """Make written records durable: called before a checkpoint moves past them. Also
+        where the summary and the age bound are kept up when no new record comes."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+        self._summarise()
+        if self.limits.max_age and self._clock() - self._aged_at >= AGE_CHECK_EVERY:
+            self._prune()
 
     def close(self) -> None:
-        if self._file is not None:
-            self.sync()
-            self._file.close()
-            self._file = None
+        self._summarise(final=True)
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
     def today_path(self) -> Path:
-        """The file today's records go to (UTC days)."""
-        return self.directory / f"{_today()}.ndjson"
+        """The first file today's records go to (UTC days)."""
+        return self.directory / f"{_day(self._clock())}.ndjson"
 
-    def _open(self) -> IO[bytes]:
-        day = _today()
-        if self._file is None or day != self._day:
-            self.close()
-            private_dir(self.directory)
-            fd = open_append(self.directory / f"{day}.ndjson")
-            self._file = os.fdopen(fd, "ab")
-            self._day = day
-            sync_dir(self.directory)  # the new file's name survives a crash with its records
-        return self._file
+    # -- writing ---------------------------------------------------------------------------
+
+    def _append(self, line: bytes) -> None:
+        while True:
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_nlink == 0:  # a `dead-letters replay` replaced the file
+                    self._close_fd()
+                    continue
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                if self._fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            self._size += len(line)
+            self._total += len(line)
+            return
+
+    def _open(self) -> int:
+        day = _day(self._clock())
+        segment = self.limits.segment_bytes
+        current = self._path
+        same_day = current is not None and current.name.startswith(day)
+        if self._fd is not None and same_day and (not segment or self._size < segment):
+            return self._fd
+        self._close_fd()
+        private_dir(self.directory)
+        path = self._next_path(day, segment)
+        self._fd = open_append(path)
+        self._path = path
+        self._size = os.fstat(self._fd).st_size
+        sync_dir(self.directory)  # the new file's name survives a crash with its records
+        return self._fd
+
+    def _next_path(self, day: str, segment: int) -> Path:
+        """Today's newest file, or the next one when it is full."""
+        numbers = [n for d, n, _ in _day_files(self.directory) if d == day]
+        number = max(numbers, default=0)
+        path = _segment_path(self.directory, day, number)
+        if segment and path.exists() and path.stat().st_size >= segment:
+            path = _segment_path(self.directory, day, number + 1)
+        return path
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    # -- bounds and summaries ----------------------------------------------------------------
+
+    def _prune(self) -> None:
+        now = self._clock()
+        self._aged_at = now
+        limits = self.limits
+        files = _files_with_sizes(self.directory)
+        self._total = sum(size for _, size in files)
+        for path, size in files:
+            if path == self._path:
+                continue  # the file being written stays
+            why = ""
+            if limits.max_age and now - _mtime(path) > limits.max_age:
+                why = "age"
+            elif limits.max_size and self._total > limits.max_size:
+                why = "size"
+            if not why:
+                continue
+            records = _count_records(path)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            self._total -= size
+            self.pruned[why] = self.pruned.get(why, 0) + records
+            log.warning(
+                "dead_letters_pruned",
+                file=path.name,
+                records=records,
+                bytes=size,
+                bound=why,
+                max_size=limits.max_size or None,
+                max_age_seconds=limits.max_age or None,
+            )
+
+    def _summarise(self, *, final: bool = False) -> None:
+        now = self._clock()
+        if not self._unsaid or (not final and now - self._said_at < self.limits.summary_every):
+            return
+        log.warning(
+            "dead_letters_summary",
+            counts=dict(sorted(self._unsaid.items())),
+            seconds=round(now - self._said_at, 1),
+            total=self.count,
+        )
+        self._unsaid = {}
+        self._said_at = now
 
 
-def _today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
+# -- reading and removing, for the `dead-letters` commands --------------------------------
 
 
-def _iso_now() -> str:
+@dataclass(frozen=True, slots=True)
+class StoredLetter:
+    """One record as stored: its file and line, the raw line and the decoded record."""
+
+    file: Path
+    index: int
+    raw: bytes
+    record: dict[str, Any]
+
+    @property
+    def reason(self) -> str:
+        return str(self.record.get("reason", ""))
+
+    @property
+    def time(self) -> str:
+        return str(self.record.get("time", ""))
+
+    @property
+    def epoch(self) -> float:
+        return _parse_iso(self.time)
+
+
+def read_letters(directory: Path) -> Iterator[StoredLetter]:
+    """Every record, oldest file first, in file order; lines that are not records (a torn
+    last line after a crash) are skipped."""
+    for path, _size in _files_with_sizes(directory):
+        try:
+            data = _read_locked(path)
+        except FileNotFoundError:
+            continue
+        for index, raw in enumerate(data.split(b"\n")):
+            if not raw:
+                continue
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield StoredLetter(path, index, raw, record)
+
+
+def remove_letters(letters: Iterable[StoredLetter]) -> int:
+    """Delete these records from their files (each rewritten under its lock; a record whose
+    line changed since it was read stays); the number removed."""
+    by_file: dict[Path, dict[int, bytes]] = {}
+    for letter in letters:
+        by_file.setdefault(letter.file, {})[letter.index] = letter.raw
+    removed = 0
+    for path, lines in by_file.items():
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = _read_fd(fd)
+            kept: list[bytes] = []
+            for index, raw in enumerate(data.split(b"\n")):
+                if lines.get(index) == raw and raw:
+                    removed += 1
+                elif raw:
+                    kept.append(raw)
+            if kept:
+                write_atomically(path, b"\n".join(kept) + b"\n")
+            else:
+                path.unlink()
+                sync_dir(path.parent)
+        finally:
+            os.close(fd)  # releases the lock, after the rename: the writer reopens then
+    return removed
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _segment_path(directory: Path, day: str, number: int) -> Path:
+    return directory / (f"{day}.ndjson" if number == 0 else f"{day}.{number}.ndjson")
+
+
+def _day_files(directory: Path) -> list[tuple[str, int, Path]]:
+    found = []
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return []
+    for path in entries:
+        match = _NAME.match(path.name)
+        if match and not path.is_symlink():
+            found.append((match.group(1), int(match.group(2) or 0), path))
+    return sorted(found)
+
+
+def _files_with_sizes(directory: Path) -> list[tuple[Path, int]]:
+    """The record files, oldest first, with their sizes."""
+    out = []
+    for _, _, path in _day_files(directory):
+        try:
+            out.append((path, path.stat().st_size))
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def _read_locked(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return _read_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    chunks = []
+    position = 0
+    while chunk := os.pread(fd, 1 << 20, position):
+        chunks.append(chunk)
+        position += len(chunk)
+    return b"".join(chunks)
+
+
+def _count_records(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 16), b""))
+    except OSError:
+        return 0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def _day(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+def _iso(epoch: float) -> str:
     """``2026-11-26T01:02:03.456Z`` (UTC, milliseconds): the form events carry their time in."""
-    millis = time.time_ns() // 1_000_000
+    millis = int(epoch * 1000)
     second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000))
     return f"{second}.{millis % 1000:03d}Z"
+
+
+def _parse_iso(text: str) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
