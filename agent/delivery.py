@@ -18,7 +18,7 @@ from agent.config import Config
 from agent.reload import ReloadPlan
 from agent.ship.compress import compression_threads, gzip_compressor
 from agent.ship.http import EventsClient
-from agent.ship.ratelimit import Pacer
+from agent.ship.oauth import Access
 from agent.ship.sender import Sender, SenderSettings
 from agent.ship.spool import Spool
 from agent.state.acks import AckTracker
@@ -58,10 +58,12 @@ class Delivery:
         )
         threads = compression_threads(config.sender.workers)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="compress")
-        self._client = EventsClient(config.polaris, connections=config.sender.workers)
+        # One token provider and one rate-limit budget per organization, for every client.
+        self.access = Access()
+        self._client = self._events_client(config)
         self.sender = Sender(
             self._client,
-            Pacer(),
+            self.access.pacer(config.polaris),
             sender_settings(config),
             acks=acks,
             dead_letters=dead_letters,
@@ -73,6 +75,13 @@ class Delivery:
 
     def __repr__(self) -> str:
         return f"<Delivery {self.sender!r} spool={self.spool!r}>"
+
+    def _events_client(self, config: Config) -> EventsClient:
+        return EventsClient(
+            config.polaris,
+            connections=config.sender.workers,
+            credentials=self.access.credentials(config.polaris),
+        )
 
     async def __aenter__(self) -> Delivery:
         await self._client.__aenter__()
@@ -89,7 +98,7 @@ class Delivery:
     async def reconfigure(self, plan: ReloadPlan, new: Config) -> None:
         """Apply the reloaded `[polaris]`, `[sender]` and `[spool]` sections."""
         if "polaris" in plan:
-            client = EventsClient(new.polaris, connections=new.sender.workers)
+            client = self._events_client(new)
             await client.__aenter__()
             self._client = client
             await self.sender.reconfigure(sender_settings(new), client)  # closes the old one

@@ -11,11 +11,12 @@ from typing import Any
 
 from agent.config.listen import ListenAddress
 from agent.config.loading import read_raw
-from agent.config.models import Config, SourceConfig
+from agent.config.models import Config, SourceConfig, job_windows
 from agent.config.polaris import loopback
 from agent.config.problems import REDACTED, ConfigError, ConfigWarning
 
 _SECRET_NAME = re.compile(r"(?i)pass|secret|token|api[_-]?key|auth|credential|private")
+_NOT_SECRET = frozenset({"token_url"})  # polaris.oauth's: an address, shown (credentials aside)
 SHORT_LINE_BYTES = 1024
 """``max_line_bytes`` below 1 KiB is accepted with a warning: most lines will not fit."""
 
@@ -39,7 +40,25 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
         warnings.extend(_listen_warnings(config.api.listen))
     for index, source in enumerate(config.sources):
         warnings.extend(_source_warnings(f"sources[{index}]", source))
+        warnings.extend(_wider_than_job(f"sources[{index}]", source, config))
     return warnings
+
+
+def _wider_than_job(key: str, source: SourceConfig, config: Config) -> Iterator[ConfigWarning]:
+    """A window wider than the job's rejection period lets through events Polaris drops."""
+    job = job_windows(config.job)
+    for window, period in (
+        ("late_window", "late_message_rejection_period"),
+        ("early_window", "early_message_rejection_period"),
+    ):
+        limit = job.get(window)
+        if limit is not None and getattr(source, window) > limit:
+            yield ConfigWarning(
+                f"{key}.{window}",
+                f"wider than job.{period}: events between the two are sent, and the job"
+                " rejects them (they are neither stored nor dead-lettered);"
+                f" leave {window} unset to follow the job",
+            )
 
 
 def _listen_warnings(listen: str) -> Iterator[ConfigWarning]:
@@ -74,18 +93,33 @@ def file_warnings(path: Path) -> list[ConfigWarning]:
     except (OSError, ValueError, ConfigError):
         return []  # load_config reports why the file cannot be used
     polaris = raw.get("polaris")
-    api_key = polaris.get("api_key") if isinstance(polaris, dict) else None
-    if not isinstance(api_key, str) or not holds_literal_secret(api_key):
-        return []
+    polaris = polaris if isinstance(polaris, dict) else {}
+    oauth = polaris.get("oauth")
+    oauth = oauth if isinstance(oauth, dict) else {}
+    found = [
+        (key, name, variable)
+        for key, name, variable, value in (
+            ("polaris.api_key", "api_key", "POLARIS_API_KEY", polaris.get("api_key")),
+            (
+                "polaris.oauth.client_secret",
+                "client_secret",
+                "POLARIS_CLIENT_SECRET",
+                oauth.get("client_secret"),
+            ),
+        )
+        if isinstance(value, str) and holds_literal_secret(value)
+    ]
     if not mode & (stat.S_IRGRP | stat.S_IROTH):
         return []
     return [
         ConfigWarning(
-            "polaris.api_key",
-            f"{path} holds a literal key and is readable by group/others"
-            f" (mode {stat.S_IMODE(mode):04o}): run `chmod 600 {path}`, or better,"
-            ' set api_key = "${POLARIS_API_KEY}" and keep the key in the environment',
+            key,
+            f"{path} holds a literal {'key' if name == 'api_key' else 'secret'} and is"
+            f" readable by group/others (mode {stat.S_IMODE(mode):04o}): run"
+            f' `chmod 600 {path}`, or better, set {name} = "${{{variable}}}" and keep'
+            " it in the environment",
         )
+        for key, name, variable in found
     ]
 
 
@@ -110,7 +144,9 @@ def redact(value: Any, secrets: frozenset[str]) -> Any:
     wherever it occurs."""
     if isinstance(value, dict):
         return {
-            k: REDACTED if isinstance(v, str) and _SECRET_NAME.search(k) else redact(v, secrets)
+            k: REDACTED
+            if isinstance(v, str) and _SECRET_NAME.search(k) and k not in _NOT_SECRET
+            else redact(v, secrets)
             for k, v in value.items()
         }
     if isinstance(value, list):

@@ -108,10 +108,13 @@ def parse_config(raw: dict[str, Any], source: str, environ: Mapping[str, str]) -
 
 
 def _secrets(resolved: Any) -> list[str]:
-    """The resolved API key, wherever it ended up, must not be quoted by any message."""
+    """The resolved API key and OAuth client secret, wherever they ended up, must not be
+    quoted by any message."""
     polaris = resolved.get("polaris") if isinstance(resolved, dict) else None
     key = polaris.get("api_key") if isinstance(polaris, dict) else None
-    return [key] if isinstance(key, str) and len(key) >= 4 else []
+    oauth = polaris.get("oauth") if isinstance(polaris, dict) else None
+    secret = oauth.get("client_secret") if isinstance(oauth, dict) else None
+    return [s for s in (key, secret) if isinstance(s, str) and len(s) >= 4]
 
 
 def _scrubbed(problems: list[Problem], secrets: list[str]) -> list[Problem]:

@@ -8,8 +8,6 @@ append (200). Every Events response carries the rate-limit headers.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import socket
 import struct
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from agent.devserver.auth import TOKEN_PATH, Identity, TokenError
 from agent.devserver.errors import ApiError, BadRequest, NotFound, Unauthorized
 from agent.devserver.events import count_lines, decode_body, split_events
 from agent.devserver.faults import FaultAnswer, apply_admin_command
@@ -58,29 +57,24 @@ def _server(request: web.Request) -> DevServer:
     return server
 
 
-def api_key_of(request: web.Request) -> str | None:
-    """The API key from `Authorization: Basic base64(KEY:)` (or a Bearer token)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() != "basic":
-        return None
+def _authorize(request: web.Request) -> Identity:
+    """The caller (an API key in any Basic form Imply's examples send, or a token this
+    server issued; see `auth.py`), or 401 with the reason."""
+    who = _server(request).auth.identify(request.headers.get("Authorization", ""))
+    if not isinstance(who, Identity):
+        raise Unauthorized(who.message)
+    return who
+
+
+async def token(request: web.Request) -> web.StreamResponse:
+    """The OAuth token endpoint (client credentials grant), as Imply's identity service."""
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, _, _password = decoded.partition(":")
-    return user or None
-
-
-def _authorize(request: web.Request) -> str:
-    key = api_key_of(request)
-    if key is None:
-        raise Unauthorized("missing credentials: use HTTP Basic auth with the API key as user name")
-    if key not in _server(request).api_keys:
-        raise Unauthorized("invalid API key")
-    return key
+        answer = _server(request).auth.issue(fields, request.headers.get("Authorization", ""))
+    except TokenError as exc:
+        return json_response(exc.document(), exc.status)
+    return json_response(answer, headers={"Cache-Control": "no-store"})
 
 
 DEV_PREFIX = "/_dev/"
@@ -171,7 +165,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     connection = request.match_info["connection"]
     encoding = request.headers.get("Content-Encoding")
     raw = await request.read()
-    key = api_key_of(request)
+    who = server.auth.identify(request.headers.get("Authorization", ""))
+    key = who.name if isinstance(who, Identity) else None
 
     def finish(
         status: int, response: web.StreamResponse, measured: tuple[int, int] | None = None
@@ -180,10 +175,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         server.record(_record(status, connection, encoding, key, body_bytes, lines))
         return response
 
-    if key is None or key not in server.api_keys:
-        message = "invalid API key" if key else "missing credentials: use HTTP Basic auth"
+    if not isinstance(who, Identity):
         headers = faults.rate_limiter.peek().headers()
-        return finish(401, error_response(401, message, headers))
+        return finish(401, error_response(401, who.message, headers))
     rate = faults.rate_limiter.acquire()
     headers = rate.headers()
     if not rate.allowed:
@@ -384,6 +378,7 @@ def build_app(server: DevServer) -> web.Application:
     app = web.Application(middlewares=[_errors, _dev_guard], client_max_size=256 * 1024 * 1024)
     app[_DEV_SERVER] = server
     app.router.add_post(PREFIX + "/events/{connection}", events)
+    app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(PREFIX + "/connections", create_connection)
     app.router.add_get(PREFIX + "/connections", list_connections)
     app.router.add_get(PREFIX + "/connections/{name}", get_connection)

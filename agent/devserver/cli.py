@@ -25,6 +25,19 @@ def _default_keys() -> list[str]:
     return [k for k in keys if k] or ["dev-key"]
 
 
+def _oauth_clients(given: list[str]) -> dict[str, str]:
+    """`ID:SECRET` pairs from the flags, else from $POLARIS_DEV_OAUTH_CLIENTS."""
+    pairs = given or os.environ.get("POLARIS_DEV_OAUTH_CLIENTS", "").split(",")
+    clients = {}
+    for pair in (p.strip() for p in pairs):
+        client, sep, secret = pair.partition(":")
+        if pair and (not sep or not client or not secret):
+            raise SystemExit("dev-server: --oauth-client takes ID:SECRET")
+        if pair:
+            clients[client] = secret
+    return clients
+
+
 def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="polaris-agent dev-server",
@@ -45,6 +58,22 @@ def _serve_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="accepted API key, repeatable (default: $POLARIS_DEV_API_KEYS, comma-separated, "
         "else dev-key)",
+    )
+    parser.add_argument(
+        "--oauth-client",
+        action="append",
+        dest="oauth_clients",
+        metavar="ID:SECRET",
+        default=[],
+        help="an OAuth client the token endpoint (POST /auth/realms/ORG/protocol/"
+        "openid-connect/token) issues Bearer tokens to, repeatable (default: "
+        "$POLARIS_DEV_OAUTH_CLIENTS, comma-separated)",
+    )
+    parser.add_argument(
+        "--token-lifetime",
+        type=float,
+        default=300.0,
+        help="seconds an issued token lives (300, as Imply's)",
     )
     parser.add_argument(
         "--data-dir", type=Path, help="keep state in this directory (default: in memory)"
@@ -112,6 +141,8 @@ async def _serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         rate_limit_per_minute=args.rate_limit,
         max_payload_bytes=args.max_payload,
+        oauth_clients=_oauth_clients(args.oauth_clients),
+        token_lifetime=args.token_lifetime,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -124,6 +155,7 @@ async def _serve(args: argparse.Namespace) -> int:
             url=server.url,
             data_dir=str(args.data_dir) if args.data_dir else "memory",
             api_keys=len(server.api_keys),  # how many, never which
+            oauth_clients=sorted(server.auth.oauth_clients),  # their ids, never the secrets
         )
         if args.host not in ("127.0.0.1", "::1", "localhost"):
             structlog.get_logger("agent.devserver").warning(

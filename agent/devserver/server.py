@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.devserver.auth import DEFAULT_TOKEN_LIFETIME, Authenticator
 from agent.devserver.catalog import Catalog, Connection
 from agent.devserver.errors import BadRequest, Conflict, NotFound
 from agent.devserver.faults import Faults
@@ -60,10 +61,16 @@ class DevServer:
         rate_limit_per_minute: int = 6000,
         max_payload_bytes: int = 1_000_000,
         auto_create_connections: Collection[str] = (),
+        oauth_clients: Mapping[str, str] | None = None,
+        token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
         clock: Callable[[], float] = time.monotonic,
         in_place_job_updates: bool = True,
     ) -> None:
         self.api_keys = frozenset(api_keys)
+        # API keys (Basic, in any of Imply's forms) and OAuth clients (tokens age on `clock`)
+        self.auth = Authenticator(
+            self.api_keys, oauth_clients, token_lifetime=token_lifetime, clock=clock
+        )
         # False: `PUT /jobs/{id}` with a changed spec answers 400, for a client's fallback
         # (cancel and recreate) to be tested; Polaris' docs do not promise in-place updates.
         self.in_place_job_updates = in_place_job_updates

@@ -14,10 +14,11 @@ class PolarisApiError(Exception):
 
 
 class AuthenticationFailed(PolarisApiError):
-    """401: the key is wrong, revoked, or not a key for this organization."""
+    """401: the key is wrong, revoked, or not a key for this organization; or the OAuth
+    token endpoint refused the client (`why` says so)."""
 
-    def __init__(self) -> None:
-        super().__init__("authentication failed: check polaris.api_key")
+    def __init__(self, why: str = "check polaris.api_key") -> None:
+        super().__init__(f"authentication failed: {why}")
 
 
 class PermissionDenied(PolarisApiError):

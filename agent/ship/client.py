@@ -19,6 +19,7 @@ class Answer:
     retry_after: float | None
     message: str  # the body of a non-2xx answer, squeezed and cut, for logs and dead letters
     location_host: str = ""  # the host a 3xx points at (never followed), for the error
+    token_expired: bool = False  # a 401 "token expired" to a token now forgotten: ask again
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,7 @@ import structlog
 from yarl import URL
 
 from agent.config import PolarisConfig
-from agent.ship.auth import basic_auth
+from agent.ship.auth import ApiKey, Credentials, says_token_expired
 from agent.ship.client import Answer
 from agent.ship.errors import TransportError
 from agent.ship.ratelimit import RateLimitInfo, header_seconds
@@ -41,9 +41,19 @@ _RATE_HEADERS = (
 class EventsClient:
     """One aiohttp session for the life of the agent; posts payloads, returns or raises."""
 
-    def __init__(self, polaris: PolarisConfig, *, connections: int) -> None:
+    def __init__(
+        self,
+        polaris: PolarisConfig,
+        *,
+        connections: int,
+        credentials: Credentials | None = None,
+    ) -> None:
         self._polaris = polaris
         self._connections = connections
+        if credentials is None:  # the API key; OAuth comes from `ship.oauth.Access`
+            assert polaris.api_key is not None, "an OAuth config needs its credentials"
+            credentials = ApiKey(polaris.api_key)
+        self._credentials = credentials
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> EventsClient:
@@ -57,10 +67,7 @@ class EventsClient:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(total=self._polaris.request_timeout),
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": basic_auth(self._polaris.api_key),
-            },
+            headers={"Content-Type": "application/json"},
             raise_for_status=False,
             trust_env=trust_env,
         )
@@ -78,9 +85,13 @@ class EventsClient:
         await self.__aexit__(None, None, None)
 
     async def post(self, connection: str, body: bytes, *, gzip: bool) -> Answer:
-        """Post one payload and return Polaris' answer; TransportError when there is none."""
+        """Post one payload and return Polaris' answer; TransportError when there is none
+        (or no token: `TokenUnavailable`), `TokenRefused` when the OAuth client is refused."""
         assert self._session is not None, "use EventsClient as an async context manager"
-        headers = {"Content-Encoding": "gzip"} if gzip else {}
+        authorization = await self._credentials.authorization()  # per request: tokens expire
+        headers = {"Authorization": authorization}
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
         url = self._polaris.events_url(connection)
         try:
             # Never follow a redirect: aiohttp would re-send the session's key to whatever
@@ -99,7 +110,9 @@ class EventsClient:
             raise TransportError(_describe(exc)) from None
         rate = RateLimitInfo.from_headers(raw)
         host = location_host(url, location) if 300 <= status < 400 else ""
-        return Answer(status, rate, _retry_after(raw, rate), _message(text), host)
+        message = _message(text)
+        expired = says_token_expired(status, message) and self._credentials.expired(authorization)
+        return Answer(status, rate, _retry_after(raw, rate), message, host, expired)
 
 
 def _retry_after(raw: dict[str, str], rate: RateLimitInfo) -> float | None:
