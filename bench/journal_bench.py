@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
 import subprocess
@@ -126,11 +127,40 @@ def through_bindings(directory: Path, entries: int) -> dict[str, float] | None:
     return {"seconds": elapsed, "agent_cpu": cpu(resource.RUSAGE_SELF) - self0, "bytes": sent}
 
 
+def scenario(work: Path, settings: Any) -> Any:
+    """`make bench`'s "journald" row: this script in a child process pinned to one core
+    (the runner itself stays unpinned), `settings.lines` entries (at most 1M)."""
+    from bench.report import Result
+
+    entries = min(settings.lines, 1_000_000)
+    core = (os.cpu_count() or 1) - 1
+    script = Path(__file__).resolve()
+    argv = [sys.executable, str(script), "--entries", str(entries), "--cpu", str(core), "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=settings.timeout)
+    numbers = json.loads(out.stdout.strip().splitlines()[-1])
+    total = numbers["agent_cpu"] + numbers["child_cpu"]
+    per_million = 1e6 / entries
+    note = (
+        f"{entries / numbers['seconds']:,.0f} entries/s on one core; CPU-s per M entries "
+        f"{total * per_million:.1f} (agent {numbers['agent_cpu'] * per_million:.1f}, "
+        f"journalctl {numbers['child_cpu'] * per_million:.1f}); reader+encoder, no HTTP"
+    )
+    return Result(
+        "journald",
+        lines=entries,
+        raw_bytes=int(numbers["bytes"]),
+        seconds=numbers["seconds"],
+        cpu=total,
+        note=note,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1, help="-1: no pinning")
     parser.add_argument("--bindings", action="store_true")
+    parser.add_argument("--json", action="store_true", help="one JSON line (for `make bench`)")
     args = parser.parse_args()
     directory = Path(tempfile.gettempdir()) / f"journal-bench-{args.entries}"
     if not (directory / "complete").exists():
@@ -144,6 +174,9 @@ def main() -> int:
     result = asyncio.run(through_reader(directory, args.entries))
     per_million = 1e6 / args.entries
     total = result["agent_cpu"] + result["child_cpu"]
+    if args.json:
+        print(json.dumps({**result, "entries": args.entries, "cpu": args.cpu}))
+        return 0
     cores = f"one core (cpu {args.cpu})" if args.cpu >= 0 else "all cores"
     print(f"journald source, {args.entries} entries, {cores}:")
     print(f"  entries/s            {args.entries / result['seconds']:>10,.0f}")

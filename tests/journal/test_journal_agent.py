@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from agent.devserver import DevServer
+from agent.ops.metrics import build_registry, render
 from tests.journal.conftest import JournalDir, entry, journald_source
 from tests.support.config import API_KEY, CONNECTION
 from tests.support.inprocess import InProcessAgent
@@ -45,6 +46,8 @@ async def test_follows_entries_as_they_arrive_and_saves_the_safe_cursor(
     numbers = agent.source("journal").journal
     assert numbers["entries"] == 5 and numbers["cursor_lag_pieces"] == 0
     assert numbers["child_running"] == 1
+    scraped = render(build_registry(agent.snapshot, process_metrics=False)).decode()
+    assert 'polaris_agent_journal_entries_total{source="journal"} 5.0' in scraped
     assert await agent.stop() == 0
 
     events = received(dev_server)
