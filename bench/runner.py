@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import peers, scenarios, shapes
+from bench import journal_bench, peers, scenarios, shapes
 from bench.ceiling import blast as blast_requests
 from bench.ceiling import build_requests
 from bench.endpoint import EndpointClient, EndpointProcess
@@ -32,6 +32,7 @@ SCENARIOS = [
     "latency",
     "idle",
     "outage",
+    "journald",  # the journald source: bench/journal_bench.py
     *peers.PEERS,
     *shapes.BY_NAME,
 ]
@@ -236,6 +237,8 @@ def run_one(name: str, endpoint: EndpointClient, work: Path, settings: Settings)
         return scenarios.idle(endpoint, work, settings)
     if name == "outage":
         return scenarios.outage(endpoint, work, settings)
+    if name == "journald":
+        return journal_bench.scenario(work, settings)
     return peers.run_peer(name, endpoint, work, settings)
 
 
