@@ -6,11 +6,10 @@ Each returns None for a block it cannot vouch for, and the encoder then decides 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate, chain, compress, repeat
-from operator import add, attrgetter
+from operator import add, attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -25,9 +24,10 @@ from agent.records import LineStarts
 
 TEXT_SLICE = 64 * 1024
 _TIME = attrgetter("probe.f0")
-_UNSPLICEABLE = re.compile(rb"[ \t]\}\n|\{\}\n")
-"""A line that ends in a space before its brace, or is ``{}``: `splice` rewrites those, so the
-whole-block splices leave them to the line path."""
+_UNSPLICEABLE = (b" ", b"\t", b"{")
+"""What may not end a line before its closing brace (a space, or ``{}``): `splice` rewrites
+those, so the whole-block splices leave them to the line path."""
+_LAST = itemgetter(-1)
 
 
 @dataclass(slots=True)
@@ -120,8 +120,14 @@ class JsonBlocks:
     piece_bytes: int
     clock: ReadClock
     time_key: bytes = b'"timestamp"'  # the time field, as JSON
-    candidates: int = 0  # how many names the event's own time may be under (`times`)
+    candidates: tuple[bytes, ...] = ()  # the names the event's own time may be under, as JSON
     missing: int = 0  # events given the read time (counted; the encoder takes it)
+
+    @property
+    def _none(self) -> object:
+        """What `attrgetter` gives for a row without any candidate."""
+        unset = (msgspec.UNSET,) * len(self.candidates)
+        return unset if len(unset) > 1 else msgspec.UNSET
 
     def encode(self, block: bytes, start_offset: int) -> Encoded | None:
         """The common case at C speed: every line one JSON object whose time is an ISO string
@@ -209,25 +215,34 @@ class JsonBlocks:
         rows = self._rows(block)
         if not rows or list(map(_TIME, rows)).count(msgspec.UNSET) != len(rows):
             return None
-        if block.count(b"}\n") != len(rows) or _UNSPLICEABLE.search(block):
-            return None
         fields = self._common_suffix(rows)
         if fields is None:
             return None
         values = self._own_times(rows)
         if values is None:
             return None
+        bodies = block.split(b"}\n")  # every line ends in its brace: one body per line
+        if bodies.pop() or len(bodies) != len(rows):
+            return None
+        ends = bytes(map(_LAST, bodies))  # the byte before each closing brace
+        if any(before in ends for before in _UNSPLICEABLE):
+            return None
         if not values:  # no line has a time of its own: the read time, one splice
             suffix = self.clock.time_suffix + fields
             if not lines_within(block, self.max_event - len(suffix)):
                 return None
-            spliced = block.replace(b"}\n", suffix + b"}\n")
+            spliced = (suffix + b"}\n").join(bodies) + suffix + b"}\n"
             self.missing += len(rows)
             return Encoded(cut(spliced, start_offset, len(suffix), self.piece_bytes), [], 0)
         template = b"," + self.time_key + b":%b" + fields.replace(b"%", b"%%") + b"}\n"
         tails = list(map(template.__mod__, values))
-        bodies = block.split(b"}\n")
-        bodies.pop()
+        widths = set(map(len, tails))
+        if len(widths) == 1:  # times written alike (the common case): each line grows alike
+            growth = widths.pop() - 2
+            if not lines_within(block, self.max_event - growth):
+                return None
+            data = b"".join(chain.from_iterable(zip(bodies, tails, strict=True)))
+            return Encoded(cut(data, start_offset, growth, self.piece_bytes), [], 0)
         sizes = list(map(add, map(len, bodies), map(len, tails)))
         if max(sizes) - 1 > self.max_event:
             return None
@@ -239,8 +254,13 @@ class JsonBlocks:
         """Each line's own time as the JSON value for the time field, when every line has it
         under the same candidate name (and none under an earlier one), well inside the
         window; [] when no line has any; None otherwise."""
-        for index in range(1, self.candidates + 1):
-            raws = list(map(attrgetter(f"probe.c{index}"), rows))
+        if not self.candidates:
+            return []
+        names = [f"probe.c{index}" for index in range(1, len(self.candidates) + 1)]
+        found: list[Any] = list(map(attrgetter(*names), rows))  # one pass over the rows
+        if found.count(self._none) == len(rows):
+            return []  # the common case: no line has a time of its own
+        for raws in zip(*found, strict=True) if len(names) > 1 else [found]:
             absent = raws.count(msgspec.UNSET)
             if absent == len(raws):
                 continue
@@ -254,15 +274,15 @@ class JsonBlocks:
                     times = DATETIMES.decode(text)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     return None
-                return raws if self.clock.well_inside(times) else None
+                return list(raws) if self.clock.well_inside(times) else None
             try:
                 numbers = NUMBERS.decode(text)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 return None
-            found = epoch_values(numbers)
-            if found is None:
+            epochs = epoch_values(numbers)
+            if epochs is None:
                 return None
-            values, earliest, latest = found
+            values, earliest, latest = epochs
             if self.clock.outside(earliest) or self.clock.outside(latest):
                 return None
             return values

@@ -82,7 +82,7 @@ class Encoder:
             self._fields,
             *limits,
             time_key=self._time_key_json,
-            candidates=len(self._candidates),
+            candidates=tuple(map(orjson.dumps, self._candidates)),
         )
         self._text_blocks = TextBlocks(self._fields_suffix, *limits)
         self._whole = self._json_blocks.encode if self._json else self._text_blocks.encode
@@ -282,18 +282,20 @@ class Encoder:
         return splice(line, suffix) if suffix else line
 
     def _own_time_raw(self, probe: Any) -> bytes | str | None:
-        """`_own_time` for a line only msgspec reads, from its candidates' raw values (None
-        when one of them is a value orjson refuses too: the line is ``invalid_json``)."""
-        values: dict[str, object] = {}
+        """`_own_time` for a line only msgspec reads, from its candidates' raw values in
+        order (None when one before the first time is a value orjson refuses too: the line is
+        ``invalid_json``)."""
         for index, name in enumerate(self._candidates, start=1):
             raw = getattr(probe, f"c{index}")
             if raw is msgspec.UNSET:
                 continue
             try:
-                values[name] = orjson.loads(bytes(raw))
+                value = orjson.loads(bytes(raw))
             except orjson.JSONDecodeError:
                 return None
-        return self._own_time(values)
+            if own_time(value) is not None:
+                return self._own_time({name: value})
+        return self._own_time({})
 
     def _text_event(self, line: bytes, time_suffix: bytes) -> bytes:
         message = orjson.dumps(line.decode("utf-8", "replace"))

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
+from math import isfinite
 from typing import Final
 
 import msgspec
@@ -75,16 +77,52 @@ def iso_value(millis: int) -> bytes:
     return b'"' + iso_from_millis(millis).encode() + b'"'
 
 
-def epoch_values(numbers: Iterable[int | float]) -> tuple[list[bytes], int, int] | None:
-    """Numbers read as epochs: their ISO values and the earliest and latest milliseconds;
-    None when one is not a plausible epoch (the line path decides those)."""
-    millis = [parse_epoch(n, None) if type(n) is not bool else None for n in numbers]
-    if None in millis:
+@lru_cache(maxsize=4096)
+def _second(second: int) -> bytes:
+    return iso_from_millis(second * 1000)[:-5].encode()
+
+
+def _unit(number: float) -> float:
+    size = abs(number)
+    return 1000.0 if size < 1e11 else 1.0 if size < 1e14 else 1e-3 if size < 1e17 else 1e-6
+
+
+def epoch_values(numbers: list[int | float]) -> tuple[list[bytes], int, int] | None:
+    """Numbers read as epochs (as `own_time` reads each): their ISO values and the earliest
+    and latest milliseconds; None when one is not a plausible epoch (the line path decides
+    those). Numbers of one type and one resolution are converted without a Python step per
+    number; any other list number by number."""
+    if not numbers:
         return None
-    found: list[int] = millis  # type: ignore[assignment]  # no None left
-    if not found or min(found) < PLAUSIBLE_MILLIS:
+    lo, hi = min(numbers), max(numbers)
+    if not (isfinite(lo) and isfinite(hi)):
+        return None  # 1e400: msgspec reads infinity, orjson refuses it
+    unit = _unit(lo)
+    kinds = set(map(type, numbers))
+    if _unit(hi) == unit and len(kinds) == 1:
+        if kinds == {float}:
+            millis = list(map(int, map(unit.__mul__, numbers)))
+        elif unit >= 1:
+            millis = list(map(int(unit).__mul__, numbers))  # type: ignore[arg-type]
+        else:
+            divisor = round(1 / unit)
+            millis = [int(n) // divisor for n in numbers]
+    else:
+        found = [parse_epoch(n, None) for n in numbers]
+        if None in found:
+            return None
+        millis = found  # type: ignore[assignment]  # no None left
+    earliest, latest = min(millis), max(millis)
+    if earliest < PLAUSIBLE_MILLIS or not _in_range(latest):
         return None
-    return list(map(iso_value, found)), min(found), max(found)
+    seconds = map(_second, map((1000).__rfloordiv__, millis))
+    fractions = map((1000).__rmod__, millis)
+    values = list(map(b'"%b.%03dZ"'.__mod__, zip(seconds, fractions, strict=True)))
+    return values, earliest, latest
+
+
+def _in_range(millis: int) -> bool:
+    return millis <= 253_402_300_799_999  # datetime's range: iso_from_millis can write it
 
 
 def describe(source: SourceConfig, sample: Iterable[bytes] = ()) -> str:
