@@ -14,7 +14,7 @@ from typing import Final
 from agent.config import Config
 from agent.ops.events import Event, Label
 
-RESTART_ONLY: Final = ("data_dir", "queue", "api", "checkpoint_interval")
+RESTART_ONLY: Final = ("data_dir", "queue", "api", "checkpoint_interval", "dead_letter")
 """Settings a reload cannot change in a running agent: said in the log, applied at restart."""
 
 LIVE: Final = ("log", "sources", "polaris", "sender", "batch", "spool")

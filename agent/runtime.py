@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -30,11 +31,16 @@ from agent.batch.queue import ByteQueue
 from agent.config import Config, ConfigError, Problem, load_config, startup_warnings
 from agent.delivery import Delivery
 from agent.encode import EncodeLimits
+from agent.journal.runner import JournalSources, file_sources
+from agent.once import DEFAULT_ONCE_TIMEOUT, watch_stall
+from agent.once import EVENTS as ONCE_EVENTS
+from agent.once import outcome as once_outcome
 from agent.ops.events import Event, Events, Label
 from agent.ops.health import status_line
 from agent.ops.logging import configure_logging
+from agent.ops.progress import show_progress
 from agent.ops.sdnotify import Notifier, ping_watchdog
-from agent.ops.snapshot import AgentSnapshot
+from agent.ops.snapshot import AgentSnapshot, ConnectionSnapshot
 from agent.records import Batch, Piece
 from agent.reload import (
     CONFIG_RELOADED,
@@ -49,7 +55,7 @@ from agent.ship.retry import first_of, sleep_or_stop
 from agent.ship.spool import SpoolStats
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import CHECKPOINT_EVENTS, CheckpointStore
-from agent.state.deadletter import DeadLetters
+from agent.state.deadletter import DeadLetterLimits, DeadLetters
 from agent.state.files import UnsafeState, private_dir
 from agent.state.layout import checkpoint_path, dead_letter_dir
 from agent.tail.tailer import Tailer
@@ -64,7 +70,9 @@ AGENT_STARTED: Final = Event("agent_started", "The agent started its pipeline.")
 AGENT_STOPPING: Final = Event(
     "agent_stopping",
     "A signal asked the agent to stop: reading ends, batches drain, checkpoints are saved.",
-    labels=(Label("signal", frozenset({"SIGTERM", "SIGINT", "requested", "test"})),),
+    labels=(
+        Label("signal", frozenset({"SIGTERM", "SIGINT", "requested", "test", "once_timeout"})),
+    ),
 )
 AGENT_STOPPED: Final = Event("agent_stopped", "The agent saved its checkpoints and stopped.")
 DRAIN_TIMEOUT: Final = Event(
@@ -92,10 +100,13 @@ EVENTS: Final = (
     ADMIN_FAILED,
     *RELOAD_EVENTS,
     *CHECKPOINT_EVENTS,
+    *ONCE_EVENTS,
 )
 
 
-def run_agent(config_path: Path, *, once: bool) -> int:
+def run_agent(
+    config_path: Path, *, once: bool, once_timeout: float | None = DEFAULT_ONCE_TIMEOUT
+) -> int:
     config = load_config(config_path)
     configure_logging(config.log)
     events = Events()
@@ -108,7 +119,7 @@ def run_agent(config_path: Path, *, once: bool) -> int:
     # What start-up built (modules, classes, the config) lives as long as the process: out of
     # the collector's sight, a full collection need not walk it again and again.
     gc.freeze()
-    return asyncio.run(agent.run(once=once))
+    return asyncio.run(agent.run(once=once, once_timeout=once_timeout))
 
 
 class Agent:
@@ -130,7 +141,11 @@ class Agent:
         data_dir = private_dir(config.data_dir, follow=True)  # operators may link it elsewhere
         self.store = CheckpointStore(checkpoint_path(data_dir), events=self.events)
         self.acks = AckTracker()
-        self.dead_letters = DeadLetters(dead_letter_dir(data_dir))
+        bounds = config.dead_letter
+        self.dead_letters = DeadLetters(
+            dead_letter_dir(data_dir),
+            DeadLetterLimits(bounds.max_size, bounds.max_age, bounds.log_interval),
+        )
         self.stopping = asyncio.Event()  # a signal arrived: no new reads, no new retries
         self.wake = asyncio.Event()  # look at the files now
         self.reload_requested = asyncio.Event()
@@ -139,12 +154,20 @@ class Agent:
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(1)
         self.batcher = Batcher(config.batch.max_bytes, config.batch.max_wait)
         self.tailer = Tailer(
-            config.sources,
+            file_sources(config.sources),
             self.store.load(),
             acks=self.acks,
             dead_letters=self.dead_letters,
             emit=lambda piece: self.queue.put(piece, len(piece.data)),
             limits=EncodeLimits.for_batch(config.batch.max_bytes),
+        )
+        self.journals = JournalSources(  # type = "journald" sources, read beside the tailer
+            config.sources,
+            data_dir,
+            acks=self.acks,
+            dead_letters=self.dead_letters,
+            emit=lambda piece: self.queue.put(piece, len(piece.data)),
+            piece_bytes=EncodeLimits.for_batch(config.batch.max_bytes).piece_bytes,
         )
         self.delivery = Delivery(
             config, data_dir, acks=self.acks, dead_letters=self.dead_letters, stopping=self.stopping
@@ -156,7 +179,12 @@ class Agent:
         state = "stopping" if self.stopping.is_set() else "running"
         return f"<Agent {state} sources={len(self.config.sources)} {self.delivery!r}>"
 
-    async def run(self, *, once: bool) -> int:
+    @property
+    def reading(self) -> bool:
+        """The reading task runs: /readyz's first condition."""
+        return self._reading is not None and not self._reading.done()
+
+    async def run(self, *, once: bool, once_timeout: float | None = DEFAULT_ONCE_TIMEOUT) -> int:
         self._install_signals()
         spool = self.delivery.spool
         self.events.emit(
@@ -170,7 +198,7 @@ class Agent:
             async with self.delivery, contextlib.AsyncExitStack() as stack:
                 if self.config.api.listen and not await self._serve_admin(stack):
                     return EXIT_FAILED
-                await self._pipeline(once=once)
+                gave_up = await self._pipeline(once=once, once_timeout=once_timeout)
         finally:
             if not self.stopping.is_set():  # a signal already said STOPPING
                 self.notifier.stopping()
@@ -188,6 +216,10 @@ class Agent:
             dead_letters=sum(snap.dead_letters.values()),
             unacknowledged=self.acks.outstanding(),
         )
+        if once:  # a backfill that did not deliver everything fails (agent/once.py)
+            return once_outcome(
+                snap, self.events, gave_up=gave_up, unacknowledged=self.acks.outstanding()
+            )
         return EXIT_OK
 
     async def _serve_admin(self, stack: contextlib.AsyncExitStack) -> bool:
@@ -205,8 +237,9 @@ class Agent:
         self.events.emit(ADMIN_LISTENING, url=admin.url)
         return True
 
-    async def _pipeline(self, *, once: bool) -> None:
-        """Every stage in one TaskGroup, ended in data-flow order."""
+    async def _pipeline(self, *, once: bool, once_timeout: float | None = None) -> bool:
+        """Every stage in one TaskGroup, ended in data-flow order; True when `run --once`
+        gave up (nothing delivered for `once_timeout` while data waited)."""
         config, delivery = self.config, self.delivery
         done = asyncio.Event()  # the data has been made safe: background helpers end
         async with asyncio.TaskGroup() as tasks:
@@ -215,13 +248,21 @@ class Agent:
             tasks.create_task(delivery.sender.replay(done))
             tasks.create_task(ping_watchdog(self.notifier, done))
             tasks.create_task(self._status_every(done))
+            stall = None
+            if once and once_timeout:
+                stall = tasks.create_task(
+                    watch_stall(self.snapshot, self.events, self.request_stop, done, once_timeout)
+                )
+            if once and sys.stderr.isatty():
+                tasks.create_task(show_progress(self.snapshot, done, sys.stderr))
             watcher = tasks.create_task(watch_hints(self.tailer.watch_roots, self.wake, done))
             batcher = tasks.create_task(self.batcher.run(self.queue, self.batches))
             workers = [
                 tasks.create_task(delivery.sender.work(self.batches))
                 for _ in range(config.sender.workers)
             ]
-            self._reading = tasks.create_task(self.tailer.run(self.stopping, self.wake, once=once))
+            tail = self.tailer.run(self.stopping, self.wake, once=once)
+            self._reading = tasks.create_task(self.journals.run_with(tail, once=once))
             self.notifier.ready(status_line(self.snapshot()))
             await asyncio.wait([self._reading])
             await self.queue.close()  # the batcher seals what is left and ends the stream
@@ -230,6 +271,7 @@ class Agent:
                 await first_of(delivery.spool.wait_until_empty(), self.stopping.wait())
             done.set()
             watcher.cancel()
+        return stall is not None and stall.result()
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
         """Let the senders finish: unbounded in `--once` mode, bounded once stopping."""
@@ -274,6 +316,7 @@ class Agent:
     def _save(self) -> None:
         self.dead_letters.sync()  # a checkpoint may only move past lines durably dead-lettered
         self.store.save(self.tailer.checkpoints())
+        self.journals.save()  # the journald sources' cursors, only safe ones
 
     # -- what operators see --------------------------------------------------------------
 
@@ -338,7 +381,9 @@ class Agent:
         if "log" in plan:
             configure_logging(new.log)
         if "sources" in plan or "batch" in plan:
-            self.tailer.reconfigure(new.sources, EncodeLimits.for_batch(new.batch.max_bytes))
+            limits = EncodeLimits.for_batch(new.batch.max_bytes)
+            self.tailer.reconfigure(file_sources(new.sources), limits)
+            self.journals.reconfigure(new.sources, limits.piece_bytes)
             self.wake.set()
         if "batch" in plan:
             self.batcher.reconfigure(new.batch)
@@ -357,7 +402,7 @@ def compose_snapshot(agent: Agent) -> AgentSnapshot:
         requests["transport_error"] = send.transport_errors
     now = time.monotonic()
     return AgentSnapshot(
-        sources=tail.sources,
+        sources=tail.sources + agent.journals.snapshot(),
         events_sent=send.events_delivered,
         bytes_sent=send.bytes_delivered,
         bytes_posted=send.bytes_posted,
@@ -386,4 +431,20 @@ def compose_snapshot(agent: Agent) -> AgentSnapshot:
         batches_delivered=send.batches_delivered,
         batches_spooled=send.batches_spooled,
         events=agent.events.snapshot(),
+        connections=_connections(agent.config, send.connections),
+        reading=agent.reading,
+        queue_max_bytes=agent.queue.max_bytes,
+        queue_idle_seconds=now - agent.queue.last_taken,
     )
+
+
+def _connections(
+    config: Config, sent: tuple[ConnectionSnapshot, ...]
+) -> tuple[ConnectionSnapshot, ...]:
+    """Every configured connection (shown as 0 before its first request), and any other one
+    posted to (a spool file written for a connection since removed from the config)."""
+    by_name = {c.name: c for c in sent}
+    for name in {config.polaris.connection, *(s.connection for s in config.sources)}:
+        if name:
+            by_name.setdefault(name, ConnectionSnapshot(name, {}))
+    return tuple(by_name[name] for name in sorted(by_name))

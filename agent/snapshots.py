@@ -58,3 +58,17 @@ class SourceSnapshot:
     files: int  # files tracked (open or closed for inactivity)
     parsing: Mapping[str, int] = field(default_factory=dict)  # unmatched, time_unparsed, ...
     events: int = 0  # lines (or assembled records) that became events
+    unreadable_files: int = 0  # paths found that could not be opened (permissions, ...)
+    open_failures: int = 0  # paths that became unopenable (each logged once as open_failed)
+    read_failures: int = 0  # reads of an open file that failed (read_failed)
+    journal: Mapping[str, int] = field(default_factory=dict)  # a journald source's numbers
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSnapshot:
+    """What was sent to one Polaris connection (the default or a source's own)."""
+
+    name: str
+    requests: Mapping[str, int]  # by HTTP status ("200", "429", ...) or "transport_error"
+    events_sent: int = 0  # acknowledged by Polaris
+    bytes_sent: int = 0  # uncompressed NDJSON acknowledged

@@ -30,10 +30,10 @@ max_wait = "500ms"
 """
 
 
-def _check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _check(config: Path, env: dict[str, str], *options: str) -> subprocess.CompletedProcess[str]:
     """Run the real CLI, as an operator would."""
     return subprocess.run(
-        [sys.executable, "-m", "agent", "check", "--config", str(config)],
+        [sys.executable, "-m", "agent", "check", *options, "--config", str(config)],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -67,7 +67,8 @@ def test_typo_missing_url_and_bad_duration_are_all_named_in_one_run(tmp_path: Pa
 
 
 def test_good_config_prints_resolved_and_redacted_and_exits_0(tmp_path: Path) -> None:
-    result = _check(_write(tmp_path, GOOD), {"POLARIS_API_KEY": SECRET})
+    # `--print` since issue 15: by default `check` says a short summary, not the whole config.
+    result = _check(_write(tmp_path, GOOD), {"POLARIS_API_KEY": SECRET}, "--print")
     assert result.returncode == 0, result.stderr
     resolved = orjson.loads(result.stdout)
     assert resolved["polaris"]["api_key"] == "**********"

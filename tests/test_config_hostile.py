@@ -79,10 +79,11 @@ def check(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     key: str = KEY,
+    extra: tuple[str, ...] = (),
 ) -> Outcome:
     """`polaris-agent check` in-process, through the CLI's own entry point."""
     monkeypatch.setenv("POLARIS_API_KEY", key)
-    code = main(["check", "--config", str(path)])
+    code = main(["check", "--config", str(path), *extra])
     out, err = capsys.readouterr()
     return Outcome(code, out, err)
 
@@ -340,7 +341,7 @@ def test_check_output_redacts_secret_looking_values(
         source='fields = { service = "checkout", auth_token = "tok_live_123",'
         ' tenant = "${POLARIS_API_KEY}" }',
     )
-    outcome = check(write(tmp_path, text), capsys, monkeypatch)
+    outcome = check(write(tmp_path, text), capsys, monkeypatch, extra=("--print",))
     assert outcome.code == 0, outcome.err
     fields = orjson.loads(outcome.out)["sources"][0]["fields"]
     assert fields == {"service": "checkout", "auth_token": "**********", "tenant": "**********"}

@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config.journald import JOURNALD_KEYS, JournalSettings
 from agent.config.listen import ListenAddress
 from agent.config.polaris import PolarisConfig, valid_connection
 from agent.config.problems import at
@@ -28,16 +29,26 @@ MIN_LINE_BYTES = 16
 _INT64 = 2**63
 
 
-class SourceConfig(SourceParsing):
-    """One family of log files and how their lines become events.
+FILE_ONLY_KEYS = frozenset(
+    {"include", "exclude", "format", "start_at", "max_line_bytes", "scan_interval"}
+    | {"max_open_files", "close_inactive", "parser", "time", "kubernetes", "multiline", "charset"}
+)
+"""Keys a ``type = "journald"`` source refuses (the journald ones: `JOURNALD_KEYS`)."""
+
+
+class SourceConfig(SourceParsing, JournalSettings):
+    """One family of log files, or one journal (``type = "journald"``), and how its records
+    become events.
 
     The parsing options (parser, time, windows, kubernetes, multiline, charset, event_id) come
     from `SourceParsing`, validated at their own keys; a source that sets none of them keeps
-    the per-line fast path (see `agent.parse.settings.needs_parsing`).
+    the per-line fast path (see `agent.parse.settings.needs_parsing`). The journald keys come
+    from `JournalSettings`; each type refuses the other's keys.
     """
 
     name: str
-    include: list[str] = Field(min_length=1)
+    type: Literal["file", "journald"] = "file"
+    include: list[str] = []
     exclude: list[str] = []
     format: Literal["json", "text"] = "json"
     start_at: Literal["beginning", "end"] = "beginning"
@@ -56,6 +67,19 @@ class SourceConfig(SourceParsing):
             if not os.path.isabs(pattern):
                 raise ValueError(f"{pattern!r} must be an absolute path or glob")
         return patterns
+
+    @model_validator(mode="after")
+    def _keys_of_its_type(self) -> SourceConfig:
+        journald = self.type == "journald"
+        other = FILE_ONLY_KEYS if journald else JOURNALD_KEYS
+        wrong = sorted(other & self.model_fields_set)
+        kind = "a journald source" if journald else 'a file source (type = "journald" for those)'
+        problems = [(key, f"not a key of {kind}") for key in wrong]
+        if not journald and not self.include:
+            problems.append(("include", "a file source needs at least one absolute path or glob"))
+        if problems:
+            raise ValueError(at(*problems))
+        return self
 
     @model_validator(mode="after")
     def _globs(self) -> SourceConfig:
@@ -155,6 +179,15 @@ class SpoolConfig(Section):
     when_full: Literal["block", "drop_oldest"] = "block"
 
 
+class DeadLetterConfig(Section):
+    """`data_dir/dead-letter`: lines and events that cannot be delivered, kept within bounds
+    (oldest files deleted first, counted and logged; see agent/state/deadletter.py)."""
+
+    max_size: Size = 256 * 2**20  # 0: no bound
+    max_age: Duration = 30 * 86400.0  # 0: kept until deleted by hand
+    log_interval: Interval = 60.0  # after the first per reason, one summary line per interval
+
+
 class ApiConfig(Section):
     """The admin HTTP server (/metrics, /healthz, /readyz); off unless `listen` is set."""
 
@@ -228,6 +261,7 @@ class Config(Section):
     queue: QueueConfig = QueueConfig()
     sender: SenderConfig = SenderConfig()
     spool: SpoolConfig = SpoolConfig()
+    dead_letter: DeadLetterConfig = DeadLetterConfig()
     api: ApiConfig = ApiConfig()
     log: LogConfig = LogConfig()
     job: JobConfig | None = None
@@ -258,3 +292,46 @@ class Config(Section):
                     )
                 )
         return self
+
+    @model_validator(mode="after")
+    def _windows_from_job(self) -> Config:
+        """A source's `late_window`/`early_window` not set default to the job's
+        `late_message_rejection_period`/`early_message_rejection_period` when `[job]` sets
+        them: what Polaris would reject anyway is dead-lettered here, what it takes is sent.
+        The source keeps its fast path: a default is not a key the user set."""
+        defaults = job_windows(self.job)
+        if defaults:
+            sources = [_with_window_defaults(source, defaults) for source in self.sources]
+            object.__setattr__(self, "sources", sources)  # frozen: completed while validating
+        return self
+
+
+def period_seconds(period: str) -> float:
+    """An ISO 8601 period as `JobConfig` accepts it, in seconds (a year 365 days, a month
+    30: Polaris' own reading is not documented finer)."""
+    match = _ISO_PERIOD.match(period)
+    if match is None:
+        raise ValueError(f"invalid ISO 8601 period {period!r}")
+    units = {1: 365 * 86400, 2: 30 * 86400, 3: 7 * 86400, 4: 86400, 6: 3600, 7: 60, 8: 1}
+    return float(sum(int(match.group(g)[:-1]) * n for g, n in units.items() if match.group(g)))
+
+
+def job_windows(job: JobConfig | None) -> dict[str, float]:
+    """The source windows the job's rejection periods stand for (none when it sets neither)."""
+    if job is None:
+        return {}
+    periods = {
+        "late_window": job.late_message_rejection_period,
+        "early_window": job.early_message_rejection_period,
+    }
+    windows = {key: period_seconds(p) for key, p in periods.items() if p is not None}
+    return {key: seconds for key, seconds in windows.items() if seconds > 0}
+
+
+def _with_window_defaults(source: SourceConfig, defaults: dict[str, float]) -> SourceConfig:
+    update = {k: v for k, v in defaults.items() if k not in source.model_fields_set}
+    if not update:
+        return source
+    copy = source.model_copy(update=update)
+    object.__setattr__(copy, "__pydantic_fields_set__", set(source.model_fields_set))
+    return copy

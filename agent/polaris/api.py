@@ -8,6 +8,7 @@ exceptions: each becomes one of the types in ``errors.py``.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +22,11 @@ import orjson
 from agent import __version__
 from agent.config import PolarisConfig
 from agent.polaris import errors
+from agent.ship.auth import ApiKey, Credentials, says_token_expired
 from agent.ship.auth import basic_auth as basic_auth  # re-exported: setup's test kit uses it
 from agent.ship.http import location_host, use_env_proxy
+from agent.ship.oauth import Access, TokenRefused, TokenUnavailable
+from agent.ship.ratelimit import Pacer, RateLimitInfo, header_seconds
 
 JsonObject = dict[str, Any]
 
@@ -87,24 +91,37 @@ class PolarisApi:
     """Connections and jobs of one Polaris project, over one HTTP session."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, project_id: str, secret: str
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        project_id: str,
+        secret: str,
+        *,
+        credentials: Credentials | None = None,
+        pacer: Pacer | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self._session = session
         self._base_url = base_url
         self._project_url = f"{base_url}/v1/projects/{quote(project_id, safe='')}"
-        self._secret = secret
+        self._secrets = tuple(s for s in (secret, *secrets) if s)
+        self._credentials = credentials or ApiKey(secret)
+        self._pacer = pacer or Pacer()  # the organization's budget (shared through `Access`)
+        self._never = asyncio.Event()  # setup has no shutdown to end a pacer's wait
 
     def __repr__(self) -> str:
         return f"<PolarisApi {self._project_url}>"
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, config: PolarisConfig) -> AsyncIterator[PolarisApi]:
-        """A client for ``config``'s project; the session closes when the block ends."""
-        secret = config.api_key.get_secret_value()
+    async def open(
+        cls, config: PolarisConfig, access: Access | None = None
+    ) -> AsyncIterator[PolarisApi]:
+        """A client for ``config``'s project; the session closes when the block ends. With
+        `access`, it shares the events client's token and rate-limit budget."""
+        access = access or Access()
         connector = aiohttp.TCPConnector(ssl=tls_setting(config))
         headers = {
-            "Authorization": basic_auth(secret),
             "Accept": "application/json",
             "User-Agent": f"polaris-agent/{__version__}",
         }
@@ -114,7 +131,15 @@ class PolarisApi:
             timeout=aiohttp.ClientTimeout(total=config.request_timeout),
             trust_env=use_env_proxy(config.url),
         ) as session:
-            yield cls(session, config.url, config.project_id, secret)
+            yield cls(
+                session,
+                config.url,
+                config.project_id,
+                "",
+                credentials=access.credentials(config),
+                pacer=access.pacer(config),
+                secrets=config.secrets,
+            )
 
     # -- connections -------------------------------------------------------------------
 
@@ -133,9 +158,11 @@ class PolarisApi:
 
     # -- jobs --------------------------------------------------------------------------
 
-    async def list_jobs(self) -> list[Job]:
-        """Every job of the project. Accepts a bare list or Polaris' ``{"values": [...]}``."""
-        data = await self._request("GET", "/jobs")
+    async def list_jobs(self, job_type: str | None = None) -> list[Job]:
+        """The project's jobs, of ``job_type`` only when given (``GET /jobs?type=streaming``).
+        Accepts a bare list or Polaris' ``{"values": [...]}``."""
+        query = "" if job_type is None else f"?type={quote(job_type, safe='')}"
+        data = await self._request("GET", f"/jobs{query}")
         values = data.get("values") if isinstance(data, dict) else data
         if not isinstance(values, list):
             raise errors.UnexpectedAnswer("GET /jobs", "expected a list of jobs")
@@ -156,6 +183,12 @@ class PolarisApi:
         data = await self._request("PUT", f"/jobs/{quote(job_id, safe='')}", spec)
         return self._job(data, "PUT /jobs/{id}")
 
+    async def cancel_job(self, job_id: str) -> Job:
+        """Cancel a job (``PUT /jobs/{id}`` with ``desiredExecutionStatus: canceled``)."""
+        body = {"desiredExecutionStatus": "canceled"}
+        data = await self._request("PUT", f"/jobs/{quote(job_id, safe='')}", body)
+        return self._job(data, "PUT /jobs/{id}")
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
@@ -173,10 +206,32 @@ class PolarisApi:
             raise errors.UnexpectedAnswer(what, str(exc)) from None
 
     async def _request(self, method: str, path: str, body: JsonObject | None = None) -> Any:
-        """Send one request; a 2xx JSON body comes back decoded, anything else is raised."""
+        """Send one request, paced by the organization's budget; a 2xx JSON body comes back
+        decoded, anything else is raised. A 401 "token expired" is sent once more."""
         url = self._url(path)
         data = None if body is None else orjson.dumps(body)
-        headers = {} if body is None else {"Content-Type": "application/json"}
+        for refresh in (True, False):
+            await self._pacer.acquire(self._never)
+            try:
+                authorization = await self._credentials.authorization()
+            except TokenRefused as exc:
+                raise errors.AuthenticationFailed(self._scrub(str(exc))) from None
+            except TokenUnavailable as exc:
+                raise errors.Unreachable(self._base_url, self._scrub(str(exc))) from None
+            headers = {"Authorization": authorization}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            status, raw, location = await self._send(method, url, data, headers)
+            if status == 401 and refresh:
+                text = raw[:_MAX_ERROR_BODY].decode("utf-8", errors="replace")
+                if says_token_expired(status, text) and self._credentials.expired(authorization):
+                    continue
+            break
+        return self._answer(method, url, status, raw, location)
+
+    async def _send(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, str]:
         try:
             async with self._session.request(
                 method, url, data=data, headers=headers, allow_redirects=False
@@ -185,6 +240,8 @@ class PolarisApi:
                 limit = _MAX_ANSWER_BODY if 200 <= status < 300 else _MAX_ERROR_BODY
                 raw = await resp.content.read(limit + 1)
                 location = resp.headers.get("Location", "")
+                rate = {k.lower(): v for k, v in resp.headers.items() if "ratelimit" in k.lower()}
+                retry_after = header_seconds(resp.headers.get("Retry-After"))
         except aiohttp.ClientSSLError as exc:
             raise errors.TlsFailure(self._base_url, self._scrub(_ssl_reason(exc))) from None
         except aiohttp.ClientConnectorError as exc:
@@ -195,6 +252,15 @@ class PolarisApi:
         except aiohttp.ClientError as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise errors.Unreachable(self._base_url, self._scrub(reason)) from None
+        info = RateLimitInfo.from_headers(rate)
+        self._pacer.observe(info)
+        if status == 429:
+            self._pacer.throttle(retry_after if retry_after is not None else info.reset_secs)
+        else:
+            self._pacer.relax()
+        return status, raw, location
+
+    def _answer(self, method: str, url: str, status: int, raw: bytes, location: str) -> Any:
         if 200 <= status < 300:
             if len(raw) > _MAX_ANSWER_BODY:
                 raise errors.UnexpectedAnswer(
@@ -218,7 +284,8 @@ class PolarisApi:
 
     def _status_error(self, status: int, method: str, url: str, text: str) -> Exception:
         if status == 401:
-            return errors.AuthenticationFailed()
+            oauth = not isinstance(self._credentials, ApiKey)
+            return errors.AuthenticationFailed(*(["check [polaris.oauth]"] if oauth else []))
         if status == 403:
             return errors.PermissionDenied()
         message = self._scrub(polaris_message(text) or f"HTTP {status}")
@@ -232,7 +299,9 @@ class PolarisApi:
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: no text we show may contain the key, whatever its origin."""
-        return text.replace(self._secret, "[redacted]") if self._secret else text
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 def polaris_message(text: str) -> str:

@@ -1,9 +1,11 @@
 """One request: wait for the pacer, post, count, classify. The first link of the ship chain.
 
-Nothing here retries: an attempt ends in `Sent.DELIVERED`, `Sent.STOPPED` (shutdown began
-while waiting to send) or the `DeliveryError` that classifies the answer. What it learns on
-the way is recorded where it belongs: rate-limit headers in the connection's pacer, a 429's
-pause there too, an endpoint refusing in `EndpointHealth`, numbers in `SendStats`.
+Nothing here retries (but a 401 "token expired", sent once more with a new token): an attempt
+ends in `Sent.DELIVERED`, `Sent.STOPPED` (shutdown began while waiting to send) or the
+`DeliveryError` that classifies the answer. What it learns on the way is recorded where it
+belongs: rate-limit headers in the organization's pacer (one for every connection: Polaris
+counts the budget per organization), a 429's pause there too, an endpoint refusing in
+`EndpointHealth`, numbers in `SendStats`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Final
 
 import structlog
 
-from agent.ship.client import Poster
+from agent.ship.client import Answer, Poster
 from agent.ship.errors import (
+    AuthFailed,
     DeliveryError,
     EndpointRefused,
     PayloadRejected,
@@ -47,7 +50,8 @@ class Sent(enum.Enum):
 
 
 class Attempt:
-    """Posts payloads through one client, pacing each connection by its own rate limits."""
+    """Posts payloads through one client, every connection paced by the organization's one
+    budget; a 401 "token expired" is sent again once, with a new token."""
 
     def __init__(
         self,
@@ -66,16 +70,24 @@ class Attempt:
         self._health = health
         self._stopping = stopping
         self._clock = clock
-        self._pacers: dict[str, Pacer] = {default_connection: pacer or Pacer()}
+        self._pacer = pacer or Pacer()  # the organization's, shared with the other clients
         self._refused: dict[str, int] = {}  # 400-class refusals in a row, per connection
         self._posting: dict[Poster, int] = {}  # requests out, per client
         self._retired: list[Poster] = []  # replaced, closed once their requests are answered
 
     def __repr__(self) -> str:
-        return f"<Attempt {type(self.client).__name__} connections={len(self._pacers)}>"
+        return f"<Attempt {type(self.client).__name__} connections={len(self._refused)}>"
 
     async def __call__(self, payload: Payload) -> Sent | DeliveryError:
-        """Send `payload` once: its gzip when it holds one (gzip-encoded), else its NDJSON."""
+        """Send `payload` once: its gzip when it holds one (gzip-encoded), else its NDJSON.
+        A 401 that says the token expired (the client has forgotten it) is sent once more."""
+        sent = await self._once(payload)
+        if isinstance(sent, Answer):
+            sent = await self._once(payload, refresh=False)
+        assert not isinstance(sent, Answer)
+        return sent
+
+    async def _once(self, payload: Payload, refresh: bool = True) -> Sent | DeliveryError | Answer:
         connection = payload.connection
         pacer = self.pacer(connection)
         if await pacer.acquire(self._stopping):
@@ -87,14 +99,21 @@ class Attempt:
         self._posting[client] = self._posting.get(client, 0) + 1
         try:
             answer = await client.post(connection, wire, gzip=gzip)
+        except AuthFailed as exc:  # the OAuth token endpoint refused the client
+            self._health.refused(exc, connection, str(exc))
+            return exc
         except TransportError as exc:
             self._stats.transport_errors += 1
+            counted = self._stats.connection(connection).requests
+            counted["transport_error"] = counted.get("transport_error", 0) + 1
             return exc
         finally:
             self._stats.latency.observe(self._clock() - started)
             await self._done_posting(client)
         stats = self._stats
         stats.requests[answer.status] = stats.requests.get(answer.status, 0) + 1
+        per = stats.connection(connection)
+        per.requests[str(answer.status)] = per.requests.get(str(answer.status), 0) + 1
         stats.bytes_posted += len(wire)
         pacer.observe(answer.rate)
         if answer.status != 429:
@@ -103,8 +122,13 @@ class Attempt:
             self._refused[connection] = 0
             stats.events_delivered += payload.events
             stats.bytes_delivered += payload.size
+            per.events_delivered += payload.events
+            per.bytes_delivered += payload.size
             self._health.delivered()
             return Sent.DELIVERED
+        if answer.token_expired and refresh:
+            log.info("token_expired_resending", connection=connection)
+            return answer
         error = answer.error()
         if isinstance(error, PayloadRejected):
             self._refused[connection] = self._refused.get(connection, 0) + 1
@@ -141,11 +165,9 @@ class Attempt:
         return self.pacer(self.default_connection)
 
     def pacer(self, connection: str) -> Pacer:
-        """Rate-limit state per connection: Polaris answers RateLimit-* per endpoint."""
-        pacer = self._pacers.get(connection)
-        if pacer is None:
-            pacer = self._pacers[connection] = Pacer()
-        return pacer
+        """The rate-limit state `connection` is paced by: the organization's, the same for
+        every connection (Polaris' RateLimit-* headers count the whole organization)."""
+        return self._pacer
 
     def refusing(self, connection: str) -> bool:
         """The connection refused (400-class) BLANKET_REFUSALS requests since its last 2xx."""
