@@ -124,10 +124,13 @@ def test_systemd_security_exposure_at_most_2() -> None:
 def test_systemd_unit_shape() -> None:
     unit = unit_settings(UNIT)
     assert unit["Type"] == ["notify"]
-    assert unit["ExecStartPre"] == [f"{PREFIX} check --config {CONFIG}"]
+    assert unit["ExecStartPre"] == [f"{PREFIX} check --quiet --config {CONFIG}"]
     assert unit["ExecStart"] == [f"{PREFIX} run --config {CONFIG}"]
     # The config is validated before the SIGHUP reaches the agent.
-    assert unit["ExecReload"] == [f"{PREFIX} check --config {CONFIG}", "kill -HUP $MAINPID"]
+    assert unit["ExecReload"] == [
+        f"{PREFIX} check --quiet --config {CONFIG}",
+        "kill -HUP $MAINPID",
+    ]
     assert unit["StateDirectory"] == ["polaris-agent"]
     assert unit["User"] == ["polaris-agent"]
     assert set(unit["SupplementaryGroups"][0].split()) == {"adm", "systemd-journal"}
