@@ -24,7 +24,7 @@ FOUNDATION = frozenset(
 """Values and the event API every layer may use; they import nothing else of the agent."""
 
 STAGES = ("agent.tail", "agent.journal", "agent.encode", "agent.batch", "agent.ship", "agent.state")
-WIRING = ("agent.runtime", "agent.delivery", "agent.reload", "agent.once")
+WIRING = ("agent.runtime", "agent.delivery", "agent.reload", "agent.once", "agent.report")
 COMMANDS = (
     "agent.cli",
     "agent.checkcmd",
