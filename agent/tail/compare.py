@@ -36,6 +36,45 @@ def still_in_place(record: FileCheckpoint) -> bool:
         return False
 
 
+def truncated_nearby(records: list[FileCheckpoint]) -> list[FileCheckpoint]:
+    """Those of `records` whose own file was renamed within its directory and no longer
+    holds the content checkpointed: copytruncate, then a rotation by rename, while the agent
+    was stopped (`app.log` copied to `app.log.1` and truncated, then renamed to `app.log.2`).
+    A file beginning like such a record is its copy, as when the original is still in place.
+
+    One directory listing per directory (`by_inode`); each inode found is opened and checked
+    for device, inode and content. An original still holding the content was merely renamed:
+    it is its own record's, and a file beginning like it is not a copy of a truncated file.
+    """
+    wanted: dict[str, list[FileCheckpoint]] = {}
+    for record in records:
+        wanted.setdefault(os.path.dirname(record.path), []).append(record)
+    found: list[FileCheckpoint] = []
+    for directory, kept in wanted.items():
+        paths = by_inode(directory, {r.ino for r in kept})
+        for record in kept:
+            if any(_truncated_at(record, path) for path in paths.get(record.ino, [])):
+                found.append(record)
+    return found
+
+
+def _truncated_at(record: FileCheckpoint, path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        stat = os.fstat(fd)
+        if not same_file(record, stat):
+            return False
+        known = Fingerprint(record.fingerprint, record.fingerprint_len)
+        return stat.st_size < record.offset or not starts_with(fd, known)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def line_start(fd: int, offset: int, size: int) -> bool:
     """A checkpoint offset is always a line start; in another content it rarely is."""
     return offset == 0 or offset > size or os.pread(fd, 1, offset - 1) == b"\n"

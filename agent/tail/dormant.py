@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from agent.state.checkpoint import FileCheckpoint
-from agent.tail.compare import line_start, same_file, still_in_place
+from agent.tail.compare import line_start, same_file, still_in_place, truncated_nearby
 from agent.tail.fingerprint import Fingerprint, FingerprintIndex
 
 DORMANT_KEEP_SECS = 7 * 86400  # how long to remember a file that went away
@@ -49,7 +49,9 @@ class Dormant:
 
         Content decides, the inode breaks ties. A record of another inode is only taken when
         its own file is still where it was (so this one is its copy, e.g. copytruncate while
-        stopped): a deleted file's record must not make a newcomer that begins alike skip.
+        stopped), or was renamed within its directory and no longer holds that content
+        (copytruncate, then rotated by rename, while stopped): a deleted file's record must
+        not make a newcomer that begins alike skip.
         """
         if self._index is None:
             self._index = FingerprintIndex()
@@ -59,6 +61,10 @@ class Dormant:
         same = [n for n in found if same_file(self._records[n], stat)]
         pool = same or [n for n in found if still_in_place(self._records[n])]
         pool = [n for n in pool if line_start(fd, self._records[n].offset, stat.st_size)]
+        if not pool and not same:  # the original renamed too, after copytruncate: a copy
+            fits = [n for n in found if line_start(fd, self._records[n].offset, stat.st_size)]
+            truncated = truncated_nearby([self._records[n] for n in fits])
+            pool = [n for n in fits if self._records[n] in truncated]
         if not pool:
             return None
         return self.take(pool[0])  # longest fingerprint first

@@ -319,3 +319,28 @@ async def test_a_long_line_skipped_while_lines_are_held_does_not_move_the_checkp
     rig.acknowledge()
     assert [e["message"] for e in rig.events()] == ["S1 start\n  continued"]
     assert rig.tailer.checkpoints()[0].offset == len(held) + 400_001, "up to S2, still held"
+
+
+async def test_copytruncate_then_rename_while_stopped_does_not_resend_the_copy(
+    tmp_path: Path,
+) -> None:
+    """Regression (found by test_identity_machine): read and checkpointed, then while stopped
+    logrotate copytruncates app.log to app.log.1 and the truncated original is then rotated
+    by rename to app.log.2. The checkpoint's inode is no longer at its path, but it is still
+    in the directory, truncated: app.log.1 is its copy, read from the checkpoint, not from 0."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.write_bytes(lines(3, "old"))
+    saved = await stopped_after_reading(tmp_path, logs)
+    append(log, lines(2, "tail"))  # written after the checkpoint: read from the copy, once
+    (logs / "app.log.1").write_bytes(log.read_bytes())  # copytruncate
+    with log.open("r+b") as out:
+        out.truncate(0)
+    log.rename(logs / "app.log.2")  # then rename and create
+    log.write_bytes(lines(1, "new"))
+
+    rig = Rig(tmp_path, [SourceConfig(name="app", include=[f"{log}*"])], saved)
+    await rig.pass_()
+
+    assert sorted(e["n"] for e in rig.events()) == ["new0", "tail0", "tail1"]
