@@ -20,15 +20,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from itertools import accumulate
 from typing import Any
 
 import orjson
 
 from agent.config import SourceConfig
-from agent.encode.scan import MAX_NESTING_DEPTH, TOO_DEEPLY_NESTED, nesting_depth
+from agent.encode.scan import (
+    BLANK_LINE,
+    MAX_NESTING_DEPTH,
+    TOO_DEEPLY_NESTED,
+    lines_within,
+    nesting_depth,
+)
 from agent.encode.values import NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.assemble import Assembler, Record
 from agent.parse.event import EventBuilder, Rejection
+from agent.parse.parsers import access_block
 from agent.parse.settings import ParserOptions, SourceParsing
 
 
@@ -75,6 +83,7 @@ class ParsedEncoder:
         self._piece_bytes = piece_bytes
         self._position = start_offset  # end of the last line fed
         self._reported: dict[str, int] = {}
+        self._block_parse = _block_parser(options)
 
     def __repr__(self) -> str:
         return f"<ParsedEncoder {self._assembler.path} pending={self.pending_offset}>"
@@ -90,6 +99,10 @@ class ParsedEncoder:
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
         """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
+        if self._block_parse is not None and self._assembler.pending_offset is None:
+            encoded = self._whole_block(block, start_offset)
+            if encoded is not None:
+                return encoded
         lines: list[tuple[bytes, int, int]] = []
         rejected: list[Rejected] = []
         offset = start_offset
@@ -106,6 +119,34 @@ class ParsedEncoder:
         self._position = offset
         self._resolve_identity()
         return self._encode(self._assembler.feed(lines), rejected)
+
+    def _whole_block(self, block: bytes, start_offset: int) -> Encoded | None:
+        """A block of plain lines every one of which the parser matches, parsed with one
+        scan of its pattern over the block and built by `EventBuilder.build_parsed`: the same
+        events `encode` makes line by line (tests/unit/test_parsed_blocks.py), without a
+        record per line. None for any other block (a long, blank or non-ASCII line, a CR, a
+        line the parser does not match, a time that needs the line path): line by line."""
+        assert self._block_parse is not None
+        if not block.isascii() or b"\r" in block or block[:1].isspace():
+            return None
+        if BLANK_LINE.search(block) or not lines_within(block, self._max_line):
+            return None
+        text = block.decode("ascii")
+        lines = text.split("\n")
+        lines.pop()
+        parsed = self._block_parse(text, len(lines))
+        if parsed is None:
+            return None
+        starts = list(
+            accumulate(map(len, lines), lambda at, size: at + size + 1, initial=start_offset)
+        )
+        self._resolve_identity()
+        events = self._builder.build_parsed(parsed, starts)
+        if events is None or max(map(len, events), default=0) > self._max_event:
+            return None
+        self._position = start_offset + len(block)
+        self._assembler.skip_to(self._position)
+        return Encoded(self._pieces(list(zip(events, starts, strict=False))), [], 0)
 
     def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
         """Records whose flush timeout is up, or with `force` everything held (a backfill's
@@ -196,6 +237,20 @@ class ParsedEncoder:
             end = min([end, *starts])
         pieces.reverse()
         return pieces
+
+
+def _block_parser(
+    options: SourceParsing,
+) -> Callable[[str, int], list[dict[str, Any]] | None] | None:
+    """The whole-block parse of a source whose lines are each one record (no container
+    format, no multiline, UTF-8) and whose parser has one: the access-log parsers."""
+    if options.parser is None or options.parser.type not in ("nginx", "apache"):
+        return None
+    if options.kubernetes is not None or options.multiline is not None:
+        return None
+    if options.charset != "utf-8":
+        return None
+    return access_block
 
 
 def _too_deep(text: str) -> bool:

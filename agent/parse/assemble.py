@@ -247,6 +247,11 @@ class Assembler:
                 self._line(frame.data, frame.start, frame.end, clock, records)
         return records
 
+    def skip_to(self, end: int) -> None:
+        """Lines up to `end` were made into records elsewhere (a whole-block parse, when
+        nothing is held): reading stands there now."""
+        self._position = end
+
     def flush(self, now: float | None = None, *, force: bool = False) -> list[Record]:
         """Records whose time is up (flush timeouts), or everything held when `force`.
 

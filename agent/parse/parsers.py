@@ -33,6 +33,7 @@ _ACCESS = re.compile(
     rf'"(?P<request>{_QUOTED})" (?P<status>\d{{3}}|-) (?P<body_bytes>\d+|-)'
     rf'(?: "(?P<referer>{_QUOTED})" "(?P<user_agent>{_QUOTED})")?(?P<extra>.*)$'
 )
+_ACCESS_LINES = re.compile("^" + _ACCESS.pattern, re.M)
 _REQUEST = re.compile(
     r"(?P<method>[A-Z][A-Za-z_-]*) (?P<path>\S+)(?: (?P<protocol>[A-Z]+/[\d.]+))?$"
 )
@@ -115,6 +116,22 @@ def parse_access(text: str) -> Fields | None:
     match = _ACCESS.match(text)
     if match is None:
         return None
+    return access_fields(match)
+
+
+def access_block(text: str, lines: int) -> list[Fields] | None:
+    """`parse_access` of every line of `text` (`lines` lines, each ending in a newline) with
+    one scan of the pattern over the whole text; None unless every line matches (then the
+    caller goes line by line: a line of nginx's error log, say).
+
+    The pattern is the line's, anchored at each line (``re.M``): a match that would run
+    into the next line takes that line's start, so fewer matches than lines, and None."""
+    found = list(map(access_fields, _ACCESS_LINES.finditer(text)))
+    return found if len(found) == lines else None
+
+
+def access_fields(match: re.Match[str]) -> Fields:
+    """The fields of one access-log line's match (see `parse_access`)."""
     fields: Fields = {}
     for key, value in match.groupdict().items():
         if value is not None and value != "-":
@@ -123,7 +140,8 @@ def parse_access(text: str) -> Fields | None:
     if "status" in fields:
         fields["status"] = int(fields["status"])
     fields["body_bytes"] = int(fields.get("body_bytes", 0))
-    request = _REQUEST.match(fields["request"])
+    # nginx writes "-" for a request it could not read (a 400): no request fields then
+    request = _REQUEST.match(fields["request"]) if "request" in fields else None
     if request is not None:
         del fields["request"]
         fields.update({k: v for k, v in request.groupdict().items() if v is not None})
