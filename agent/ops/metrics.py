@@ -18,7 +18,7 @@ because that is what every dashboard and alert rule expects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import Final
 
@@ -34,10 +34,10 @@ from prometheus_client.metrics_core import (
 
 from agent import __version__
 from agent.ops.events import EventCount
+from agent.ops.families import counter, gauge, labelled_counter, metric_name
 from agent.ops.health import DELIVERY_PROBLEMS, delivery_problems, readiness
-from agent.ops.snapshot import AgentSnapshot, LatencySnapshot, SourceSnapshot
-
-PREFIX: Final = "polaris_agent"
+from agent.ops.snapshot import AgentSnapshot, LatencySnapshot
+from agent.ops.source_metrics import reading_metrics, source_metrics
 
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 """What `/metrics` answers with. `render` writes the classic text format (names are escaped to
@@ -98,8 +98,8 @@ def render(registry: CollectorRegistry) -> bytes:
 def snapshot_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     """Every agent metric family for one snapshot, in a stable order."""
     yield _info()
-    yield from _source_metrics(snap.sources)
-    yield from _reading_metrics(snap)
+    yield from source_metrics(snap.sources)
+    yield from reading_metrics(snap)
     yield from _delivery_metrics(snap)
     yield from _buffer_metrics(snap)
     yield from _loss_metrics(snap)
@@ -108,190 +108,25 @@ def snapshot_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     yield from _event_metrics(snap.events)
 
 
-def _name(name: str) -> str:
-    return f"{PREFIX}_{name}"
-
-
 def _info() -> Metric:
-    info = InfoMetricFamily(_name("build"), "The running polaris-agent version.")
+    info = InfoMetricFamily(metric_name("build"), "The running polaris-agent version.")
     info.add_metric([], {"version": __version__})
     return info
 
 
-def _counter(name: str, doc: str, value: float) -> Metric:
-    # prometheus_client appends `_total` to counter samples; the family name goes without it.
-    return CounterMetricFamily(_name(name), doc, value=value)
-
-
-def _gauge(name: str, doc: str, value: float) -> Metric:
-    return GaugeMetricFamily(_name(name), doc, value=value)
-
-
-def _labelled_counter(
-    name: str, doc: str, label: str, values: Mapping[str, int], known: Iterable[str] = ()
-) -> Metric:
-    """One sample per key of `values`, and one (0) per `known` key not counted yet."""
-    family = CounterMetricFamily(_name(name), doc, labels=[label])
-    for key in sorted({*values, *known}):
-        family.add_metric([key], values.get(key, 0))
-    return family
-
-
-def _per_source(
-    family: CounterMetricFamily | GaugeMetricFamily,
-    sources: Iterable[SourceSnapshot],
-    value: Callable[[SourceSnapshot], int],
-) -> Metric:
-    for source in sources:
-        family.add_metric([source.name], value(source))
-    return family
-
-
-_JOURNAL: Final = (  # a journald source's numbers (SourceSnapshot.journal)
-    ("entries", CounterMetricFamily, "Journal entries read (events, excluded and dead letters)."),
-    ("cursor_lag_pieces", GaugeMetricFamily, "Pieces read whose cursor is not safe yet."),
-    ("child_restarts", CounterMetricFamily, "journalctl children that exited and were restarted."),
-    ("cursor_gaps", CounterMetricFamily, "Saved cursors found gone (vacuumed): see the log."),
-)
-
-
-def _journal_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
-    journals = [s for s in sources if s.journal]
-    for key, kind, doc in _JOURNAL:
-        family = kind(_name(f"journal_{key}"), doc, labels=["source"])
-        for source in journals:
-            family.add_metric([source.name], source.journal.get(key, 0))
-        yield family
-
-
-def _source_metrics(sources: tuple[SourceSnapshot, ...]) -> Iterator[Metric]:
-    yield from _journal_metrics(sources)
-    label = ["source"]
-    parsing = CounterMetricFamily(
-        _name("parse_outcomes"),
-        "What parsing made of lines, by source and outcome: unmatched (shipped as message), "
-        "time_unparsed / time_missing (read time used), too_late / too_early (dead-lettered), "
-        "invalid_bytes, bom_stripped, partial_joined, multiline_joined, ...",
-        labels=["source", "outcome"],
-    )
-    for source in sources:
-        for outcome, count in sorted(source.parsing.items()):
-            parsing.add_metric([source.name, outcome], count)
-    yield parsing
-    yield _per_source(
-        CounterMetricFamily(
-            _name("read_lines"),
-            "Complete lines read from the source's files (events, dead letters and blank lines).",
-            labels=label,
-        ),
-        sources,
-        lambda s: s.lines_read,
-    )
-    yield _per_source(
-        CounterMetricFamily(
-            _name("read_events"),
-            "Lines (or assembled records) of the source's files that became events.",
-            labels=label,
-        ),
-        sources,
-        lambda s: s.events,
-    )
-    yield _per_source(
-        CounterMetricFamily(
-            _name("read_bytes"), "File bytes consumed from the source's files.", labels=label
-        ),
-        sources,
-        lambda s: s.bytes_read,
-    )
-    yield _per_source(
-        GaugeMetricFamily(
-            _name("checkpoint_lag_bytes"),
-            "Bytes on disk beyond the checkpoint (read but not yet acknowledged, or unread); "
-            "what a restart would read again. Growing without bound means the agent falls behind.",
-            labels=label,
-        ),
-        sources,
-        lambda s: s.checkpoint_lag_bytes,
-    )
-    yield _per_source(
-        GaugeMetricFamily(
-            _name("open_files"), "File descriptors held open for the source's files.", labels=label
-        ),
-        sources,
-        lambda s: s.open_files,
-    )
-    yield _per_source(
-        GaugeMetricFamily(
-            _name("tracked_files"),
-            "Files the source follows, open or closed for inactivity.",
-            labels=label,
-        ),
-        sources,
-        lambda s: s.files,
-    )
-    yield _per_source(
-        GaugeMetricFamily(
-            _name("unreadable_files"),
-            "Files the source's globs found that could not be opened at the last try "
-            "(permissions, ...); each is logged once as open_failed.",
-            labels=label,
-        ),
-        sources,
-        lambda s: s.unreadable_files,
-    )
-    errors = CounterMetricFamily(
-        _name("file_errors"),
-        "File errors by source and operation: open (a path became unopenable, logged as "
-        "open_failed) or read (a read of an open file failed, logged as read_failed).",
-        labels=["source", "operation"],
-    )
-    for source in sources:
-        errors.add_metric([source.name, "open"], source.open_failures)
-        errors.add_metric([source.name, "read"], source.read_failures)
-    yield errors
-
-
-def _reading_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
-    yield _counter(
-        "file_truncations",
-        "Files found shorter than the offset read (truncated or copytruncated): read again "
-        "from their start.",
-        snap.truncations,
-    )
-    yield _gauge(
-        "held_copies",
-        "New files held back until they can be told apart from copies of tracked files "
-        "(copytruncate, a log copied aside); not yet read.",
-        snap.held_copies,
-    )
-    yield _counter("blank_lines", "Empty lines skipped: they make no event.", snap.blank_lines)
-    yield _counter(
-        "rejected_lines",
-        "Lines the readers could not make an event of (too long, not JSON, outside the time "
-        "window, ...): the readers' share of dead_letters_total.",
-        snap.rejected_lines,
-    )
-    yield _counter(
-        "unterminated_lines",
-        "Last lines without a newline in files let go (removed or rotated away): shipped as "
-        "they were, each one logged.",
-        snap.unterminated_lines,
-    )
-
-
 def _delivery_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     sent_events = CounterMetricFamily(
-        _name("sent_events"),
+        metric_name("sent_events"),
         "Events acknowledged by Polaris, by connection.",
         labels=["connection"],
     )
     sent_bytes = CounterMetricFamily(
-        _name("sent_bytes"),
+        metric_name("sent_bytes"),
         "Uncompressed NDJSON bytes acknowledged by Polaris, by connection.",
         labels=["connection"],
     )
     requests = CounterMetricFamily(
-        _name("requests"),
+        metric_name("requests"),
         "Requests to the Events API by connection and HTTP status, or transport_error when no "
         "answer came.",
         labels=["connection", "status"],
@@ -303,30 +138,30 @@ def _delivery_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
             requests.add_metric([connection.name, status], connection.requests.get(status, 0))
     yield sent_events
     yield sent_bytes
-    yield _counter(
+    yield counter(
         "posted_bytes",
         "Request body bytes put on the wire (compressed when gzip is on), every attempt counted.",
         snap.bytes_posted,
     )
     yield requests
-    yield _counter("retries", "Requests sent again after a retryable failure.", snap.retries)
-    yield _counter(
+    yield counter("retries", "Requests sent again after a retryable failure.", snap.retries)
+    yield counter(
         "sent_batches",
         "Batches acknowledged by Polaris (each half of a split batch counts).",
         snap.batches_delivered,
     )
-    yield _counter(
+    yield counter(
         "batch_splits",
         "Batches cut in two because Polaris refused them (413, or 400 to isolate bad events).",
         snap.splits,
     )
-    yield _counter(
+    yield counter(
         "spooled_batches",
         "Batches written to the disk spool because Polaris could not take them in time.",
         snap.batches_spooled,
     )
     if snap.ratelimit_remaining is not None:
-        yield _gauge(
+        yield gauge(
             "ratelimit_remaining_requests",
             "RateLimit-Remaining from the last Polaris answer: requests left in this minute's "
             "window, shared by the whole organisation.",
@@ -335,25 +170,25 @@ def _delivery_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
 
 
 def _buffer_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
-    yield _gauge(
+    yield gauge(
         "queue_bytes",
         "Encoded events waiting between the readers and the batcher; at its limit readers pause.",
         snap.queue_bytes,
     )
-    yield _gauge(
+    yield gauge(
         "in_flight_batches",
         "Sealed batches waiting for a sender or inside a request.",
         snap.in_flight_batches,
     )
-    yield _gauge(
+    yield gauge(
         "queue_max_bytes", "Configured queue capacity (queue.max_bytes).", snap.queue_max_bytes
     )
-    yield _gauge("spool_bytes", "Bytes held in the disk spool for retry.", snap.spool_bytes)
-    yield _gauge("spool_files", "Batches held in the disk spool.", snap.spool_files)
-    yield _gauge(
+    yield gauge("spool_bytes", "Bytes held in the disk spool for retry.", snap.spool_bytes)
+    yield gauge("spool_files", "Batches held in the disk spool.", snap.spool_files)
+    yield gauge(
         "spool_max_bytes", "Configured spool capacity (spool.max_size).", snap.spool_max_bytes
     )
-    yield _counter(
+    yield counter(
         "spool_corrupt_files",
         "Spool files found unreadable and quarantined since start; their data was not sent.",
         snap.spool_corrupt_files,
@@ -361,14 +196,14 @@ def _buffer_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
 
 
 def _loss_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
-    yield _labelled_counter(
+    yield labelled_counter(
         "dead_letters",
         "Lines or events written to dead-letter files in data_dir instead of Polaris, by reason.",
         "reason",
         snap.dead_letters,
         DEAD_LETTER_REASONS,
     )
-    yield _labelled_counter(
+    yield labelled_counter(
         "dropped_events",
         "Events given up without a dead letter, by reason (e.g. spool_full). Should stay 0.",
         "reason",
@@ -385,7 +220,7 @@ def _latency_histogram(latency: LatencySnapshot) -> Metric:
         )
     edges = [str(float(bound)) for bound in latency.bounds] + ["+Inf"]
     return HistogramMetricFamily(
-        _name("request_duration_seconds"),
+        metric_name("request_duration_seconds"),
         "Time from sending a request to the Events API until its answer (or failure).",
         buckets=list(zip(edges, accumulate(latency.counts), strict=True)),
         sum_value=latency.total_seconds,
@@ -393,7 +228,7 @@ def _latency_histogram(latency: LatencySnapshot) -> Metric:
 
 
 def _health_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
-    yield _gauge(
+    yield gauge(
         "ready",
         "1 while /readyz answers 200: the agent reads (its reading task runs, the queue moves, "
         "each source can open its files). Says nothing about Polaris: see delivery_problem.",
@@ -401,7 +236,7 @@ def _health_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     )
     problems = delivery_problems(snap)
     problem = GaugeMetricFamily(
-        _name("delivery_problem"),
+        metric_name("delivery_problem"),
         "1 while data cannot reach Polaris for this reason: auth_failing, endpoint_refusing, "
         "spool_full, not_delivering (work pending, no acknowledgement for 60 s).",
         labels=["reason"],
@@ -409,26 +244,26 @@ def _health_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
     for reason in DELIVERY_PROBLEMS:
         problem.add_metric([reason], 1 if reason in problems else 0)
     yield problem
-    yield _gauge(
+    yield gauge(
         "auth_failing",
         "1 while Polaris answers 401/403 (data is kept and retried): check polaris.api_key.",
         1 if snap.auth_failing else 0,
     )
     if snap.seconds_since_success is not None:
-        yield _gauge(
+        yield gauge(
             "last_success_age_seconds",
             "Seconds since Polaris last acknowledged a request; absent before the first.",
             snap.seconds_since_success,
         )
     refusing = GaugeMetricFamily(
-        _name("endpoint_refusing"),
+        metric_name("endpoint_refusing"),
         "1 while the Events API refuses everything for a reason retrying cannot fix (redirect, "
         "not_found, blanket 400): data is kept; fix polaris.url or the connection.",
         labels=["reason"],
     )
     refusing.add_metric([snap.endpoint_refusing], 1 if snap.endpoint_refusing else 0)
     yield refusing
-    yield _gauge("uptime_seconds", "Seconds since the agent started.", snap.uptime_seconds)
+    yield gauge("uptime_seconds", "Seconds since the agent started.", snap.uptime_seconds)
 
 
 def _event_metrics(events: Iterable[EventCount]) -> Iterator[Metric]:
@@ -436,7 +271,7 @@ def _event_metrics(events: Iterable[EventCount]) -> Iterator[Metric]:
     for count in events:
         event = count.event
         family = CounterMetricFamily(
-            _name(event.name), event.help, labels=[label.name for label in event.labels]
+            metric_name(event.name), event.help, labels=[label.name for label in event.labels]
         )
         if event.labels:
             for key in sorted(count.counts):
