@@ -76,3 +76,16 @@ def _connections(
         if name:
             by_name.setdefault(name, ConnectionSnapshot(name, {}))
     return tuple(by_name[name] for name in sorted(by_name))
+
+
+def stop_summary(snap: AgentSnapshot, unacknowledged: int) -> dict[str, object]:
+    """What the `agent_stopped` event says: how the run went, in one line of the log."""
+    return {
+        "seconds": round(snap.uptime_seconds, 3),
+        "events_read": sum(s.events for s in snap.sources),
+        "events_delivered": snap.events_sent,
+        "batches_spooled": snap.batches_spooled,
+        "spooled_files_left": snap.spool_files,
+        "dead_letters": sum(snap.dead_letters.values()),
+        "unacknowledged": unacknowledged,
+    }

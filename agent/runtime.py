@@ -51,7 +51,7 @@ from agent.reload import (
     plan_reload,
 )
 from agent.reload import EVENTS as RELOAD_EVENTS
-from agent.report import compose_snapshot
+from agent.report import compose_snapshot, stop_summary
 from agent.ship.retry import first_of, sleep_or_stop
 from agent.state.acks import AckTracker
 from agent.state.checkpoint import CHECKPOINT_EVENTS, CheckpointStore
@@ -206,16 +206,7 @@ class Agent:
             self.dead_letters.close()
             self.tailer.close()
         snap = self.snapshot()
-        self.events.emit(
-            AGENT_STOPPED,
-            seconds=round(time.monotonic() - self.started, 3),
-            events_read=sum(s.events for s in snap.sources),
-            events_delivered=snap.events_sent,
-            batches_spooled=snap.batches_spooled,
-            spooled_files_left=snap.spool_files,
-            dead_letters=sum(snap.dead_letters.values()),
-            unacknowledged=self.acks.outstanding(),
-        )
+        self.events.emit(AGENT_STOPPED, **stop_summary(snap, self.acks.outstanding()))
         if once:  # a backfill that did not deliver everything fails (agent/once.py)
             return once_outcome(
                 snap, self.events, gave_up=gave_up, unacknowledged=self.acks.outstanding()
@@ -266,30 +257,12 @@ class Agent:
             self.notifier.ready(status_line(self.snapshot()))
             await asyncio.wait([self._reading])
             await self.queue.close()  # the batcher seals what is left and ends the stream
-            await self._drain([batcher, *workers])
+            await drain([batcher, *workers], self.stopping, config.shutdown_timeout, self.events)
             if once and delivery.spool is not None:
                 await first_of(delivery.spool.wait_until_empty(), self.stopping.wait())
             done.set()
             watcher.cancel()
         return stall is not None and stall.result()
-
-    async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
-        """Let the senders finish: unbounded in `--once` mode, bounded once stopping."""
-        work: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
-        stop_clock: asyncio.Future[Any] = asyncio.ensure_future(self.stopping.wait())
-        try:
-            await asyncio.wait([work, stop_clock], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop_clock.cancel()
-        if work.done():
-            return
-        timeout = self.config.shutdown_timeout
-        _done, pending = await asyncio.wait(tasks, timeout=timeout)
-        if pending:
-            self.events.emit(DRAIN_TIMEOUT, abandoned_tasks=len(pending), seconds=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending)
 
     async def _save_every(self, interval: float, done: asyncio.Event) -> None:
         """Every `interval`, and right after batches were spooled: a spooled batch is read
@@ -388,3 +361,24 @@ class Agent:
         if "batch" in plan:
             self.batcher.reconfigure(new.batch)
         await self.delivery.reconfigure(plan, new)
+
+
+async def drain(
+    tasks: list[asyncio.Task[None]], stopping: asyncio.Event, grace: float, events: Events
+) -> None:
+    """Let the senders finish: unbounded in `--once` mode, bounded by `grace` once stopping
+    (what they still hold is read again at the next start)."""
+    work: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
+    stop_clock: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait([work, stop_clock], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_clock.cancel()
+    if work.done():
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace)
+    if pending:
+        events.emit(DRAIN_TIMEOUT, abandoned_tasks=len(pending), seconds=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending)
