@@ -36,6 +36,7 @@ from agent.config import (
     load_config,
     redact,
 )
+from agent.encode.times import describe_files
 from agent.journal.runner import journalctl_problems as journal_problems
 from agent.state.files import UnsafeState, check_private_dir
 from agent.state.layout import dead_letter_dir, spool_dir
@@ -90,6 +91,8 @@ def summary(path: Path, config: Config) -> str:
         what = ", ".join(source.include) if source.include else getattr(source, "type", "")
         connection = source.connection or config.polaris.connection
         lines.append(f"  source {source.name}: {what} -> connection {connection}")
+        if (time_from := describe_files(source)) is not None:
+            lines.append(f"    event time: {time_from}")
     lines.append(f"  polaris: {config.polaris.url} project {config.polaris.project_id}")
     spool = f"spool up to {config.spool.max_size} bytes" if config.spool.enabled else "no spool"
     lines.append(f"  data_dir: {config.data_dir} ({spool})")

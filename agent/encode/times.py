@@ -21,6 +21,7 @@ with these functions (`own_time` on a decoded value, the block path on raw value
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,6 +32,7 @@ import msgspec
 import orjson
 
 from agent.config import SourceConfig
+from agent.parse.settings import needs_parsing
 from agent.parse.timestamps import iso_from_millis, millis_from_datetime, parse_epoch
 
 CANDIDATES: Final = ("@timestamp", "time", "ts", "event_time", "datetime")
@@ -130,6 +132,11 @@ def describe(source: SourceConfig, sample: Iterable[bytes] = ()) -> str:
     of its lines, which field they carry."""
     field = source.time_field
     names = candidates(source)
+    if needs_parsing(source):
+        return (
+            f"{field!r} from the parser's time (or `time.field`), else a container's, "
+            "else the read time"
+        )
     if source.format != "json":
         return f"{field!r}: the read time (text lines carry no field)"
     if not names:
@@ -156,3 +163,22 @@ def describe(source: SourceConfig, sample: Iterable[bytes] = ()) -> str:
         return rule
     counts = ", ".join(f"{name} in {count} of {lines}" for name, count in seen.items())
     return f"{rule}; the first lines: {counts}"
+
+
+SAMPLE_BYTES: Final = 64 * 1024
+
+
+def describe_files(source: object) -> str | None:
+    """`describe` for a file source, over the first lines of the first file its `include`
+    matches (None for any other kind of source): what ``polaris-agent check`` shows."""
+    if not isinstance(source, SourceConfig):
+        return None
+    for pattern in source.include:
+        for path in sorted(glob.glob(pattern)):
+            try:
+                with open(path, "rb") as file:
+                    head = file.read(SAMPLE_BYTES)
+            except OSError:
+                continue
+            return describe(source, head.split(b"\n")[:-1][:20])
+    return describe(source)

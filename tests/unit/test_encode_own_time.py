@@ -10,13 +10,14 @@ line, and they come out exactly as the line path writes them (property tests bel
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from agent.config import SourceConfig
 from agent.encode import Encoded, Encoder
-from agent.encode.times import describe
+from agent.encode.times import describe, describe_files
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 READ_TIME = "2025-11-25T00:00:00.000Z"
@@ -175,3 +176,10 @@ def test_the_block_path_writes_what_the_line_path_writes(
     assert fast_encoder.take_counts() == line_encoder.take_counts()
     for sent in events(fast):
         assert isinstance(sent["timestamp"], str | int | float)
+
+
+def test_check_reads_the_first_lines_of_the_first_file(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(b'{"@timestamp":"2025-11-24T10:00:00Z"}\n{"half')
+    source = SourceConfig.model_validate({"name": "s", "include": [str(tmp_path / "*.log")]})
+    assert describe_files(source) is not None
+    assert str(describe_files(source)).endswith("the first lines: @timestamp in 1 of 1")
