@@ -272,6 +272,9 @@ def run_shape(
     data = write_shape(shape, work / "logs", events)
     label = f"{shape.name} ({cpus} core{'s' if cpus > 1 else ''})"
     config = shape_config(work, endpoint, shape, data)
+    idle = work / "start-up"
+    idle.mkdir()
+    idle_config = shape_config(idle, endpoint, shape, ShapeFile(idle / "logs" / "x", 0, 0, 0))
     agent = _measure(
         label,
         "agent",
@@ -282,8 +285,13 @@ def run_shape(
         settings,
     )
     results = [agent]
+    start_up(agent, pinned(scenarios.agent_argv(idle_config, once=True), cpus), work)
     if shape.parsed:
-        rate = data.lines / agent.seconds if agent.seconds else 0.0
+        # lines/s from the first event received to the last: the agent's start-up (about
+        # 0.5 s of a run this short) is not the parser's rate
+        steady = (agent.seconds or 0.0) - (agent.first_seconds or 0.0)
+        rate = data.lines / steady if steady > 0 else 0.0
+        agent.extra["lines_per_s"] = rate
         agent.check(
             f">={TARGET_PARSED_LINES_S:,.0f} lines/s ({rate:,.0f})", rate >= TARGET_PARSED_LINES_S
         )
@@ -295,9 +303,27 @@ def run_shape(
             str(data.path),
         ]  # fmt: skip
         loop = _measure(label, "plain-loop", endpoint, data, pinned(argv, cpus), work, settings)
+        empty = work / "empty.log"
+        empty.write_bytes(b"")
+        start_up(loop, pinned([*argv[:-1], str(empty)], cpus), work)
         results.append(loop)
         compare(agent, loop)
     return results
+
+
+def start_up(result: Result, argv: list[str], work: Path) -> None:
+    """The shipper's CPU with nothing to read (the same command on an empty input): what
+    every run pays once, and the CPU-s/GB after it, which a long-running agent pays."""
+    work.mkdir(parents=True, exist_ok=True)
+    proc = Monitored(argv, env=scenarios.agent_env(), stderr=work / "start-up.stderr")
+    proc.cwd = scenarios.REPO
+    cpu = proc.start().wait(timeout=60).cpu
+    result.extra["start_up_cpu"] = cpu
+    if result.cpu is not None and result.raw_bytes:
+        after = (result.cpu - cpu) / (result.raw_bytes / 1e9)
+        result.extra["cpu_per_gb_after_start_up"] = after
+        text = f"start-up {cpu:.2f} CPU-s, {after:.1f} CPU-s/GB after it"
+        result.note = f"{result.note}; {text}" if result.note else text
 
 
 def compare(agent: Result, loop: Result) -> None:
@@ -309,6 +335,13 @@ def compare(agent: Result, loop: Result) -> None:
     agent.extra.update(speed_ratio=speed, cpu_ratio=cost)
     agent.check(f"MB/s {speed:.2f}x loop>=1.0", speed >= 1.0)
     agent.check(f"CPU-s/GB {cost:.2f}x loop<={TARGET_CPU_RATIO}", cost <= TARGET_CPU_RATIO)
+    after = (
+        agent.extra.get("cpu_per_gb_after_start_up"),
+        loop.extra.get("cpu_per_gb_after_start_up"),
+    )
+    if after[0] and after[1]:
+        agent.extra["cpu_ratio_after_start_up"] = after[0] / after[1]
+        agent.note += f"; after start-up {after[0] / after[1]:.2f}x the loop's CPU-s/GB"
 
 
 def _measure(
