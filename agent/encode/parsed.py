@@ -36,7 +36,7 @@ from agent.encode.scan import (
 from agent.encode.values import NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.assemble import Assembler, Record
 from agent.parse.event import EventBuilder, Rejection
-from agent.parse.parsers import access_block
+from agent.parse.parsers import BLOCK_PARSERS
 from agent.parse.settings import ParserOptions, SourceParsing
 
 
@@ -243,14 +243,14 @@ def _block_parser(
     options: SourceParsing,
 ) -> Callable[[str, int], list[dict[str, Any]] | None] | None:
     """The whole-block parse of a source whose lines are each one record (no container
-    format, no multiline, UTF-8) and whose parser has one: the access-log parsers."""
-    if options.parser is None or options.parser.type not in ("nginx", "apache"):
+    format, no multiline, UTF-8) and whose parser has one (`BLOCK_PARSERS`)."""
+    if options.parser is None or options.parser.type not in BLOCK_PARSERS:
         return None
     if options.kubernetes is not None or options.multiline is not None:
         return None
     if options.charset != "utf-8":
         return None
-    return access_block
+    return BLOCK_PARSERS[options.parser.type]
 
 
 def _too_deep(text: str) -> bool:

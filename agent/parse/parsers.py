@@ -61,6 +61,8 @@ _SYSLOG_5424 = re.compile(
     r"(?P<procid>\S+) (?P<msgid>\S+) "
     rf'(?P<sd>-|(?:\[(?:[^\]"\\]|\\.|"{_QUOTED}")*\])+)(?: (?P<message>.*))?$'
 )
+_SYSLOG_3164_LINES = re.compile("^" + _SYSLOG_3164.pattern, re.M)
+_SYSLOG_5424_LINES = re.compile("^" + _SYSLOG_5424.pattern, re.M)
 _SD_ELEMENT = re.compile(rf'\[([^\s\]=]+)((?:\s+[^\s=\]]+="{_QUOTED}")*)\s*\]')
 _SD_PARAM = re.compile(rf'([^\s=\]]+)="({_QUOTED})"')
 _SD_ESCAPE = re.compile(r'\\(["\\\]])')
@@ -205,6 +207,25 @@ def parse_syslog_3164(text: str) -> Fields | None:
     match = _SYSLOG_3164.match(text)
     if match is None:
         return None
+    return syslog_3164_fields(match)
+
+
+def syslog_block(text: str, lines: int) -> list[Fields] | None:
+    """`parse_syslog` of every line of `text` (`lines` lines, each ending in a newline) with
+    one scan over the whole text: all RFC 5424, or all RFC 3164 with no line RFC 5424 would
+    take first; None otherwise (the caller goes line by line). A match that would run into
+    the next line takes that line's start: fewer matches than lines, and None."""
+    found = list(map(syslog_5424_fields, _SYSLOG_5424_LINES.finditer(text)))
+    if len(found) == lines:
+        return found
+    if found or _SYSLOG_5424_LINES.search(text) is not None:
+        return None
+    found = list(map(syslog_3164_fields, _SYSLOG_3164_LINES.finditer(text)))
+    return found if len(found) == lines else None
+
+
+def syslog_3164_fields(match: re.Match[str]) -> Fields:
+    """The fields of one RFC 3164 line's match (see `parse_syslog_3164`)."""
     fields: Fields = {}
     _add_priority(fields, match.group("pri"))
     fields[TIME_KEY] = match.group("time")
@@ -231,6 +252,11 @@ def parse_syslog_5424(text: str) -> Fields | None:
     match = _SYSLOG_5424.match(text)
     if match is None:
         return None
+    return syslog_5424_fields(match)
+
+
+def syslog_5424_fields(match: re.Match[str]) -> Fields:
+    """The fields of one RFC 5424 line's match (see `parse_syslog_5424`)."""
     fields: Fields = {}
     _add_priority(fields, match.group("pri"))
     fields["version"] = int(match.group("version"))
@@ -245,6 +271,14 @@ def parse_syslog_5424(text: str) -> Fields | None:
     if message:
         fields["message"] = message.removeprefix("\ufeff")
     return fields
+
+
+BLOCK_PARSERS: Final[dict[str, Callable[[str, int], list[Fields] | None]]] = {
+    "nginx": access_block,
+    "apache": access_block,
+    "syslog": syslog_block,
+}
+"""Parsers with a whole-block form: the same fields for every line, one scan per block."""
 
 
 def parse_logfmt(text: str) -> Fields | None:

@@ -127,3 +127,45 @@ def test_the_block_path_writes_what_the_line_path_writes(
     assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
     assert fast.take_counts() == slow.take_counts()
     assert fast.pending_offset == slow.pending_offset
+
+
+SYSLOG_3164 = st.builds(
+    lambda pri, time, host, tag, message: f"{pri}{time} {host}{tag}{message}",
+    pri=st.sampled_from(["", "<34>", "<999>", "<13>"]),
+    time=st.sampled_from(
+        ["Nov 24 10:00:00", "Nov  4 10:00:00.250", "Feb 29 00:00:00", "2025-11-24T10:00:00Z"]
+    ),
+    host=st.sampled_from(["web-01 ", "", "app[12]: "]),
+    tag=st.sampled_from(["app[123]: ", "app: ", "app[x]:", "", "su:"]),
+    message=st.sampled_from(["hello seq=1", "", "a [b] c", '"quoted"', "<14>1 x"]),
+)
+SYSLOG_5424 = st.builds(
+    lambda pri, time, sd, message: f"<{pri}>1 {time} web-01 app 42 ID47 {sd}{message}",
+    pri=st.sampled_from(["165", "0", "34"]),
+    time=st.sampled_from(
+        ["2025-11-24T10:00:00.123Z", "2025-11-24T10:00:00+01:00", "-", "2020-01-01T00:00:00Z"]
+    ),
+    sd=st.sampled_from(["-", '[ex@1 iut="3"]', '[a@1 k="v\\"]"][b@2]', "[open"]),
+    message=st.sampled_from(["", " hello", " \ufeffbom", " x\r"]),
+)
+syslog_lines = st.one_of(SYSLOG_3164, SYSLOG_5424)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=syslog_lines,
+    repeat=st.integers(1, 8),
+    others=st.lists(st.one_of(syslog_lines, other), max_size=4)
+    | st.lists(SYSLOG_3164, max_size=4)
+    | st.lists(SYSLOG_5424, max_size=4),
+)
+def test_syslog_blocks_write_what_the_line_path_writes(
+    first: str, repeat: int, others: list[str]
+) -> None:
+    block = "".join(line + "\n" for line in [first] * repeat + others).encode()
+    fast, slow = encoder(parser="syslog"), encoder(parser="syslog")
+    taken = fast._whole_block(block, 3)
+    event("block path" if taken is not None else "line path")
+    fast = encoder(parser="syslog")
+    assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
+    assert fast.take_counts() == slow.take_counts()
