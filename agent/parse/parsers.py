@@ -27,7 +27,9 @@ ParseFunction = Callable[[str], Fields | None]
 TIME_KEY: Final = "time"
 """Where the built-in parsers put the event time, as written in the line."""
 
-_QUOTED = r'(?:[^"\\]|\\.)*'
+_QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
+"""A double-quoted string's inside: the loop unrolled (runs of plain characters between
+escapes), the same strings as ``(?:[^"\\]|\\.)*`` at a fraction of the steps."""
 _ACCESS = re.compile(
     r"(?P<remote_addr>\S+) (?P<ident>\S+) (?P<remote_user>\S+) \[(?P<time>[^\]]+)\] "
     rf'"(?P<request>{_QUOTED})" (?P<status>\d{{3}}|-) (?P<body_bytes>\d+|-)'
@@ -134,10 +136,7 @@ def access_block(text: str, lines: int) -> list[Fields] | None:
 
 def access_fields(match: re.Match[str]) -> Fields:
     """The fields of one access-log line's match (see `parse_access`)."""
-    fields: Fields = {}
-    for key, value in match.groupdict().items():
-        if value is not None and value != "-":
-            fields[key] = value
+    fields: Fields = {k: v for k, v in match.groupdict().items() if v is not None and v != "-"}
     fields.pop("ident", None)
     if "status" in fields:
         fields["status"] = int(fields["status"])
