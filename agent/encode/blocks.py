@@ -221,19 +221,26 @@ class JsonBlocks:
         values = self._own_times(rows)
         if values is None:
             return None
+        if not values:  # no line has a time of its own: the read time, one splice
+            suffix = self.clock.time_suffix + fields
+            if not lines_within(block, self.max_event - len(suffix)):
+                return None
+            closing = suffix + b"}\n"
+            spliced = block.replace(b"}\n", closing)
+            # grown by one suffix per line: every line ends in its brace; and none where
+            # `splice` would write otherwise (a needle ending in a newline skips fast)
+            if len(spliced) != len(block) + len(suffix) * len(rows) or any(
+                before + closing in spliced for before in _UNSPLICEABLE
+            ):
+                return None
+            self.missing += len(rows)
+            return Encoded(cut(spliced, start_offset, len(suffix), self.piece_bytes), [], 0)
         bodies = block.split(b"}\n")  # every line ends in its brace: one body per line
         if bodies.pop() or len(bodies) != len(rows):
             return None
         ends = bytes(map(_LAST, bodies))  # the byte before each closing brace
         if any(before in ends for before in _UNSPLICEABLE):
             return None
-        if not values:  # no line has a time of its own: the read time, one splice
-            suffix = self.clock.time_suffix + fields
-            if not lines_within(block, self.max_event - len(suffix)):
-                return None
-            spliced = (suffix + b"}\n").join(bodies) + suffix + b"}\n"
-            self.missing += len(rows)
-            return Encoded(cut(spliced, start_offset, len(suffix), self.piece_bytes), [], 0)
         template = b"," + self.time_key + b":%b" + fields.replace(b"%", b"%%") + b"}\n"
         tails = list(map(template.__mod__, values))
         widths = set(map(len, tails))
