@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import accumulate
 from typing import Any
 
 import orjson
 
 from agent.config import SourceConfig
+from agent.encode.cut import cut_events
 from agent.encode.scan import (
     BLANK_LINE,
     MAX_NESTING_DEPTH,
@@ -137,16 +138,19 @@ class ParsedEncoder:
         parsed = self._block_parse(text, len(lines))
         if parsed is None:
             return None
-        starts = list(
-            accumulate(map(len, lines), lambda at, size: at + size + 1, initial=start_offset)
-        )
+        starts = list(accumulate(map(len, lines), _next_line, initial=start_offset))
         self._resolve_identity()
         events = self._builder.build_parsed(parsed, starts)
-        if events is None or max(map(len, events), default=0) > self._max_event:
+        if not events or max(map(len, events)) > self._max_event:
             return None
         self._position = start_offset + len(block)
         self._assembler.skip_to(self._position)
-        return Encoded(self._pieces(list(zip(events, starts, strict=False))), [], 0)
+        # cut as `_pieces` cuts (nothing is held, so each piece ends where the next begins)
+        data = b"\n".join(events) + b"\n"
+        ends = list(accumulate(map(len, events), _next_line, initial=0))[1:]
+        pieces = cut_events(data, ends, starts, self._piece_bytes)
+        # offsets as lists, as the line path gives them
+        return Encoded([replace(p, offsets=list(p.offsets)) for p in pieces], [], 0)
 
     def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
         """Records whose flush timeout is up, or with `force` everything held (a backfill's
@@ -251,6 +255,11 @@ def _block_parser(
     if options.charset != "utf-8":
         return None
     return BLOCK_PARSERS[options.parser.type]
+
+
+def _next_line(start: int, size: int) -> int:
+    """Where the line after one of `size` characters starting at `start` starts."""
+    return start + size + 1
 
 
 def _too_deep(text: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -315,7 +316,10 @@ def _add_priority(fields: Fields, pri: str | None) -> None:
         fields["severity"] = value & 7
 
 
+@lru_cache(maxsize=1024)
 def _structured_data(text: str) -> dict[str, dict[str, str]]:
+    """Parsed once per distinct text (a source repeats the same few): the value is shared by
+    the events that carry it, and nothing writes into it (the builder sets top-level keys)."""
     elements: dict[str, dict[str, str]] = {}
     for sd_id, params in _SD_ELEMENT.findall(text):
         elements[sd_id] = {k: _SD_ESCAPE.sub(r"\1", v) for k, v in _SD_PARAM.findall(params)}
