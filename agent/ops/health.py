@@ -6,7 +6,8 @@ construction, and so every rule is tested with a hand-built snapshot.
 Liveness means "the event loop answers": if the handler runs, the agent is alive.
 
 Readiness means "the agent is reading": its reading task runs, the queue between the readers
-and the senders moves, and every source that found files can open at least one of them. It
+and the senders moves, every source that found files can open at least one of them, and
+every journald source has its journalctl child running. It
 says nothing about Polaris: a DaemonSet rolled out with `maxUnavailable: 1` must not stall
 because Polaris is down or a key was revoked, which every pod (old and new) would share.
 Delivery health (auth failing, endpoint refusing, spool full, not delivering) is reported by
@@ -31,6 +32,9 @@ NOT_READING: Final = "not_reading"
 """The reading task is not running: before the pipeline starts, or after it ended."""
 FILES_UNREADABLE: Final = "files_unreadable"
 """A source found files and could open none of them (permissions, a missing mount)."""
+JOURNAL_DOWN: Final = "journal_down"
+"""A journald source's journalctl child is not running (missing, failing, or between restarts
+after a failure): that source reads nothing until it runs again."""
 QUEUE_WEDGED: Final = "queue_wedged"
 """The queue holds data, nothing left it for `stall_after` seconds, and the spool could have
 taken it: the pipeline is stuck for a reason of its own, not because Polaris is."""
@@ -61,6 +65,7 @@ def readiness(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFT
     checks = (
         (NOT_READING, not snapshot.reading),
         (FILES_UNREADABLE, files_unreadable(snapshot)),
+        (JOURNAL_DOWN, journal_down(snapshot)),
         (QUEUE_WEDGED, queue_wedged(snapshot, stall_after=stall_after)),
     )
     reasons = tuple(reason for reason, failing in checks if failing)
@@ -84,6 +89,11 @@ def delivery_problems(
 def files_unreadable(snapshot: AgentSnapshot) -> bool:
     """Some source found files and holds none of them: it can read nothing at all."""
     return any(s.unreadable_files > 0 and s.files == 0 for s in snapshot.sources)
+
+
+def journal_down(snapshot: AgentSnapshot) -> bool:
+    """Some journald source has no journalctl child running to read it."""
+    return any(s.journal and not s.journal.get("child_running", 0) for s in snapshot.sources)
 
 
 def queue_wedged(snapshot: AgentSnapshot, *, stall_after: float = DEFAULT_STALL_AFTER) -> bool:

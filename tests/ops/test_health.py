@@ -121,6 +121,15 @@ def test_a_source_that_can_open_none_of_its_files_is_not_ready() -> None:
     assert readiness(healthy(sources=(app, some_open))).ready
 
 
+def test_a_journal_source_whose_journalctl_is_not_running_is_not_ready() -> None:
+    app, nginx = healthy().sources
+    following = dataclasses.replace(nginx, journal={"entries": 10, "child_running": 1})
+    down = dataclasses.replace(nginx, journal={"entries": 10, "child_running": 0})
+
+    assert readiness(healthy(sources=(app, following))).ready
+    assert readiness(healthy(sources=(app, down))) == Readiness(False, ("journal_down",))
+
+
 @pytest.mark.parametrize(
     ("queue", "idle", "spool", "wedged"),
     [
