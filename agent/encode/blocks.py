@@ -16,7 +16,7 @@ import msgspec
 import orjson
 
 from agent.encode.cut import cut, cut_events, members, piece_end
-from agent.encode.scan import BLANK_LINE, ROW_SEPARATOR, lines_within, unremarkable
+from agent.encode.scan import BLANK_LINE, ROW_SEPARATOR, lines_within, shallow, unremarkable
 from agent.encode.times import DATETIMES, NUMBERS, epoch_values
 from agent.encode.values import Encoded, EncodedPiece
 from agent.encode.window import ReadClock
@@ -182,9 +182,10 @@ class JsonBlocks:
 
         The time is decoded by msgspec as an RFC 3339 datetime, in C: anything else (a
         number, an object, a date that does not exist) fails the block, and the line path
-        decides. msgspec bounds its own nesting only by what is left of the recursion limit;
-        `unremarkable` bounded it before, and a RecursionError is one more reason to go
-        line by line, never an exception out of here.
+        decides. msgspec bounds its own nesting only by what is left of the recursion limit:
+        a RecursionError is one more reason to go line by line, never an exception out of
+        here, and a block it read with a line nested deeper than `MAX_NESTING_DEPTH` goes
+        line by line too (`shallow`, checked on the rows).
         """
         rows = self._rows(data)
         if rows is None:
@@ -203,7 +204,7 @@ class JsonBlocks:
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
         rows.pop()
-        return rows if len(rows) == lines else None
+        return rows if len(rows) == lines and shallow(data, lines) else None
 
     def _without_time(self, block: bytes, start_offset: int) -> Encoded | None:
         """A block where no line has the time field, still without a Python step per line:

@@ -16,7 +16,7 @@ import pytest
 from agent.config import SourceConfig
 from agent.encode import Encoded, Encoder
 from agent.encode.parsed import ParsedEncoder
-from agent.encode.scan import MAX_NESTING_DEPTH
+from agent.encode.scan import MAX_NESTING_DEPTH, shallow
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 READ_TIME = "2025-11-25T00:00:00.000Z"
@@ -81,6 +81,57 @@ def test_nesting_up_to_the_limit_is_forwarded(time: bytes) -> None:
     encoded = encoder().encode(line + b"\n", 0)
     assert encoded.rejected == []
     assert len(events(encoded)) == 1
+
+
+def many(line: bytes, count: int = 300) -> bytes:
+    return (line + b"\n") * count
+
+
+FLAT = b'{"timestamp":"2025-11-24T00:00:00Z","n":1}'
+NESTED = b'{"timestamp":"2025-11-24T00:00:00Z","n":1,"a":{"b":[{"c":1}]}}'
+
+
+@pytest.mark.parametrize("neighbour", [FLAT, NESTED])
+@pytest.mark.parametrize("fields", [{}, {"env": "prod"}])
+def test_one_deep_line_among_many_is_dead_lettered_by_the_whole_block_path_too(
+    neighbour: bytes, fields: dict[str, object]
+) -> None:
+    """The block path checks nesting on the rows msgspec read: with flat neighbours by the
+    count of all openers less one per other line, with nested ones line by line; either
+    way one line past the limit sends the block line by line."""
+    deep = nested(MAX_NESTING_DEPTH + 1)
+    block = many(neighbour) + deep + b"\n" + many(neighbour)
+    enc = encoder(fields=fields)
+
+    assert enc._json_block(block, 0) is None
+    encoded = enc.encode(block, 0)
+
+    assert [r.reason for r in encoded.rejected] == ["too_deeply_nested"]
+    assert sum(p.events for p in encoded.pieces) == 600
+
+
+@pytest.mark.parametrize("neighbour", [FLAT, NESTED])
+def test_lines_up_to_the_limit_among_many_stay_on_the_whole_block_path(
+    neighbour: bytes,
+) -> None:
+    """Openers past the limit in all but never on one line: nothing for the line path."""
+    block = many(neighbour) + nested(MAX_NESTING_DEPTH) + b"\n" + many(neighbour)
+    enc = encoder()
+
+    fast = enc._json_block(block, 0)
+
+    assert fast is not None
+    assert [p.data for p in fast.pieces] == [p.data for p in enc._line_by_line(block, 0).pieces]
+
+
+def test_shallow_counts_openers_per_line_when_the_total_cannot_tell() -> None:
+    flat = many(FLAT)
+    assert shallow(flat, 300)
+    assert shallow(flat + nested(MAX_NESTING_DEPTH) + b"\n", 301)
+    assert not shallow(flat + nested(MAX_NESTING_DEPTH + 1) + b"\n", 301)
+    assert shallow(many(NESTED), 300)  # 4 openers a line, 1,200 in all
+    wide = b'{"timestamp":"2025-11-24T00:00:00Z"' + b',"a":[1]' * MAX_NESTING_DEPTH + b"}\n"
+    assert not shallow(many(NESTED) + wide, 301)  # a bound on the count, not the depth
 
 
 def test_brackets_inside_strings_are_not_nesting() -> None:
