@@ -182,7 +182,8 @@ class JsonBlocks:
 
         The time is decoded by msgspec as an RFC 3339 datetime, in C: anything else (a
         number, an object, a date that does not exist) fails the block, and the line path
-        decides. msgspec bounds its own nesting only by what is left of the recursion limit:
+        decides; so does a time missing or null (`ReadClock.well_inside` refuses None and
+        UNSET). msgspec bounds its own nesting only by what is left of the recursion limit:
         a RecursionError is one more reason to go line by line, never an exception out of
         here, and a block it read with a line nested deeper than `MAX_NESTING_DEPTH` goes
         line by line too (`shallow`, checked on the rows).
@@ -190,10 +191,7 @@ class JsonBlocks:
         rows = self._rows(data)
         if rows is None:
             return None
-        times = list(map(_TIME, rows))
-        if None in times or msgspec.UNSET in times:
-            return None  # a time missing or null: decided line by line
-        return rows if self.clock.well_inside(times) else None
+        return rows if self.clock.well_inside(list(map(_TIME, rows))) else None
 
     def _rows(self, data: bytes) -> list[Any] | None:
         """One row per line of `data` (see `probe`), or None when that cannot be vouched for."""

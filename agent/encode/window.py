@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -76,12 +76,14 @@ class ReadClock:
             return "too_early"
         return None
 
-    def well_inside(self, times: list[datetime]) -> bool:
-        """Every time a day or more inside the window (those near an edge are checked
-        exactly, line by line). Naive times are read as UTC, as the line path does; naive
-        and aware times in one block do not compare, and go line by line."""
-        earliest, latest = self.inside if times[0].tzinfo else self.inside_naive
+    def well_inside(self, times: list[Any]) -> bool:
+        """Every time a datetime a day or more inside the window (those near an edge are
+        checked exactly, line by line). Naive times are read as UTC, as the line path does;
+        naive and aware times in one block do not compare, and go line by line; so do None
+        and msgspec's UNSET (a time null or missing), which compare with nothing and have no
+        ``tzinfo``: one pass each for min and max, no search for them first."""
         try:
-            return earliest < min(times) and max(times) < latest
-        except TypeError:
+            earliest, latest = self.inside if times[0].tzinfo else self.inside_naive
+            return bool(earliest < min(times) and max(times) < latest)
+        except (TypeError, AttributeError):
             return False

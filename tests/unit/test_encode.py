@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import msgspec
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import SourceConfig
 from agent.encode import Encoder
+from agent.encode.window import ReadClock
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 
@@ -237,3 +242,39 @@ def test_a_block_well_inside_the_window_stays_on_the_whole_block_path() -> None:
     near_the_edge = b'{"timestamp":"2025-10-26T12:00:00Z"}\n'  # 29.5 days old
     assert enc._json_block(near_the_edge, 0) is None
     assert enc.encode(near_the_edge, 0).pieces[0].data == near_the_edge  # checked exactly
+
+
+def test_well_inside_refuses_times_missing_null_or_of_both_kinds() -> None:
+    """The block path hands `well_inside` every row's time as msgspec read it: None (null)
+    and UNSET (absent) anywhere, alone or among datetimes, mean line by line."""
+    clock = ReadClock(lambda: 1_764_028_800.0, "timestamp", 30 * 86400, 2000 * 86400)
+    aware = datetime(2025, 11, 20, tzinfo=UTC)
+    naive = datetime(2025, 11, 20)
+    assert clock.well_inside([aware, aware])
+    assert clock.well_inside([naive])
+    for odd in (None, msgspec.UNSET):
+        assert not clock.well_inside([odd])
+        assert not clock.well_inside([odd, aware])
+        assert not clock.well_inside([aware, odd])
+        assert not clock.well_inside([aware, aware, odd, aware])
+        assert not clock.well_inside([odd, odd])
+    assert not clock.well_inside([aware, naive])
+    assert not clock.well_inside([datetime(2025, 10, 1, tzinfo=UTC), aware])  # too late
+
+
+@pytest.mark.parametrize("time", [b"null", b'""', None])
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_a_time_null_or_missing_on_any_line_leaves_the_whole_block_path(
+    time: bytes | None, position: int
+) -> None:
+    good = b'{"timestamp":"2025-11-20T00:00:00.000Z","n":1}'
+    odd = b'{"n":2}' if time is None else b'{"timestamp":' + time + b',"n":2}'
+    lines = [good, good, good]
+    lines[position] = odd
+    block = b"".join(line + b"\n" for line in lines)
+    enc = encoder()
+    assert enc._json_blocks.probe(block) is None
+    encoded = enc.encode(block, 0)
+    sent = [orjson.loads(x) for p in encoded.pieces for x in p.data.splitlines()]
+    assert [e["n"] for e in sent] == [2 if i == position else 1 for i in range(3)]
+    assert all(e["timestamp"] for e in sent)
