@@ -5,8 +5,10 @@
 #   2. a debootstrap'ed Debian 12 root (cached in .cache/packaging), `dpkg -i` of the .deb in
 #      a chroot: user and groups, conffiles, enabled unit, systemd-analyze verify on the result
 #   3. systemd booted in that root with `systemd-nspawn --boot`: the unit reaches READY, ships,
-#      pings the watchdog, reloads, refuses a bad config, stops cleanly, resumes
-#      (packaging/nspawn/polaris-boot-check.py runs inside)
+#      pings the watchdog, reloads, refuses a bad config, stops cleanly, resumes; then its
+#      journald source: journal-writer.service logs numbered lines through the real journald,
+#      the agent (group systemd-journal) ships them, is restarted midway, and every line
+#      arrives at least once (packaging/nspawn/polaris-boot-check.py runs inside)
 #   4. dpkg: reinstall keeps an edited conffile, purge removes user, state and files
 #   5. the container image (podman, base made locally from the same debootstrap root): build,
 #      non-root user, HEALTHCHECK, a --read-only run that ships and answers /healthz, clean stop
@@ -217,12 +219,20 @@ prepare_boot() {
         "$SYSROOT/etc/systemd/system.conf.d" "$SYSROOT/etc/systemd/journald.conf.d" \
         "$SYSROOT/var/log/journal" "$SYSROOT/usr/local/sbin"
     install -m 0644 "$n/heavy-check.conf" "$SYSROOT/etc/systemd/system/polaris-agent.service.d/"
+    # nspawn's boot id into the unit's sandbox (boot-id.conf says why); with ProcSubset=pid
+    # there is no /proc/sys to bind it onto, and journalctl --follow fails there anyway.
+    if grep -q '^ProcSubset=pid' "$SYSROOT/lib/systemd/system/polaris-agent.service"; then
+        echo "note: the unit has ProcSubset=pid (no /proc/sys): boot-id.conf not installed"
+    else
+        install -m 0644 "$n/boot-id.conf" "$SYSROOT/etc/systemd/system/polaris-agent.service.d/"
+    fi
     install -m 0644 "$n/polaris-dev.service" "$n/polaris-check.service" \
-        "$SYSROOT/etc/systemd/system/"
+        "$n/journal-writer.service" "$SYSROOT/etc/systemd/system/"
     install -m 0644 "$n/system-debug.conf" "$SYSROOT/etc/systemd/system.conf.d/"
     install -m 0644 "$n/journald-debug.conf" "$SYSROOT/etc/systemd/journald.conf.d/"
     install -m 0755 "$n/polaris-dev-setup" "$SYSROOT/usr/local/sbin/polaris-dev-setup"
     install -m 0755 "$n/polaris-boot-check.py" "$SYSROOT/usr/local/sbin/polaris-boot-check"
+    install -m 0755 "$n/journal-writer" "$SYSROOT/usr/local/sbin/journal-writer"
     in_root systemctl enable polaris-dev.service polaris-check.service >/dev/null 2>&1
     # Only group adm may read the source: proves SupplementaryGroups=adm under the sandbox.
     install -d -m 0750 -g adm "$SYSROOT/var/log/polaris-check"

@@ -5,6 +5,9 @@ Asserts what only a real systemd can show about polaris-agent.service, installed
 READY=1 (Type=notify), the service identity, shipping from a root:adm 0640 file under the
 unit's sandbox, StateDirectory, watchdog pings, reload (RELOADING=1 then READY=1; a bad config
 refused), a clean stop (STOPPING=1, exit 0) and a restart that resumes from the checkpoints.
+Last, the journald source (issue 17): journal-writer.service logs numbered lines through the
+real journald, the agent (in group systemd-journal) ships them and is restarted while the
+writer goes on, and every numbered line must reach the dev-server at least once (SQL).
 
 PID 1 runs at LogLevel=debug, so every sd_notify datagram shows up in the journal as
 "Got notification message from PID N (READY=1, STATUS=...)". Results go to the console and to
@@ -14,6 +17,7 @@ Standard library only: this runs on the container's /usr/bin/python3.
 
 from __future__ import annotations
 
+import base64
 import grp
 import json
 import os
@@ -35,6 +39,11 @@ STATS_URL = "http://127.0.0.1:8080/_dev/stats"
 CONNECTION = "heavy_check"
 LINES = int(os.environ.get("CHECK_LINES", "500"))
 NOTIFY = re.compile(r"Got notification message from PID (\d+) \((.*)\)")
+WRITER = "journal-writer.service"
+WRITER_LINE = re.compile(r"journal-writer seq=(\d+)")
+JOURNAL_SOURCE = "journal"
+DEFAULTS = "/etc/default/polaris-agent"
+ADMIN_STATUS_URL = "http://127.0.0.1:8686/status"
 
 results: list[str] = []
 
@@ -50,8 +59,8 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def show(*props: str) -> dict[str, str]:
-    out = run("systemctl", "show", UNIT, *(f"--property={p}" for p in props)).stdout
+def show(*props: str, unit: str = UNIT) -> dict[str, str]:
+    out = run("systemctl", "show", unit, *(f"--property={p}" for p in props)).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -284,6 +293,180 @@ def check_restart_resumes() -> bool:
     return check_stop("stop-after-restart") and ok
 
 
+def environment_file(path: str = DEFAULTS) -> dict[str, str]:
+    with open(path, encoding="utf-8") as handle:
+        pairs = (line.strip().split("=", 1) for line in handle if "=" in line)
+        return {key: value for key, value in pairs}
+
+
+def shipped_journal_lines() -> list[int]:
+    """The numbers of journal-writer's lines in the dev-server's table, one per row (a line
+    sent twice appears twice). The query waits until the job ingested what was pushed."""
+    env = environment_file()
+    project = env["POLARIS_PROJECT_ID"]
+    sql = f"SELECT message FROM \"{CONNECTION}\" WHERE message LIKE 'journal-writer seq=%'"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:8080/v1/projects/{project}/query/sql",
+        data=json.dumps({"query": sql}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Basic "
+            + base64.b64encode(f"{env['POLARIS_API_KEY']}:".encode()).decode(),
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        rows = json.load(response)
+    return [int(m.group(1)) for row in rows if (m := WRITER_LINE.fullmatch(row["message"] or ""))]
+
+
+def written_so_far() -> int:
+    """The last number journal-writer logged, as the journal holds it (0: nothing yet)."""
+    out = run("journalctl", "-u", WRITER, "-o", "cat", "--no-pager").stdout.splitlines()
+    numbers = [int(m.group(1)) for line in out if (m := WRITER_LINE.fullmatch(line))]
+    return max(numbers, default=0)
+
+
+def journal_source_status() -> dict[str, object]:
+    try:
+        with urllib.request.urlopen(ADMIN_STATUS_URL, timeout=5) as response:
+            document = json.load(response)
+    except OSError as exc:
+        return {"status_error": str(exc)}
+    for source in document.get("sources", []):
+        if source.get("name") == JOURNAL_SOURCE:
+            return dict(source.get("journal") or {})
+    return {}
+
+
+def journal_events(after: str, limit: int = 6) -> str:
+    """The agent's own log lines about its journald source (journal_child_stderr,
+    journal_child_exited, journal_cursor_missing...), the last `limit` distinct ones."""
+    found: list[str] = []
+    for line in unit_journal(after):
+        if '"event":"journal_' in line or '"event": "journal_' in line:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            for key in ("timestamp", "pid", "retry_in"):  # one line per kind, not per child
+                entry.pop(key, None)
+            text = json.dumps(entry, sort_keys=True)
+            if text not in found:
+                found.append(text)
+    hint = ""
+    if any("Failed to get boot id" in text for text in found):
+        hint = (
+            " -- journalctl --follow reads /proc/sys/kernel/random/boot_id, which the unit's"
+            " ProcSubset=pid hides (systemd/polaris-agent.service)"
+        )
+    return (" | ".join(found[-limit:]) or "none") + hint
+
+
+def ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3,7' (the first 10 runs)."""
+    runs: list[str] = []
+    for n in sorted(numbers):
+        if runs and n == int(runs[-1].rsplit("-", 1)[-1]) + 1:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{n}"
+        else:
+            runs.append(str(n))
+    return ",".join(runs[:10]) + (",..." if len(runs) > 10 else "")
+
+
+def check_journald() -> bool:
+    """The journald source against the real journald: a unit logs numbered lines, the agent
+    is restarted while it does, and every line arrives at least once."""
+    mark = cursor()
+    environment = show("Environment", unit=WRITER).get("Environment", "")
+    lines = int(m.group(1)) if (m := re.search(r"\bJOURNAL_LINES=(\d+)", environment)) else 0
+    proc = run("systemctl", "start", UNIT, timeout=60)
+    if not record(
+        proc.returncode == 0 and active() and lines > 0,
+        "journald-start",
+        f"systemctl start rc={proc.returncode}, {WRITER} will log {lines} lines",
+    ):
+        return False
+    # The group that reads the system journal: in the user's groups (postinst) and in the
+    # running process's (SupplementaryGroups=), where journalctl inherits it from.
+    journal_gid = grp.getgrnam("systemd-journal").gr_gid
+    user_groups = run("id", "-nG", "polaris-agent").stdout.split()
+    pid = show("MainPID").get("MainPID", "0")
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        fields = dict(line.split(":", 1) for line in handle if ":" in line)
+    process_groups = {int(g) for g in fields["Groups"].split()}
+    record(
+        "systemd-journal" in user_groups and journal_gid in process_groups,
+        "journald-group",
+        f"user polaris-agent in {','.join(user_groups)};"
+        f" agent process (pid {pid}) in systemd-journal: {journal_gid in process_groups}",
+    )
+
+    started = time.monotonic()
+    proc = run("systemctl", "start", WRITER, timeout=30)
+    if not record(proc.returncode == 0, "journald-writer", f"systemctl start {WRITER}"):
+        return False
+    # Restart midway: once a fifth of the lines is at the dev-server, while the writer writes.
+    seen: list[int] = []
+
+    def arrived() -> set[int]:
+        seen[:] = shipped_journal_lines()
+        return set(seen)
+
+    reached = wait_for(lambda: len(arrived()) >= lines // 5, timeout=60, step=0.3)
+    before = len(set(seen))
+    writing = show("ActiveState", unit=WRITER).get("ActiveState") == "active"
+    written_at_restart = written_so_far()
+    restart_at = time.monotonic() - started
+    proc = run("systemctl", "restart", UNIT, timeout=90)
+    back = proc.returncode == 0 and active() and show("MainPID").get("MainPID") != pid
+    written_when_back = written_so_far()
+    still_writing = show("ActiveState", unit=WRITER).get("ActiveState") == "active"
+    midway = reached and writing and back and written_at_restart < lines
+    record(
+        midway,
+        "journald-restart",
+        f"systemctl restart rc={proc.returncode} at {restart_at:.1f}s with {before}/{lines} lines"
+        f" at the dev-server and the writer at line {written_at_restart}"
+        f" (still writing: {writing}); back up with a new MainPID: {back}, writer at line"
+        f" {written_when_back} (still writing: {still_writing})"
+        + ("" if midway else f"; the agent's journal_* events: {journal_events(mark)}"),
+    )
+
+    done = wait_for(
+        lambda: show("ActiveState", unit=WRITER).get("ActiveState") != "active",
+        timeout=120,
+        step=0.5,
+    )
+    writer = show("Result", "ExecMainStatus", unit=WRITER)
+    wanted = set(range(1, lines + 1))
+    complete = wait_for(lambda: wanted <= arrived(), timeout=60, step=0.5)
+    took = time.monotonic() - started
+    distinct = set(seen)
+    missing = sorted(wanted - distinct)
+    status = journal_source_status()
+    ok = (
+        complete
+        and done
+        and writer.get("Result") == "success"
+        and written_so_far() == lines
+        and not missing
+    )
+    detail = (
+        f"{len(distinct & wanted)}/{lines} numbered lines of {WRITER} (real journald) at the"
+        f" dev-server after {took:.1f}s, {len(seen) - len(distinct)} of them sent twice"
+        f" (at least once across the restart); writer Result={writer.get('Result')}"
+        f" ExecMainStatus={writer.get('ExecMainStatus')}; source {JOURNAL_SOURCE!r}: {status}"
+    )
+    if missing:
+        detail += (
+            f"; MISSING {len(missing)}: {ranges(missing)};"
+            f" the agent's journal_* events: {journal_events(mark)}"
+        )
+    record(ok, "journald-ships-across-restart", detail)
+    return check_stop("stop-after-journald") and ok
+
+
 def main() -> int:
     checks: list[Callable[[], bool]] = [
         check_ready,
@@ -297,6 +480,7 @@ def main() -> int:
         check_security,
         lambda: check_stop("stop"),
         check_restart_resumes,
+        check_journald,  # last: its lines go to the same table as the file checks' lines
     ]
     for check in checks:
         try:
