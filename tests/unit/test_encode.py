@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from agent.config import SourceConfig
 from agent.encode import Encoder
+from agent.encode.scan import occurrences
 from agent.encode.window import ReadClock
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
@@ -278,3 +279,9 @@ def test_a_time_null_or_missing_on_any_line_leaves_the_whole_block_path(
     sent = [orjson.loads(x) for p in encoded.pieces for x in p.data.splitlines()]
     assert [e["n"] for e in sent] == [2 if i == position else 1 for i in range(3)]
     assert all(e["timestamp"] for e in sent)
+
+
+@given(st.binary(max_size=2000), st.sampled_from([b"\n", b"{", b"[", b"\x00"]))
+@settings(max_examples=200, deadline=None)
+def test_occurrences_is_count(data: bytes, byte: bytes) -> None:
+    assert occurrences(data, byte) == data.count(byte)
