@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from agent.encode.scan import occurrences
 from agent.encode.values import EncodedPiece
 from agent.records import LineStarts
 
@@ -52,7 +53,7 @@ def cut(data: bytes, start_offset: int, growth: int, piece_bytes: int) -> list[E
     while position < size:
         end = piece_end(data, position, piece_bytes)
         chunk = data[position:end]
-        events = chunk.count(b"\n")
+        events = occurrences(chunk, b"\n")  # memchr: count() checks each byte
         base = start_offset + position - events_before * growth
         events_before += events
         end_offset = start_offset + end - events_before * growth
