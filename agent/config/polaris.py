@@ -36,6 +36,17 @@ def regional_url(organization: str, region: str, cloud: str) -> str:
     return f"https://{organization}.{region}.{cloud}.api.imply.io"
 
 
+def require_printable(secret: str) -> None:
+    """A key or client secret must be printable ASCII without spaces: anything else cannot go
+    in an HTTP header, and is most often a trailing newline from the secret's file. The
+    message never quotes the value."""
+    if not all("!" <= c <= "~" for c in secret):
+        raise ValueError(
+            "must be printable ASCII without spaces or control characters"
+            " (a trailing newline from the secret's file?)"
+        )
+
+
 class OAuthConfig(Section):
     """`[polaris.oauth]`: an OAuth client of the organization (client credentials grant).
 
@@ -59,11 +70,7 @@ class OAuthConfig(Section):
         value = secret.get_secret_value()  # never quoted
         if not value:
             raise ValueError("must not be empty")
-        if not all("!" <= c <= "~" for c in value):
-            raise ValueError(
-                "must be printable ASCII without spaces or control characters"
-                " (a trailing newline from the secret's file?)"
-            )
+        require_printable(value)
         return secret
 
     @field_validator("token_url")
@@ -209,11 +216,7 @@ class PolarisConfig(Section):
             raise ValueError("must not be empty")
         if ":" in value:
             raise ValueError("must not contain ':' (HTTP Basic authentication cannot carry it)")
-        if not all("!" <= c <= "~" for c in value):
-            raise ValueError(
-                "must be printable ASCII without spaces or control characters"
-                " (a trailing newline from the secret's file?)"
-            )
+        require_printable(value)
         return key
 
     @field_validator("connection")

@@ -8,8 +8,6 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
@@ -39,9 +37,9 @@ from agent.ship.ratelimit import (
     RateLimitInfo,
     header_seconds,
 )
+from tests.support.serving import serving
 
 SECRET = "pok_hostile_0123456789"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class FakeClock:
@@ -207,20 +205,6 @@ def test_every_status_has_one_class_and_a_consistent_retryability(
 
 
 # -- the setup client (agent/polaris/api.py) and readiness ----------------------------------
-
-
-@asynccontextmanager
-async def serving(handler: Handler) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def polaris_config(url: str) -> PolarisConfig:

@@ -5,7 +5,7 @@ rate-limit budget shared by the events client and `setup`'s client."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,8 @@ from agent.polaris.api import PolarisApi
 from agent.ship.http import EventsClient
 from agent.ship.oauth import Access, TokenProvider, TokenRefused, TokenUnavailable
 from tests.support.clock import TestClock
+from tests.support.serving import Handler
+from tests.support.serving import serving as serve
 
 CLIENT, SECRET = "agent-client", "client-secret-0123456789"
 
@@ -145,21 +147,12 @@ async def test_a_refused_client_is_an_auth_failure_asked_again_only_after_a_back
 
 # -- hostile token endpoints ---------------------------------------------------------------
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 @asynccontextmanager
 async def serving(handler: Handler) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/token"
-    finally:
-        await runner.cleanup()
+    """The hostile token endpoint, at /token of a loopback server."""
+    async with serve(handler) as base:
+        yield f"{base}/token"
 
 
 async def test_a_redirecting_token_endpoint_is_not_followed() -> None:
