@@ -268,6 +268,7 @@ boot() {
     while IFS= read -r line; do
         case $line in
             PASS*) pass "${line#PASS }" ;;
+            DIAG*) printf '      %s\n' "$line" ;; # a failed check's diagnosis, not a check
             *) fail "${line#FAIL }" ;;
         esac
     done <"$SYSROOT/root/polaris-check.results"

@@ -374,6 +374,69 @@ def ranges(numbers: list[int]) -> str:
     return ",".join(runs[:10]) + (",..." if len(runs) > 10 else "")
 
 
+def _writer_entries(argv: list[str]) -> tuple[str, dict[int, dict[str, object]]]:
+    """journalctl -o json `argv`: the writer's numbered entries by number (stderr if none)."""
+    proc = run(*argv, timeout=60)
+    found: dict[int, dict[str, object]] = {}
+    for line in proc.stdout.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("MESSAGE")
+        if type(message) is str and (m := WRITER_LINE.fullmatch(message)):
+            found[int(m.group(1))] = entry
+    return proc.stderr.strip()[:300], found
+
+
+def journald_diagnosis(missing: list[int]) -> str:
+    """On a failure only: where the missing lines are and who sees them. The same queries as
+    root, as polaris-agent, and as polaris-agent inside the unit's mount namespace (its
+    sandbox), by --unit= and by _SYSTEMD_UNIT=, with the fields of the first missing line and
+    of the first line that arrived."""
+    keep = (
+        "_SYSTEMD_UNIT",
+        "UNIT",
+        "_SYSTEMD_INVOCATION_ID",
+        "_PID",
+        "_TRANSPORT",
+        "_BOOT_ID",
+        "SYSLOG_IDENTIFIER",
+        "_SYSTEMD_CGROUP",
+        "__CURSOR",
+        "__REALTIME_TIMESTAMP",
+        "_SOURCE_REALTIME_TIMESTAMP",
+    )
+    agent_pid = show("MainPID").get("MainPID", "0")
+    user = ["setpriv", "--reuid=polaris-agent", "--regid=polaris-agent", "--init-groups"]
+    sandbox = ["nsenter", "-t", agent_pid, "-m", *user] if agent_pid != "0" else user
+    base = ["journalctl", "-o", "json", "--no-pager", "--all"]
+    parts: list[str] = []
+    first = missing[0]
+    probe = [first, missing[-1], missing[-1] + 1]
+    for who, prefix in (("root", []), ("user", user), ("sandbox", sandbox)):
+        for match in (f"--unit={WRITER}", f"_SYSTEMD_UNIT={WRITER}"):
+            err, entries = _writer_entries([*prefix, *base, match])
+            numbers = sorted(entries)
+            parts.append(
+                f"[{who} {match}] {len(numbers)} lines, first {numbers[:1]}, missing ones"
+                f" seen {len(set(missing) & set(numbers))}" + (f", stderr {err!r}" if err else "")
+            )
+            if who == "root" and match.startswith("--unit"):
+                for n in probe:
+                    if n in entries:
+                        fields = {k: entries[n].get(k) for k in keep}
+                        parts.append(f"[seq={n}] {json.dumps(fields, sort_keys=True)}")
+    for n in (first, missing[-1]):
+        err, entries = _writer_entries([*base, f"MESSAGE=journal-writer seq={n}"])
+        for entry in entries.values():
+            fields = {k: entry.get(k) for k in (*keep, "_COMM", "_EXE", "_CMDLINE")}
+            parts.append(f"[root MESSAGE=seq={n}] {json.dumps(fields, sort_keys=True)} {err}")
+    listing = run("sh", "-c", "ls -l --time-style=+%T.%N /var/log/journal/* /run/log/journal/*")
+    parts.append("[files] " + " ; ".join(listing.stdout.split("\n")[:20]))
+    return " || ".join(parts)
+
+
 def check_journald() -> bool:
     """The journald source against the real journald: a unit logs numbered lines, the agent
     is restarted while it does, and every line arrives at least once."""
@@ -464,6 +527,13 @@ def check_journald() -> bool:
             f" the agent's journal_* events: {journal_events(mark)}"
         )
     record(ok, "journald-ships-across-restart", detail)
+    if missing:
+        try:
+            diagnosis = journald_diagnosis(missing)
+        except Exception as exc:  # a diagnosis that fails must not hide the result
+            diagnosis = f"{type(exc).__name__}: {exc}"
+        print(f"DIAG journald: {diagnosis}", flush=True)
+        results.append(f"DIAG journald: {diagnosis}")
     return check_stop("stop-after-journald") and ok
 
 
