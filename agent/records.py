@@ -10,7 +10,7 @@ one file, because per-line objects would cost more than the rest of the pipeline
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NewType, overload
 
@@ -64,10 +64,6 @@ class LineStarts(Sequence[int]):
         self._growth = growth
         self._begin = begin
         self._end = len(data) if end is None else end
-
-    def read_from(self, body: bytes) -> None:
-        """Follow the batch's body when it is parked (b"") and inflated again."""
-        self._data = body
 
     def within(self, body: bytes, begin: int) -> LineStarts:
         """The same offsets, read from `body`, where this piece's bytes start at `begin`."""
@@ -126,7 +122,6 @@ class Batch:
     origins: list[Origin | None] = field(default_factory=list)  # one per chunk
     sizes: list[int] = field(default_factory=list)  # one per chunk
     body: bytes | None = None  # the joined chunks, once `payload` was called
-    _parked: tuple[bytes, Callable[[bytes], bytes]] | None = None  # compressed, inflate
 
     def add(self, piece: Piece) -> None:
         self.chunks.append(piece.data)
@@ -141,12 +136,6 @@ class Batch:
         not twice (the lazy offsets of its origins read the body instead)."""
         if self.body is not None:
             return self.body
-        if self._parked is not None:
-            compressed, inflate = self._parked
-            self.body = inflate(compressed)
-            for starts in self._line_starts():
-                starts.read_from(self.body)
-            return self.body
         self.body = b"".join(self.chunks)
         self.chunks = []
         begin = 0
@@ -156,27 +145,6 @@ class Batch:
                 self.origins[index] = Origin(origin.path, moved)
             begin += size
         return self.body
-
-    def _line_starts(self) -> Iterator[LineStarts]:
-        """The lazy offsets of the origins; after `payload`, all of them read `body`."""
-        for origin in self.origins:
-            if origin is not None and isinstance(origin.offsets, LineStarts):
-                yield origin.offsets
-
-    @property
-    def compressed(self) -> bytes | None:
-        """The body as compressed by `park`; None before."""
-        return self._parked[0] if self._parked is not None else None
-
-    def park(self, compressed: bytes, inflate: Callable[[bytes], bytes]) -> None:
-        """Keep only the compressed body while a request is out: a fraction of the bytes,
-        and all a retry needs. `payload` inflates it again for a split, a spool write or
-        a dead letter's offset."""
-        self.payload()
-        self._parked = (compressed, inflate)
-        self.body = None
-        for starts in self._line_starts():
-            starts.read_from(b"")
 
     def locate(self, position: int) -> tuple[str, int]:
         """The file and offset of the event starting at byte `position` of the payload;
