@@ -31,16 +31,15 @@ from agent.batch.queue import ByteQueue
 from agent.config import Config, ConfigError, Problem, load_config, startup_warnings
 from agent.delivery import Delivery
 from agent.encode import EncodeLimits
-from agent.journal.runner import JournalSources, file_sources
 from agent.once import DEFAULT_ONCE_TIMEOUT, watch_stall
 from agent.once import EVENTS as ONCE_EVENTS
 from agent.once import outcome as once_outcome
 from agent.ops.events import Event, Events, Label
 from agent.ops.health import status_line
 from agent.ops.logging import configure_logging
-from agent.ops.progress import show_progress
 from agent.ops.sdnotify import Notifier, ping_watchdog
 from agent.ops.snapshot import AgentSnapshot
+from agent.readers import LazyJournals, file_sources
 from agent.records import Batch, Piece
 from agent.reload import (
     CONFIG_RELOADED,
@@ -161,7 +160,7 @@ class Agent:
             emit=lambda piece: self.queue.put(piece, len(piece.data)),
             limits=EncodeLimits.for_batch(config.batch.max_bytes),
         )
-        self.journals = JournalSources(  # type = "journald" sources, read beside the tailer
+        self.journals = LazyJournals(  # journald sources beside the tailer, loaded if any
             config.sources,
             data_dir,
             acks=self.acks,
@@ -245,6 +244,8 @@ class Agent:
                     watch_stall(self.snapshot, self.events, self.request_stop, done, once_timeout)
                 )
             if once and sys.stderr.isatty():
+                from agent.ops.progress import show_progress  # a terminal's only
+
                 tasks.create_task(show_progress(self.snapshot, done, sys.stderr))
             watcher = tasks.create_task(watch_hints(self.tailer.watch_roots, self.wake, done))
             batcher = tasks.create_task(self.batcher.run(self.queue, self.batches))

@@ -24,7 +24,14 @@ FOUNDATION = frozenset(
 """Values and the event API every layer may use; they import nothing else of the agent."""
 
 STAGES = ("agent.tail", "agent.journal", "agent.encode", "agent.batch", "agent.ship", "agent.state")
-WIRING = ("agent.runtime", "agent.delivery", "agent.reload", "agent.once", "agent.report")
+WIRING = (
+    "agent.runtime",
+    "agent.delivery",
+    "agent.readers",
+    "agent.reload",
+    "agent.once",
+    "agent.report",
+)
 COMMANDS = (
     "agent.cli",
     "agent.checkcmd",

@@ -46,11 +46,6 @@ def journald_sources(sources: Iterable[SourceConfig]) -> list[SourceConfig]:
     return [source for source in sources if source.type == "journald"]
 
 
-def file_sources(sources: Iterable[SourceConfig]) -> list[SourceConfig]:
-    """What the tailer reads: every source but the journald ones."""
-    return [source for source in sources if source.type != "journald"]
-
-
 def journalctl_problems(config: Config) -> list[Problem]:
     """`check`: a journald source on a host without journalctl, named by its key."""
     problems = []
