@@ -64,7 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip", default="", help="comma-separated scenarios or groups to skip")
     parser.add_argument(
-        "--profile", action="store_true", help="run json-1 under cProfile; print the top 25"
+        "--profile",
+        action="store_true",
+        help="run json-1 under cProfile (or, with --only naming shapes, each of those shapes, "
+        "no plain loop); print the top 25",
     )
     parser.add_argument(
         "--cpus",
@@ -145,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     compile_agent()
     settings = settings_for(args)
     chosen = expand(args.only) if args.only else list(SCENARIOS)
-    if args.profile:
-        chosen = ["profile"]
+    if args.profile:  # the shapes named, each under cProfile; else json-1
+        chosen = [name for name in chosen if name in shapes.BY_NAME] or ["profile"]
     skipped = set(expand(args.skip))
     chosen = [name for name in chosen if name not in skipped]
     base = Path(tempfile.mkdtemp(prefix="polaris-bench-", dir=args.workdir))
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                             work,
                             shape_settings(args, settings),
                             cpus,
+                            profile=work / "agent.prof" if args.profile else None,
                         )
                     else:
                         ran = [run_one(name, endpoint_client, work, settings)]

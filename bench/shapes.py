@@ -266,8 +266,15 @@ def shape_config(work: Path, endpoint: EndpointClient, shape: Shape, data: Shape
 
 
 def run_shape(
-    shape: Shape, endpoint: EndpointClient, work: Path, settings: scenarios.Settings, cpus: int
+    shape: Shape,
+    endpoint: EndpointClient,
+    work: Path,
+    settings: scenarios.Settings,
+    cpus: int,
+    profile: Path | None = None,
 ) -> list[Result]:
+    """The agent (and the plain loop) on the shape's file; with `profile`, the agent alone
+    under cProfile (its top functions printed; no start-up run, no plain loop)."""
     events = max(settings.lines // shape.lines_divisor, 1000)
     data = write_shape(shape, work / "logs", events)
     label = f"{shape.name} ({cpus} core{'s' if cpus > 1 else ''})"
@@ -280,11 +287,14 @@ def run_shape(
         "agent",
         endpoint,
         data,
-        pinned(scenarios.agent_argv(config, once=True), cpus),
+        pinned(scenarios.agent_argv(config, once=True, profile=profile), cpus),
         work,
         settings,
     )
     results = [agent]
+    if profile is not None:
+        scenarios.print_profile(profile)
+        return results
     start_up(agent, pinned(scenarios.agent_argv(idle_config, once=True), cpus), work)
     if shape.parsed:
         # lines/s from the first event received to the last: the agent's start-up (about
