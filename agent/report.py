@@ -44,6 +44,7 @@ def compose_snapshot(agent: Agent) -> AgentSnapshot:
         spool_max_bytes=spool.max_bytes if spool is not None else 0,
         spool_corrupt_files=spooled.corrupt,
         dead_letters=agent.dead_letters.snapshot(),
+        dead_letters_pruned=agent.dead_letters.pruned_snapshot(),
         drops={"spool_full": spooled.dropped_events},
         request_latency=send.latency,
         auth_failing=send.auth_failing,

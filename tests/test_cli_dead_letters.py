@@ -157,3 +157,54 @@ def test_the_first_dead_letter_per_reason_is_logged_then_counts_per_interval(
     assert names.count("dead_lettered") == 2  # the first of each reason
     summaries = [e for e in logs if e["event"] == "dead_letters_summary"]
     assert [s["counts"] for s in summaries] == [{"invalid_json": 1000}, {"invalid_json": 1}]
+
+
+def test_a_reload_with_lower_bounds_prunes_at_once_and_counts_it(tmp_path: Path) -> None:
+    clock = Clock(1_700_000_000.0)
+    directory = tmp_path / "dl"
+    letters = DeadLetters(directory, DeadLetterLimits(max_size=1_000_000), clock=clock)
+    for index in range(100):
+        letters.write("invalid_json", "/a.log", index * 5000, b"x" * 5000)
+    assert letters.pruned == {} and len(list(directory.glob("*.ndjson"))) > 3
+
+    with structlog.testing.capture_logs() as logs:
+        letters.reconfigure(DeadLetterLimits(max_size=100_000))
+
+    assert sum(f.stat().st_size for f in directory.glob("*.ndjson")) <= 100_000
+    kept = [letter.record["offset"] for letter in read_letters(directory)]
+    assert letters.pruned == {"size": 100 - len(kept)}
+    pruned = [e for e in logs if e["event"] == "dead_letters_pruned"]
+    assert sum(e["records"] for e in pruned) == 100 - len(kept)
+    letters.write("invalid_json", "/a.log", 999, b"after")  # writing goes on, in a new file
+    letters.close()
+    assert [letter.record["offset"] for letter in read_letters(directory)] == [*kept, 999]
+
+
+def test_a_reload_with_a_lower_max_age_deletes_older_files_at_once(tmp_path: Path) -> None:
+    clock = Clock(1_700_000_000.0)
+    directory = tmp_path / "dl"
+    letters = DeadLetters(directory, DeadLetterLimits(max_age=30 * 86400), clock=clock)
+    letters.write("invalid_json", "/a.log", 0, b"old")
+    clock.now += 2 * 86400
+    letters.write("invalid_json", "/a.log", 1, b"new")  # another day: another file
+    [old_file, _] = sorted(directory.glob("*.ndjson"))
+    os.utime(old_file, (clock.now - 2 * 86400, clock.now - 2 * 86400))
+
+    letters.reconfigure(DeadLetterLimits(max_age=86400))
+
+    assert [letter.record["line"] for letter in read_letters(directory)] == ["new"]
+    assert letters.pruned == {"age": 1}
+
+
+def test_a_reload_changes_the_summary_interval(tmp_path: Path) -> None:
+    clock = Clock(1_700_000_000.0)
+    letters = DeadLetters(tmp_path / "dl", DeadLetterLimits(summary_every=3600), clock=clock)
+    with structlog.testing.capture_logs() as logs:
+        letters.write("invalid_json", "/a.log", 0, b"x")  # the first: logged
+        letters.write("invalid_json", "/a.log", 1, b"x")  # counted for the summary
+        letters.reconfigure(DeadLetterLimits(summary_every=60))
+        clock.now += 61
+        letters.sync()
+
+    summaries = [e for e in logs if e["event"] == "dead_letters_summary"]
+    assert [s["counts"] for s in summaries] == [{"invalid_json": 1}]

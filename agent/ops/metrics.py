@@ -63,6 +63,9 @@ DEAD_LETTER_REASONS: Final = (
 
 DROP_REASONS: Final = ("spool_full",)
 
+PRUNE_REASONS: Final = ("age", "size")
+"""The `[dead_letter]` bounds that delete dead letters: `max_age`, `max_size`."""
+
 
 class SnapshotCollector:
     """A prometheus_client collector that turns one fresh snapshot into all agent metrics."""
@@ -202,6 +205,14 @@ def _loss_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
         "reason",
         snap.dead_letters,
         DEAD_LETTER_REASONS,
+    )
+    yield labelled_counter(
+        "dead_letters_pruned",
+        "Dead letters deleted to keep within [dead_letter] max_age or max_size, by reason "
+        "(age, size): records, oldest files first. Size pruning deletes what nobody replayed.",
+        "reason",
+        snap.dead_letters_pruned,
+        PRUNE_REASONS,
     )
     yield labelled_counter(
         "dropped_events",

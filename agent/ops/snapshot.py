@@ -8,7 +8,7 @@ demand, so none of them costs anything between scrapes and none can disagree wit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.ops.events import EventCount
 from agent.snapshots import (
@@ -64,6 +64,7 @@ class AgentSnapshot:
     reading: bool = True  # the reading task runs (false before the start and after the end)
     queue_max_bytes: int = 0  # queue.max_bytes
     queue_idle_seconds: float = 0.0  # since an item last left the queue (or it was made)
+    dead_letters_pruned: Mapping[str, int] = field(default_factory=dict)  # by bound: size, age
 
     @property
     def spool_full(self) -> bool:

@@ -6,7 +6,10 @@ that outgrows an eighth of `max_size` continues in `YYYY-MM-DD.1.ndjson`, `.2`, 
 the size bound can delete the oldest records a file at a time. Bounds (`DeadLetterLimits`):
 files whose newest record is older than `max_age` are deleted, and the oldest files go while
 the directory holds more than `max_size`; the file being written is never deleted. Each
-deletion is counted (`pruned`) and logged (`dead_letters_pruned`).
+deletion is counted (`pruned_snapshot()`: records by bound, `size` or `age`) and logged
+(`dead_letters_pruned`). `reconfigure(limits)` (a SIGHUP) applies new bounds at once: tighter
+ones prune right away, the file being written included once it is past the new segment size
+(it is closed first; the next record starts a new one).
 
 Logging: the first dead letter of each reason is logged with its path and offset; later ones
 are counted and said as one `dead_letters_summary` line per `summary_every` (60 s), with the
@@ -121,6 +124,19 @@ class DeadLetters:
     def snapshot(self) -> dict[str, int]:
         """Records written since start, by reason."""
         return dict(self.by_reason)
+
+    def pruned_snapshot(self) -> dict[str, int]:
+        """Records deleted by a bound since start: `size`, `age`."""
+        return dict(self.pruned)
+
+    def reconfigure(self, limits: DeadLetterLimits) -> None:
+        """New bounds and summary interval, applied now (see the module's docstring)."""
+        self.limits = limits
+        if limits.segment_bytes and self._size >= limits.segment_bytes:
+            self._close_fd()  # full by the new measure: prunable, and no longer appended to
+            self._path = None
+        if limits.max_size or limits.max_age:
+            self._prune()
 
     def sync(self) -> None:
         """Make written records durable: called before a checkpoint moves past them. Also

@@ -340,3 +340,12 @@ def test_promtool_accepts_the_exposition(promtool: Path, snapshot: AgentSnapshot
     )
 
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+def test_dead_letters_pruned_by_a_bound_are_counted_by_reason() -> None:
+    samples = scrape(healthy(dead_letters_pruned={"size": 40}), process_metrics=False)
+
+    pruned = "polaris_agent_dead_letters_pruned_total"
+    assert value(samples, pruned, reason="size") == 40
+    assert value(samples, pruned, reason="age") == 0  # shown before the first
+    assert value(scrape(healthy(), process_metrics=False), pruned, reason="size") == 0
