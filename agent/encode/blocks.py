@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from agent.encode.cut import cut, cut_events, members, piece_end
+from agent.encode.cut import UNSPLICEABLE, cut, cut_events, members, piece_end, splice_lines
 from agent.encode.scan import BLANK_LINE, ROW_SEPARATOR, lines_within, shallow, unremarkable
 from agent.encode.times import DATETIMES, NUMBERS, epoch_values
 from agent.encode.values import Encoded, EncodedPiece
@@ -24,10 +24,9 @@ from agent.records import LineStarts
 
 TEXT_SLICE = 64 * 1024
 _TIME = attrgetter("probe.f0")
-_UNSPLICEABLE = (b" ", b"\t", b"{")
-"""What may not end a line before its closing brace (a space, or ``{}``): `splice` rewrites
-those, so the whole-block splices leave them to the line path."""
 _LAST = itemgetter(-1)
+_BEFORE_LAST = itemgetter(-2)
+_BODY = itemgetter(slice(None, -1))
 
 
 @dataclass(slots=True)
@@ -123,12 +122,6 @@ class JsonBlocks:
     candidates: tuple[bytes, ...] = ()  # the names the event's own time may be under, as JSON
     missing: int = 0  # events given the read time (counted; the encoder takes it)
 
-    @property
-    def _none(self) -> object:
-        """What `attrgetter` gives for a row without any candidate."""
-        unset = (msgspec.UNSET,) * len(self.candidates)
-        return unset if len(unset) > 1 else msgspec.UNSET
-
     def encode(self, block: bytes, start_offset: int) -> Encoded | None:
         """The common case at C speed: every line one JSON object whose time is an ISO string
         well inside Polaris' late/early window. The lines are forwarded as they are, cut into
@@ -147,18 +140,28 @@ class JsonBlocks:
         while position < len(block):
             end = piece_end(block, position, self.piece_bytes)
             data = block if position == 0 and end == len(block) else block[position:end]
-            probes = self.probe(data)
+            probes = self._rows(data)
             if probes is None:
-                return self._without_time(block, start_offset) if position == 0 else None
+                return None  # the block as a whole cannot be read either
+            if not self.clock.well_inside(list(map(_TIME, probes))):
+                if position != 0:
+                    return None
+                # maybe no line has the time: the rest read once, not the whole block again
+                rest = self._rows(block[end:]) if end < len(block) else []
+                if rest is None:
+                    return None
+                return self._without_time(block, start_offset, probes + rest)
             base = start_offset + position
             pieces.append(EncodedPiece(data, len(probes), base + len(data), LineStarts(data, base)))
             position = end
         return Encoded(pieces, [], 0)
 
     def _with_fields(self, block: bytes, start_offset: int) -> Encoded | None:
-        probes = self.probe(block)
+        probes = self._rows(block)
         if probes is None:
-            return self._without_time(block, start_offset)
+            return None
+        if not self.clock.well_inside(list(map(_TIME, probes))):
+            return self._without_time(block, start_offset, probes)
         spliced = self._splice_fields(block, probes)
         if spliced is None:
             return None
@@ -204,42 +207,45 @@ class JsonBlocks:
         rows.pop()
         return rows if len(rows) == lines and shallow(data, lines) else None
 
-    def _without_time(self, block: bytes, start_offset: int) -> Encoded | None:
+    def _without_time(self, block: bytes, start_offset: int, rows: list[Any]) -> Encoded | None:
         """A block where no line has the time field, still without a Python step per line:
         when no line has any of the `times.CANDIDATES` either, the read time (and the static
         fields) are spliced before every closing brace with one `bytes.replace`, as static
         fields are; when every line has its time under the same name (and none under an
         earlier one), each line gets that value (`times`), spliced in one join. None for
-        any other block: the line path decides."""
-        rows = self._rows(block)
-        if not rows or list(map(_TIME, rows)).count(msgspec.UNSET) != len(rows):
+        any other block: the line path decides. `rows` are the block's (`_rows`)."""
+        if not rows:
             return None
-        fields = self._common_suffix(rows)
-        if fields is None:
-            return None
-        values = self._own_times(rows)
+        values: list[Any] | None
+        if len(msgspec.json.encode(rows)) == 5 * len(rows) + 1:  # [[{}],[{}],...]: one call
+            fields, values = members(self.fields.items()), []  # no line has any of them
+        else:
+            if list(map(_TIME, rows)).count(msgspec.UNSET) != len(rows):
+                return None
+            found = self._common_suffix(rows)
+            if found is None:
+                return None
+            fields = found
+            values = self._own_times(rows)
         if values is None:
             return None
         if not values:  # no line has a time of its own: the read time, one splice
             suffix = self.clock.time_suffix + fields
             if not lines_within(block, self.max_event - len(suffix)):
                 return None
-            closing = suffix + b"}\n"
-            spliced = block.replace(b"}\n", closing)
-            # grown by one suffix per line: every line ends in its brace; and none where
-            # `splice` would write otherwise (a needle ending in a newline skips fast)
-            if len(spliced) != len(block) + len(suffix) * len(rows) or any(
-                before + closing in spliced for before in _UNSPLICEABLE
-            ):
+            spliced = splice_lines(block, len(rows), suffix)
+            if spliced is None:
                 return None
             self.missing += len(rows)
             return Encoded(cut(spliced, start_offset, len(suffix), self.piece_bytes), [], 0)
-        bodies = block.split(b"}\n")  # every line ends in its brace: one body per line
-        if bodies.pop() or len(bodies) != len(rows):
+        lines = block.split(b"\n")  # one byte: a memchr from line to line
+        lines.pop()
+        if len(lines) != len(rows) or bytes(map(_LAST, lines)) != b"}" * len(lines):
+            return None  # every line must end in its brace
+        ends = bytes(map(_BEFORE_LAST, lines))  # the byte before each closing brace
+        if any(before in ends for before in UNSPLICEABLE):
             return None
-        ends = bytes(map(_LAST, bodies))  # the byte before each closing brace
-        if any(before in ends for before in _UNSPLICEABLE):
-            return None
+        bodies = list(map(_BODY, lines))
         template = b"," + self.time_key + b":%b" + fields.replace(b"%", b"%%") + b"}\n"
         tails = list(map(template.__mod__, values))
         widths = set(map(len, tails))
@@ -262,11 +268,8 @@ class JsonBlocks:
         window; [] when no line has any; None otherwise."""
         if not self.candidates:
             return []
-        names = [f"probe.c{index}" for index in range(1, len(self.candidates) + 1)]
-        found: list[Any] = list(map(attrgetter(*names), rows))  # one pass over the rows
-        if found.count(self._none) == len(rows):
-            return []  # the common case: no line has a time of its own
-        for raws in zip(*found, strict=True) if len(names) > 1 else [found]:
+        for index in range(1, len(self.candidates) + 1):  # a column at a time, in order
+            raws = list(map(attrgetter(f"probe.c{index}"), rows))
             absent = raws.count(msgspec.UNSET)
             if absent == len(raws):
                 continue
@@ -306,12 +309,7 @@ class JsonBlocks:
             return block
         if not lines_within(block, self.max_event - len(suffix)):
             return None
-        # "}\n" ends lines only (a newline in a string is escaped): grown by one suffix per
-        # object means every line ends in its brace, with no search of its own.
-        spliced = block.replace(b"}\n", suffix + b"}\n")
-        if len(spliced) != len(block) + len(suffix) * len(probes):
-            return None
-        return spliced
+        return splice_lines(block, len(probes), suffix)
 
     def _common_suffix(self, probes: list[Any]) -> bytes | None:
         missing: list[tuple[str, object]] = []
