@@ -83,7 +83,19 @@ def encoder_for(
             now=now,
             strip_bom=True,
         )
-    from agent.encode.parsed import ParsedEncoder  # the parsing library, when used
+    from agent.encode.ids import IdEncoder, takes_ids  # the parsing library, when used
+    from agent.encode.parsed import ParsedEncoder
+
+    if takes_ids(source):
+        return IdEncoder(
+            source,
+            path=path,
+            identity=identity,
+            max_event_bytes=limits.max_event_bytes,
+            piece_bytes=limits.piece_bytes,
+            start_offset=start_offset,
+            now=now,
+        )
 
     return ParsedEncoder(
         source,
