@@ -23,7 +23,15 @@ FOUNDATION = frozenset(
 )
 """Values and the event API every layer may use; they import nothing else of the agent."""
 
-STAGES = ("agent.tail", "agent.journal", "agent.encode", "agent.batch", "agent.ship", "agent.state")
+STAGES = (
+    "agent.tail",
+    "agent.journal",
+    "agent.kube",
+    "agent.encode",
+    "agent.batch",
+    "agent.ship",
+    "agent.state",
+)
 WIRING = (
     "agent.runtime",
     "agent.delivery",
@@ -50,6 +58,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "agent.encode": ("agent.config", "agent.parse"),
     "agent.tail": ("agent.config", "agent.parse", "agent.encode", "agent.state"),
     "agent.journal": ("agent.config", "agent.parse", "agent.encode", "agent.state"),
+    "agent.kube": ("agent.config", "agent.parse"),
     "agent.batch": ("agent.config",),
     "agent.ship": ("agent.config", "agent.state"),
     "agent.polaris": ("agent.config", "agent.ship"),

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from agent.config.journald import JOURNALD_KEYS, JournalSettings
+from agent.config.kubernetes import KubernetesApiConfig
 from agent.config.listen import ListenAddress
 from agent.config.polaris import PolarisConfig, valid_connection
 from agent.config.problems import at
@@ -264,6 +265,7 @@ class Config(Section):
     dead_letter: DeadLetterConfig = DeadLetterConfig()
     api: ApiConfig = ApiConfig()
     log: LogConfig = LogConfig()
+    kubernetes: KubernetesApiConfig = KubernetesApiConfig()  # pod metadata (agent/kube)
     job: JobConfig | None = None
 
     @field_validator("data_dir")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import Final, Protocol
 
 import orjson
 
@@ -61,6 +61,44 @@ class PodMetadata:
     def merged(self, other: PodMetadata) -> PodMetadata:
         """Self's known fields, completed by `other`'s."""
         return PodMetadata(*(getattr(self, f.name) or getattr(other, f.name) for f in fields(self)))
+
+
+@dataclass(frozen=True, slots=True)
+class PodDetails:
+    """What the API server says of a pod beyond its path: its labels, the annotations the
+    config asks for, and its namespace's labels (each bounded by `agent.kube`).
+
+    They reach events as JSON objects, ``k8s_labels``, ``k8s_annotations`` and
+    ``k8s_namespace_labels`` (as Fluent Bit's ``kubernetes.labels`` and Vector's
+    ``kubernetes.pod_labels`` do): one column each whatever keys a pod's owner invents, and
+    keys such as ``app.kubernetes.io/name`` kept as written.
+    """
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    namespace_labels: Mapping[str, str]
+
+    def event_fields(self) -> dict[str, dict[str, str]]:
+        """The non-empty ones, under their ``k8s_`` names."""
+        found = {
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "namespace_labels": self.namespace_labels,
+        }
+        return {FIELD_PREFIX + name: dict(value) for name, value in found.items() if value}
+
+
+class PodDirectory(Protocol):
+    """The pods the API server told of (`agent.kube.PodCache`). `generation` changes whenever
+    an answer of `details` may have: a reader asks again only then."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def details(self, pod: PodMetadata) -> PodDetails | None:
+        """The pod's details, by uid when known, else by namespace and name; None when the
+        API has not (yet) told of it."""
+        ...
 
 
 def metadata_from_path(path: str) -> PodMetadata | None:

@@ -99,11 +99,14 @@ class KubernetesOptions(Section):
     `partial_flush_timeout`. `metadata_from_path` adds namespace, pod, container from
     ``/var/log/pods/...`` or ``/var/log/containers/...``; `sidecar_env` adds them from the
     downward-API variables POD_NAME, POD_NAMESPACE, POD_UID, NODE_NAME, CONTAINER_NAME.
+    `metadata_from_api` adds the pod's labels, its namespace's labels and the annotations
+    ``[kubernetes] annotations`` names, from a watch of the API server (`agent.kube`).
     """
 
     format: Literal["cri", "docker"] | None = None
     metadata_from_path: bool = True
     sidecar_env: bool = False
+    metadata_from_api: bool = False
     partial_flush_timeout: Duration = 5.0
     partial_max_bytes: Size = 256 * 1024
 

@@ -332,7 +332,9 @@ def test_daemonset_manifest(tmp_path: Path) -> None:
     assert data["hostPath"]["path"] == "/var/lib/polaris-agent"
     assert {"operator": "Exists"} in pod["tolerations"]
     assert pod["serviceAccountName"] == only(docs, "ServiceAccount")["metadata"]["name"]
-    assert pod["automountServiceAccountToken"] is False
+    # The token reads pod labels (issue 15); its ClusterRole may only get/list/watch pods and
+    # namespaces (tests/kube/test_kube_manifest.py).
+    assert pod["automountServiceAccountToken"] is True
     # One agent per node at a time: never two writers of the same checkpoints.
     assert daemonset["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"] == 0
     config = only(docs, "ConfigMap")["data"]["config.toml"]
