@@ -194,8 +194,13 @@ class PodCache:
             try:
                 version = await self._list(api, resource, path, params)
                 while True:  # each watch ends after about `watch_seconds`; go on from there
+                    started = self._clock()
                     version = await self._watch(api, resource, path, params, version)
-                    failures = 0
+                    if self._clock() - started >= min(1.0, self._watch_seconds / 2):
+                        failures = 0
+                    else:  # a server (or proxy) that ends every watch at once: not in a loop
+                        failures += 1
+                        await asyncio.sleep(self._backoff.after(failures))
             except Gone:
                 self._events.emit(KUBERNETES_WATCH_EXPIRED, resource=resource)
                 failures += 1  # list again at once; a server that always says 410, slower
@@ -213,6 +218,17 @@ class PodCache:
                 )
                 if resource == "pods":
                     self.listed.set()  # the first start does not wait for what cannot come
+            except Exception as exc:  # a bug here must not stop the shipping of logs
+                failures += 1
+                delay = self._backoff.after(failures)
+                self._events.emit(
+                    KUBERNETES_API_FAILED,
+                    resource=resource,
+                    reason="bad_answer",
+                    error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                    retry_in=round(delay, 2),
+                )
+                self.listed.set()
             await asyncio.sleep(delay)
 
     async def _list(self, api: KubeApi, resource: str, path: str, params: dict[str, str]) -> str:
