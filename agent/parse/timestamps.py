@@ -43,6 +43,13 @@ _CTIME = re.compile(
 _NGINX = re.compile(r"(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?$")
+_ISO_PARTS = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:[.,]([0-9]{1,9}))?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+"""An ISO 8601 time in the shape logs write it: its second, its fraction, its offset."""
+_SECONDS_KEPT: Final = 4096
+_UNKNOWN: Final = -1 << 62
 
 
 def iso_from_millis(millis: int) -> str:
@@ -84,6 +91,42 @@ def parse_iso8601(text: str, zone: tzinfo) -> int | None:
         except ValueError:
             return None
     return millis_from_datetime(moment, zone)
+
+
+class IsoSeconds:
+    """`parse_iso8601` with each distinct second read once (issue 13): log lines carry a new
+    fraction each but share their second with their neighbours, and `fromisoformat` with a
+    datetime per line costs more than the rest of a parsed line's time. A time in the common
+    shape (`_ISO_PARTS`: ASCII digits, ``T`` or a space, up to 9 fraction digits, ``Z`` or an
+    offset) is its second's milliseconds, read by `parse_iso8601` once per second and offset
+    and kept (at most `_SECONDS_KEPT`), plus the fraction's first three digits, which is what
+    `parse_iso8601` makes of it (``fromisoformat`` keeps 6 digits of the fraction, truncated,
+    and `millis_from_datetime` truncates to milliseconds; the offset of a zone cannot change
+    within a second); any other text is read by `parse_iso8601` itself
+    (tests/parse/test_parse_times.py compares both on arbitrary text)."""
+
+    __slots__ = ("_seconds", "zone")
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._seconds: dict[str, int | None] = {}
+
+    def __call__(self, text: str) -> int | None:
+        parts = _ISO_PARTS.fullmatch(text)
+        return parse_iso8601(text, self.zone) if parts is None else self.read(parts)
+
+    def read(self, parts: re.Match[str]) -> int | None:
+        """The time of a text `_ISO_PARTS` matched in full."""
+        second, fraction, offset = parts.groups()
+        key = second if offset is None else second + offset
+        base = self._seconds.get(key, _UNKNOWN)
+        if base == _UNKNOWN:
+            if len(self._seconds) >= _SECONDS_KEPT:
+                self._seconds.clear()
+            base = self._seconds[key] = parse_iso8601(key, self.zone)
+        if base is None or fraction is None:
+            return base
+        return base + int(fraction[:3].ljust(3, "0"))
 
 
 def parse_epoch(value: Any, unit_millis: float | None) -> int | None:
@@ -307,7 +350,18 @@ def _text_only(
 
 def _parse_function(format: str, zone: tzinfo) -> Callable[[Any, int], int | None]:
     if format == "auto":
-        return lambda value, now: parse_auto(value, zone, now)
+        iso = IsoSeconds(zone)
+        whole = _ISO_PARTS.fullmatch
+
+        def auto(value: Any, now: int) -> int | None:
+            # what parse_auto makes of an ISO time in the common shape: parse_iso8601's
+            parts = whole(value) if type(value) is str else None
+            return parse_auto(value, zone, now) if parts is None else iso.read(parts)
+
+        return auto
+    if format == "iso8601":
+        iso = IsoSeconds(zone)
+        return lambda value, _now: iso(value) if isinstance(value, str) else None
     if format == "epoch_seconds":
         return lambda value, _now: parse_epoch(value, 1000.0)
     if format == "epoch_millis":
@@ -315,7 +369,6 @@ def _parse_function(format: str, zone: tzinfo) -> Callable[[Any, int], int | Non
     if format == "syslog":
         return lambda value, now: parse_syslog(value, zone, now) if isinstance(value, str) else None
     simple = {
-        "iso8601": parse_iso8601,
         "apache": parse_apache,
         "ctime": parse_ctime,
         "nginx": parse_nginx,
