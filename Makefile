@@ -4,15 +4,46 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest journal-tools demo bench soak package-check clean
+.PHONY: venv test lint typecheck pytest journal-tools demo bench soak package-check clean \
+	lock lock-upgrade minimums
 
-$(STAMP): pyproject.toml
+# The venv gets exactly the pins of requirements/dev.lock (a constraint: pyproject.toml still
+# says what is installed, the lock which version of it).
+$(STAMP): pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements/dev.lock -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The locks, written from pyproject.toml by uv's universal resolution (one file for Python
+# 3.11-3.13 on every platform, markers where pins differ; no index URL in them):
+# requirements/runtime.lock (the image, the .deb) and requirements/dev.lock (.[dev]: the venv,
+# CI), whose runtime pins are runtime.lock's. `make lock` keeps every pin pyproject.toml still
+# allows and adds what is new; `make lock-upgrade` moves every pin to the newest allowed.
+# Both ask PyPI. tests/packaging/test_minimums.py fails when pyproject.toml and a lock disagree.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	--custom-compile-command 'make lock' $(LOCK_FLAGS)
+
+lock: | $(BIN)/uv
+	$(UV_COMPILE) -o requirements/runtime.lock
+	$(UV_COMPILE) --extra dev -c requirements/runtime.lock -o requirements/dev.lock
+
+lock-upgrade:
+	$(MAKE) lock LOCK_FLAGS=--upgrade
+
+# uv alone, so that `make lock` works when pyproject.toml has moved past the lock and the
+# venv cannot install.
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c requirements/dev.lock uv
+
+# Every runtime dependency at its declared minimum, in a venv of its own: the agent's `check`
+# and a `run --once` to the dev-server (also part of `make test`; asks PyPI unless uv's cache
+# already has the wheels, and skips saying so when it can do neither).
+minimums: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/packaging/test_minimums.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent tests bench packaging
