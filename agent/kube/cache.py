@@ -190,9 +190,10 @@ class PodCache:
         self, api: KubeApi, resource: str, path: str, params: dict[str, str]
     ) -> None:
         failures = 0  # since a watch last ended as planned
+        cached = True  # the first list from the API server's cache; after a 410, from etcd
         while True:
             try:
-                version = await self._list(api, resource, path, params)
+                version = await self._list(api, resource, path, params, cached=cached)
                 while True:  # each watch ends after about `watch_seconds`; go on from there
                     started = self._clock()
                     version = await self._watch(api, resource, path, params, version)
@@ -203,6 +204,7 @@ class PodCache:
                         await asyncio.sleep(self._backoff.after(failures))
             except Gone:
                 self._events.emit(KUBERNETES_WATCH_EXPIRED, resource=resource)
+                cached = False
                 failures += 1  # list again at once; a server that always says 410, slower
                 delay = 0.0 if failures == 1 else self._backoff.after(failures - 1)
             except KubeError as exc:
@@ -231,11 +233,13 @@ class PodCache:
                 self.listed.set()
             await asyncio.sleep(delay)
 
-    async def _list(self, api: KubeApi, resource: str, path: str, params: dict[str, str]) -> str:
+    async def _list(
+        self, api: KubeApi, resource: str, path: str, params: dict[str, str], *, cached: bool
+    ) -> str:
         items: list[Any] = []
         token: str | None = None
         while True:
-            page = await api.list_page(path, params, token)
+            page = await api.list_page(path, params, token, cached=cached)
             items.extend(page["items"])
             token = page["metadata"].get("continue") or None
             if token is None:

@@ -81,6 +81,7 @@ async def test_the_cache_lists_this_nodes_pods_and_follows_their_labels(
         )
         _path, query, _auth = kube_api.requests[0]
         assert query["fieldSelector"] == "spec.nodeName=node-1"
+        assert query["resourceVersion"] == "0"  # the first list from the API server's cache
 
         generation = cache.generation
         kube_api.touch_pod("uid-1")  # a status update: nothing readers need to ask again
@@ -153,7 +154,12 @@ async def test_a_watch_too_old_for_the_server_lists_again(
         kube_api.label_pod("uid-1", {"app": "checkout", "moved": "while-compacted"})
         await eventually(lambda: events.count(KUBERNETES_WATCH_EXPIRED, resource="pods") >= 1)
         await eventually(lambda: labels(cache) == {"app": "checkout", "moved": "while-compacted"})
-        assert kube_api.lists() >= 2
+        lists = [
+            q for path, q, _ in kube_api.requests if path.endswith("pods") and "watch" not in q
+        ]
+        assert len(lists) >= 2
+        assert lists[0]["resourceVersion"] == "0"  # from the API server's cache
+        assert "resourceVersion" not in lists[-1]  # after a 410: a consistent read
 
 
 @pytest.mark.parametrize(
