@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Heavy packaging checks (`make package-check`): what the fast tests in tests/packaging cannot
 # show without building and booting things.
-#   1. wheel -> .deb (packaging/build-deb.sh), lintian
+#   1. wheel -> .deb (packaging/build-deb.sh): md5sums, no activate/byte code, lintian with
+#      no error and no warning
 #   2. a debootstrap'ed Debian 12 root (cached in .cache/packaging), `dpkg -i` of the .deb in
 #      a chroot: user and groups, conffiles, enabled unit, systemd-analyze verify on the result
+#   2b. the same .deb in minbase roots of Debian 12, Debian 13 and Ubuntu 24.04 (python3 3.11,
+#      3.13, 3.12): dpkg -i, dpkg -V, byte code, `check`, `setup` + `run --once` against the
+#      package's own dev-server, `dpkg --purge` leaving nothing
 #   3. systemd booted in that root with `systemd-nspawn --boot`: the unit reaches READY, ships,
 #      pings the watchdog, reloads, refuses a bad config, stops cleanly, resumes; then its
 #      journald source: journal-writer.service logs numbered lines through the real journald,
@@ -13,15 +17,16 @@
 #   5. the container image (podman, base made locally from the same debootstrap root): build,
 #      non-root user, HEALTHCHECK, a --read-only run that ships and answers /healthz, clean stop
 # Prints PASS/FAIL/SKIP lines; exits 1 if anything failed. Needs root (chroot, nspawn, podman)
-# and the Debian mirror; installs debootstrap, systemd-container, podman and runc with apt
-# when they are missing. Env: SKIP_IMAGE=1 skips 5; KEEP=1 keeps the work directory;
+# and the Debian and Ubuntu mirrors; installs debootstrap, systemd-container, podman and runc
+# with apt when they are missing. Env: SKIP_IMAGE=1 skips 5; SKIP_BOOT=1 skips 2-4;
+# PREBUILT_DEB=path uses that .deb instead of building one; KEEP=1 keeps the work directory;
 # PACKAGE_REF=HEAD (any git ref) packages the agent from that commit instead of the working
 # tree (the packaging files themselves always come from the working tree).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=$ROOT/.cache/packaging
-OUT=$CACHE/run
+OUT=${PACKAGE_CHECK_OUT:-$CACHE/run}
 PIP=${PIP:-$ROOT/.venv/bin/pip}
 VENV_PY=$ROOT/.venv/bin/python
 LINES=500
@@ -83,9 +88,15 @@ build_packages() {
         finish
     fi
     started=$SECONDS
-    if DIST=$OUT/dist bash "$ROOT/packaging/build-deb.sh" "$WHEEL" >"$OUT/build-deb.log" 2>&1; then
+    if [ -n "${PREBUILT_DEB:-}" ]; then
+        cp "$PREBUILT_DEB" "$OUT/dist/"
+        DEB=$OUT/dist/$(basename "$PREBUILT_DEB")
+        skip "deb build: PREBUILT_DEB=$PREBUILT_DEB"
+    elif DIST=$OUT/dist bash "$ROOT/packaging/build-deb.sh" "$WHEEL" >"$OUT/build-deb.log" 2>&1; then
         DEB=$(ls "$OUT"/dist/polaris-agent_*.deb)
-        pass "deb: $(basename "$DEB"), $(du -h "$DEB" | cut -f1) ($((SECONDS - started))s)"
+        pass "deb: $(basename "$DEB"), $(du -h "$DEB" | cut -f1), Installed-Size" \
+            "$(dpkg-deb -f "$DEB" Installed-Size) KiB ($((SECONDS - started))s;" \
+            "$(grep -o 'pinned by [^ ]*\|NOT pinned' "$OUT/build-deb.log" | head -1))"
     else
         cat "$OUT/build-deb.log"
         fail "deb: build-deb.sh failed"
@@ -99,17 +110,30 @@ build_packages() {
     else
         fail "deb conffiles: config.toml is not a conffile ($conffiles)"
     fi
+    # md5sums: one line per regular file but the conffiles; no venv activate scripts or byte code.
+    local sums files junk
+    sums=$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./md5sums | wc -l)
+    files=$(dpkg-deb --fsys-tarfile "$DEB" | tar -tv | grep -c '^-')
+    junk=$(dpkg-deb -c "$DEB" | awk '{print $6}' | grep -E '/activate|\.pyc$|__pycache__' || true)
+    if [ "$sums" -eq $((files - $(wc -l <<<"$conffiles"))) ] && [ -z "$junk" ]; then
+        pass "deb md5sums: $sums files (all but the conffiles); no activate scripts, no byte code"
+    else
+        fail "deb md5sums: $sums lines for $files files; shipped: $junk"
+    fi
     if command -v lintian >/dev/null; then
-        # Errors fail; warnings are reported (a bundled venv under /opt is overridden).
-        lintian --no-tag-display-limit "$DEB" >"$OUT/lintian.log" 2>&1 || true
-        local errors warnings
+        # Errors and warnings fail; each override in packaging/deb/lintian-overrides says why.
+        lintian --tag-display-limit 0 "$DEB" >"$OUT/lintian.log" 2>&1 || true
+        local errors warnings overridden
         errors=$(grep -c '^E:' "$OUT/lintian.log" || true)
         warnings=$(grep -c '^W:' "$OUT/lintian.log" || true)
-        if [ "$errors" -eq 0 ]; then
-            pass "lintian: 0 errors, $warnings warnings ($OUT/lintian.log)"
+        overridden=$(lintian --show-overrides --tag-display-limit 0 "$DEB" 2>/dev/null \
+            | awk '/^O:/ {print $3}' | sort | uniq -c | awk '{printf "%s%s x%s", s, $2, $1; s=", "}' \
+            || true)
+        if [ "$errors" -eq 0 ] && [ "$warnings" -eq 0 ]; then
+            pass "lintian $(lintian --version | awk '{print $2}'): 0 errors, 0 warnings (overridden: $overridden)"
         else
-            grep '^E:' "$OUT/lintian.log" | sort | uniq -c | sort -rn | head -20
-            fail "lintian: $errors errors"
+            grep -E '^(E|W):' "$OUT/lintian.log" | sort | head -20
+            fail "lintian: $errors errors, $warnings warnings ($OUT/lintian.log)"
         fi
     else
         skip "lintian: not installed and apt-get could not install it"
@@ -193,7 +217,7 @@ install_deb() {
     fi
     local version
     if version=$(in_root polaris-agent --version 2>&1) \
-        && [ "$(readlink "$SYSROOT/opt/polaris-agent/bin/python3")" = /usr/bin/python3 ]; then
+        && [ "$(readlink "$SYSROOT/opt/polaris-agent/bin/python")" = /usr/bin/python3 ]; then
         pass "venv: /usr/bin/polaris-agent runs on Debian's python3: $version"
     else
         fail "venv: $version"
@@ -205,6 +229,184 @@ install_deb() {
     else
         fail "systemd-analyze verify --root: $verify"
     fi
+}
+
+# --- 2b. the same .deb on Debian 12, Debian 13 and Ubuntu 24.04 (python3 3.11, 3.13, 3.12) ---
+# A minbase root per release (cached), `dpkg -i`, then as an operator would: `check`, and
+# `setup` + `run --once` against the package's own dev-server (inside the chroot, on loopback),
+# `dpkg -V` (md5sums), byte code for that python3 only, and `dpkg --purge` leaving nothing.
+ensure_distro_root() { # NAME SUITE MIRROR SCRIPT [debootstrap options...]
+    local name=$1 suite=$2 mirror=$3 script=$4
+    shift 4
+    [ -e "$CACHE/rootfs-$name.ok" ] && return 0
+    local started=$SECONDS
+    rm -rf "$CACHE/rootfs-$name" "$CACHE/rootfs-$name.tmp"
+    # shellcheck disable=SC2086 # $script: no script (empty) or one path
+    if debootstrap --variant=minbase --include=python3,adduser,procps,ca-certificates "$@" \
+        "$suite" "$CACHE/rootfs-$name.tmp" "$mirror" $script >"$CACHE/debootstrap-$name.log" 2>&1
+    then
+        mv "$CACHE/rootfs-$name.tmp" "$CACHE/rootfs-$name"
+        touch "$CACHE/rootfs-$name.ok"
+        echo "debootstrap $suite: $((SECONDS - started))s"
+    else
+        tail -5 "$CACHE/debootstrap-$name.log"
+        return 1
+    fi
+}
+
+DISTRO_ROOT=
+umount_distro() {
+    [ -n "$DISTRO_ROOT" ] || return 0
+    if [ -n "${DEVSERVER_PID:-}" ]; then
+        kill "$DEVSERVER_PID" 2>/dev/null || true
+        wait "$DEVSERVER_PID" 2>/dev/null || true
+        DEVSERVER_PID=
+    fi
+    umount "$DISTRO_ROOT/proc" 2>/dev/null || true
+    umount "$DISTRO_ROOT/dev" 2>/dev/null || true
+}
+
+distro_check() { # CACHED-ROOT NAME DESCRIPTION
+    local name=$2 what=$3 root=$OUT/chroot-$2 log=$OUT/distro-$2.log
+    rm -rf "$root"
+    cp -a "$CACHE/$1" "$root"
+    DISTRO_ROOT=$root
+    mount -t proc proc "$root/proc"
+    mount --bind /dev "$root/dev"
+    cp "$DEB" "$root/tmp/polaris-agent.deb"
+    local py
+    py=$(chroot "$root" python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
+    if ! chroot "$root" dpkg -i /tmp/polaris-agent.deb </dev/null >"$log" 2>&1; then
+        cat "$log"
+        fail "$what: dpkg -i (python3 $py)"
+        umount_distro
+        return
+    fi
+    local version
+    version=$(chroot "$root" polaris-agent --version 2>&1) || true
+    pass "$what: dpkg -i, python3 $py, /usr/bin/polaris-agent --version: $version"
+    local verify
+    verify=$(chroot "$root" dpkg -V polaris-agent 2>&1) || true
+    local pyc other
+    pyc=$(find "$root/opt/polaris-agent/lib/python${py%.*}" -name '*.pyc' | wc -l)
+    other=$(find "$root/opt/polaris-agent/lib" -name '*.pyc' ! -path "*/python${py%.*}/*" | wc -l)
+    if [ -z "$verify" ] && [ "$pyc" -gt 0 ] && [ "$other" -eq 0 ]; then
+        pass "$what: dpkg -V (md5sums) clean; postinst compiled $pyc .pyc for python${py%.*} only"
+    else
+        fail "$what: dpkg -V: '$verify'; .pyc for python${py%.*}: $pyc, for others: $other"
+    fi
+
+    # A dev-server from the package itself, a config, 300 lines.
+    local port
+    port=$(free_port)
+    chroot "$root" polaris-agent dev-server --port "$port" --api-key distro-key \
+        >"$OUT/distro-$name-devserver.log" 2>&1 &
+    DEVSERVER_PID=$!
+    if ! wait_http "http://127.0.0.1:$port/_dev/stats" 20; then
+        fail "$what: dev-server from the package did not answer ($OUT/distro-$name-devserver.log)"
+        umount_distro
+        return
+    fi
+    mkdir -p "$root/srv/logs"
+    "$VENV_PY" - "$root/srv/logs/app.log" 300 <<'PY'
+import json, sys
+from datetime import UTC, datetime
+now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    for i in range(int(sys.argv[2])):
+        out.write(json.dumps({"event_time": now, "n": i, "message": f"line {i}"}) + "\n")
+PY
+    cat >"$root/srv/config.toml" <<CONFIG
+data_dir = "/srv/state"
+
+[polaris]
+url = "http://127.0.0.1:$port"
+project_id = "\${POLARIS_PROJECT_ID}"
+connection = "distro_check"
+api_key = "\${POLARIS_API_KEY}"
+
+[[sources]]
+name = "app"
+include = ["/srv/logs/*.log"]
+format = "json"
+time_field = "event_time"
+
+[batch]
+max_wait = "100ms"
+
+[job]
+table = "distro_check"
+create_table_if_not_exists = true
+read_from_point = "earliest"
+input_schema = [{ name = "event_time", data_type = "string" }, { name = "message", data_type = "string" }]
+mappings = [{ column = "__time", expression = 'TIME_PARSE("event_time")' }, { column = "message", expression = '"message"' }]
+CONFIG
+    local env=(env POLARIS_API_KEY=distro-key POLARIS_PROJECT_ID=p)
+    if chroot "$root" "${env[@]}" polaris-agent check --config /srv/config.toml \
+        >"$OUT/distro-$name-check.log" 2>&1; then
+        pass "$what: polaris-agent check: $(head -1 "$OUT/distro-$name-check.log")"
+    else
+        cat "$OUT/distro-$name-check.log"
+        fail "$what: polaris-agent check"
+    fi
+    if ! chroot "$root" "${env[@]}" polaris-agent setup --config /srv/config.toml \
+        >"$OUT/distro-$name-setup.log" 2>&1; then
+        cat "$OUT/distro-$name-setup.log"
+        fail "$what: polaris-agent setup against the dev-server"
+    fi
+    local rc=0 count
+    chroot "$root" "${env[@]}" polaris-agent run --once --once-timeout 60s \
+        --config /srv/config.toml >"$OUT/distro-$name-once.log" 2>&1 || rc=$?
+    count=$("$VENV_PY" -c 'import json, sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/_dev/stats", timeout=5) as r:
+    print(json.load(r).get("lines", {}).get("distro_check", 0))' "$port")
+    if [ "$rc" -eq 0 ] && [ "$count" = 300 ]; then
+        pass "$what: run --once exit 0, 300/300 lines at the dev-server"
+    else
+        tail -20 "$OUT/distro-$name-once.log"
+        fail "$what: run --once exit $rc, $count/300 lines"
+    fi
+    umount_distro
+
+    # Purge: nothing of the package is left (files, byte code, state, user, config).
+    chroot "$root" install -d -o polaris-agent /var/lib/polaris-agent/checkpoints
+    if ! chroot "$root" dpkg --purge polaris-agent </dev/null >>"$log" 2>&1; then
+        tail -5 "$log"
+        fail "$what: dpkg --purge"
+        return
+    fi
+    local left=() path
+    chroot "$root" getent passwd polaris-agent >/dev/null && left+=("user polaris-agent")
+    chroot "$root" getent group polaris-agent >/dev/null && left+=("group polaris-agent")
+    for path in /opt/polaris-agent /var/lib/polaris-agent /etc/polaris-agent \
+        /etc/default/polaris-agent /usr/bin/polaris-agent /lib/systemd/system/polaris-agent.service \
+        /usr/share/doc/polaris-agent /usr/share/python3/runtime.d/polaris-agent.rtupdate; do
+        if [ -e "$root$path" ] || [ -L "$root$path" ]; then left+=("$path"); fi
+    done
+    if [ ${#left[@]} -eq 0 ]; then
+        pass "$what: dpkg --purge leaves nothing (files, byte code, state, config, user)"
+    else
+        fail "$what: purge left ${left[*]}"
+    fi
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$root"
+}
+
+distros() {
+    section "the .deb on Debian 12, Debian 13, Ubuntu 24.04 (chroots)"
+    trap umount_distro EXIT
+    ensure_distro_root trixie trixie "$MIRROR" "" || fail "debootstrap trixie from $MIRROR"
+    # Ubuntu's archive key is not in Debian 12 (no ubuntu-keyring package): the Release file
+    # is not verified (--no-check-gpg); this root only runs tests. Debootstrap 1.0.128 has no
+    # noble script; Ubuntu's are all the same one (gutsy).
+    local ubuntu=${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
+    ensure_distro_root noble noble "$ubuntu" /usr/share/debootstrap/scripts/gutsy \
+        --no-check-gpg --components=main \
+        || skip "Ubuntu 24.04: debootstrap noble from $ubuntu failed (unreachable?)"
+    # Debian 12: section 2's root (it has adduser and procps, which minbase lacks).
+    distro_check sysroot-base bookworm "Debian 12"
+    if [ -e "$CACHE/rootfs-trixie.ok" ]; then distro_check rootfs-trixie trixie "Debian 13"; fi
+    if [ -e "$CACHE/rootfs-noble.ok" ]; then distro_check rootfs-noble noble "Ubuntu 24.04"; fi
+    trap - EXIT
 }
 
 # --- 3. boot systemd in the root --------------------------------------------------------------
@@ -349,7 +551,7 @@ EOF
     fi
     local ctx=$OUT/image-context started=$SECONDS
     rm -rf "$ctx" && mkdir -p "$ctx/packaging"
-    cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/agent" "$ctx/"
+    cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/requirements" "$SRC/agent" "$ctx/"
     cp -r "$ROOT/packaging/Dockerfile" "$ROOT/packaging/container" "$ctx/packaging/"
     find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
     if podman build --format docker --network host -v /etc/ssl/certs:/etc/ssl/certs:ro \
@@ -467,9 +669,14 @@ fi
 ensure_tools
 build_packages
 ensure_rootfs
-install_deb
-boot
-reinstall_and_purge
+distros
+if [ "${SKIP_BOOT:-0}" = 1 ]; then
+    skip "install, boot, reinstall and purge in the systemd root: SKIP_BOOT=1"
+else
+    install_deb
+    boot
+    reinstall_and_purge
+fi
 image
 [ "${KEEP:-0}" = 1 ] || rm -rf "$SYSROOT" "$OUT/image-context" "$OUT/src"
 finish
