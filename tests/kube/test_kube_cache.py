@@ -169,6 +169,7 @@ async def test_a_watch_too_old_for_the_server_lists_again(
         ("403", "forbidden"),
         ("500", "bad_answer"),
         ("garbage", "bad_answer"),
+        ("garbage-list", "bad_answer"),
         ("huge", "bad_answer"),
         ("stall", "stalled"),
     ],
@@ -183,6 +184,9 @@ async def test_a_broken_watch_is_counted_and_the_cache_recovers(
         await eventually(lambda: kube_api.watches() >= 1)
         if fault == "garbage":
             kube_api.garbage_next()
+        elif fault == "garbage-list":
+            kube_api.fail_next(500)  # the next watch fails, and the list after it is garbage
+            kube_api.garbage_next()
         elif fault == "huge":
             kube_api.huge_next(4 * 2**20)
         elif fault == "stall":
@@ -190,7 +194,8 @@ async def test_a_broken_watch_is_counted_and_the_cache_recovers(
         else:
             kube_api.fail_next(int(fault))
         kube_api.label_pod("uid-1", {"app": "checkout", "v": "2"})  # the fault hits the next watch
-        await eventually(lambda: failed(events, reason) >= 1)
+        expected = 2 if fault == "garbage-list" else 1
+        await eventually(lambda: failed(events, reason) >= expected)
         kube_api.label_pod("uid-1", {"app": "checkout", "v": "3"})
         await eventually(lambda: labels(cache) == {"app": "checkout", "v": "3"})
         assert labels(cache) == {"app": "checkout", "v": "3"}  # what it knew was kept

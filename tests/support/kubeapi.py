@@ -13,8 +13,8 @@ What it speaks, as the real server does: a list is ``{"kind": ..., "metadata":
 MODIFIED, DELETED, BOOKMARK, and ERROR with a 410 Status when N is older than what it kept),
 ended after ``timeoutSeconds``; ``fieldSelector=spec.nodeName=X`` keeps one node's pods; a
 request without the bearer token is a 401 Status. Faults, for the next pods request:
-`fail_next` (a status), `stall_next` (a watch that says nothing), `garbage_next` (a line
-that is not JSON), `huge_next` (a line longer than any object); `compact` forgets the
+`fail_next` (a status), `stall_next` (a watch that says nothing), `garbage_next` (a watch
+line or a list that is not JSON), `huge_next` (a line longer than any object); `compact` forgets the
 history (open watches, and later ones from before it, get ERROR 410).
 """
 
@@ -175,6 +175,8 @@ class FakeKubeApi:
             return _status(fault[1], "injected")
         if query.get("watch") in ("1", "true"):
             return await self._watch(request, resource, query, fault)
+        if fault is not None and fault[0] == "garbage":
+            return web.Response(body=b'{"kind": "PodList", "items": [', content_type="text/html")
         return self._list(resource, query)
 
     def _selected(self, resource: str, query: dict[str, str]) -> list[dict[str, Any]]:
