@@ -246,19 +246,19 @@ class JsonBlocks:
         if any(before in ends for before in UNSPLICEABLE):
             return None
         bodies = list(map(_BODY, lines))
-        template = b"," + self.time_key + b":%b" + fields.replace(b"%", b"%%") + b"}\n"
-        tails = list(map(template.__mod__, values))
-        widths = set(map(len, tails))
+        head, tail = b"," + self.time_key + b":", fields + b"}\n"  # around each value
+        # one join, no formatting per line
+        data = b"".join(chain.from_iterable(zip(bodies, repeat(head), values, repeat(tail))))
+        widths = set(map(len, values))
         if len(widths) == 1:  # times written alike (the common case): each line grows alike
-            growth = widths.pop() - 2
+            growth = len(head) + widths.pop() + len(tail) - 2
             if not lines_within(block, self.max_event - growth):
                 return None
-            data = b"".join(chain.from_iterable(zip(bodies, tails, strict=True)))
             return Encoded(cut(data, start_offset, growth, self.piece_bytes), [], 0)
-        sizes = list(map(add, map(len, bodies), map(len, tails)))
+        around = len(head) + len(tail)
+        sizes = list(map(add, map(len, bodies), map(around.__add__, map(len, values))))
         if max(sizes) - 1 > self.max_event:
             return None
-        data = b"".join(chain.from_iterable(zip(bodies, tails, strict=True)))
         starts = list(accumulate(map(add, map(len, bodies), repeat(2)), initial=start_offset))
         return Encoded(cut_events(data, list(accumulate(sizes)), starts, self.piece_bytes), [], 0)
 
