@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
-from itertools import accumulate
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from itertools import accumulate, compress, repeat
+from operator import add, attrgetter, methodcaller
+from typing import Any, Final
 
+import msgspec
 import orjson
 
 from agent.config import SourceConfig
@@ -30,14 +32,16 @@ from agent.encode.cut import cut_events
 from agent.encode.scan import (
     BLANK_LINE,
     MAX_NESTING_DEPTH,
+    ROW_SEPARATOR,
     TOO_DEEPLY_NESTED,
     lines_within,
     nesting_depth,
+    unremarkable,
 )
 from agent.encode.values import NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.assemble import Assembler, Record
 from agent.parse.event import EventBuilder, Rejection
-from agent.parse.parsers import BLOCK_PARSERS
+from agent.parse.parsers import BlockParse, block_parser
 from agent.parse.settings import ParserOptions, SourceParsing
 
 
@@ -85,6 +89,7 @@ class ParsedEncoder:
         self._position = start_offset  # end of the last line fed
         self._reported: dict[str, int] = {}
         self._block_parse = _block_parser(options)
+        self._docker = _docker_blocks(options)
 
     def __repr__(self) -> str:
         return f"<ParsedEncoder {self._assembler.path} pending={self.pending_offset}>"
@@ -100,8 +105,12 @@ class ParsedEncoder:
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
         """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
-        if self._block_parse is not None and self._assembler.pending_offset is None:
-            encoded = self._whole_block(block, start_offset)
+        if self._assembler.pending_offset is None:
+            encoded = None
+            if self._block_parse is not None:
+                encoded = self._whole_block(block, start_offset)
+            elif self._docker:
+                encoded = self._docker_block(block, start_offset)
             if encoded is not None:
                 return encoded
         lines: list[tuple[bytes, int, int]] = []
@@ -123,34 +132,114 @@ class ParsedEncoder:
 
     def _whole_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """A block of plain lines every one of which the parser matches, parsed with one
-        scan of its pattern over the block and built by `EventBuilder.build_parsed`: the same
-        events `encode` makes line by line (tests/unit/test_parsed_blocks.py), without a
-        record per line. None for any other block (a long, blank or non-ASCII line, a CR, a
-        line the parser does not match, a time that needs the line path): line by line."""
+        scan of its pattern over each slice of the block and built by
+        `EventBuilder.build_parsed`: the same events `encode` makes line by line
+        (tests/unit/test_parsed_blocks.py), without a record per line. None for any other
+        block (a long, blank or non-ASCII line, a CR, a line the parser does not match, a
+        time that needs the line path): line by line."""
         assert self._block_parse is not None
         if not block.isascii() or b"\r" in block or block[:1].isspace():
             return None
         if BLANK_LINE.search(block) or not lines_within(block, self._max_line):
             return None
+        return self._sliced(block, start_offset, self._parsed_slice)
+
+    def _parsed_slice(self, block: bytes, start_offset: int) -> _Slice | None:
+        assert self._block_parse is not None
         text = block.decode("ascii")
         lines = text.split("\n")
         lines.pop()
         parsed = self._block_parse(text, len(lines))
         if parsed is None:
             return None
-        starts = list(accumulate(map(len, lines), _next_line, initial=start_offset))
-        self._resolve_identity()
-        events = self._builder.build_parsed(parsed, starts)
-        if not events or max(map(len, events)) > self._max_event:
+        starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=start_offset))
+        built = self._builder.build_parsed(parsed, starts)
+        return None if built is None else _Slice(built[0], starts, 0, built[1])
+
+    def _docker_block(self, block: bytes, start_offset: int) -> Encoded | None:
+        """A block of Docker json-file lines, each a whole line (its ``log`` ends in a
+        newline), each slice decoded by one msgspec call (`DOCKER_ROWS`, rows as the JSON
+        fast path reads them: `JsonBlocks.probe`) and built by
+        `EventBuilder.build_container_lines`: the same events `encode` makes line by line
+        (tests/unit/test_parsed_blocks.py). None for any other block (a partial line, a line
+        that is not such an object, a long line, a CR, a time that needs the line path)."""
+        if b"\r" in block or not lines_within(block, self._max_line) or not unremarkable(block):
             return None
-        self._position = start_offset + len(block)
-        self._assembler.skip_to(self._position)
-        # cut as `_pieces` cuts (nothing is held, so each piece ends where the next begins)
-        data = b"\n".join(events) + b"\n"
-        ends = list(accumulate(map(len, events), _next_line, initial=0))[1:]
+        return self._sliced(block, start_offset, self._docker_slice)
+
+    def _docker_slice(self, block: bytes, start_offset: int) -> _Slice | None:
+        rows_text = block.replace(b"\n", ROW_SEPARATOR)
+        count = (len(rows_text) - len(block)) // (len(ROW_SEPARATOR) - 1)
+        try:
+            rows = DOCKER_ROWS.decode(b"".join((b"[[", rows_text, _LAST_ROW)))
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return None
+        rows.pop()
+        if len(rows) != count:  # no nesting to bound: the row's types hold none deeper than 2
+            return None
+        lines = list(map(_LINE, rows))
+        del rows
+        logs = list(map(_LOG, lines))
+        if not all(map(_WHOLE, logs)):
+            return None  # a partial line: joined line by line
+        messages = [log[:-1].removesuffix("\r") for log in logs]
+        del logs
+        raw = block.split(b"\n")
+        raw.pop()
+        starts = list(accumulate(map(add, map(len, raw), repeat(1)), initial=start_offset))
+        streams, times = list(map(_STREAM, lines)), list(map(_TIME, lines))
+        kept = list(map(bool, map(str.strip, messages)))  # a blank message is no event
+        blank = count - sum(kept)
+        if blank:
+            messages = list(compress(messages, kept))
+            streams, times = list(compress(streams, kept)), list(compress(times, kept))
+            starts = [*compress(starts, kept), starts[-1]]
+        built = self._builder.build_container_lines(messages, streams, times, starts)
+        return None if built is None else _Slice(built[0], starts, blank, built[1])
+
+    def _sliced(
+        self,
+        block: bytes,
+        start_offset: int,
+        encode_slice: Callable[[bytes, int], _Slice | None],
+    ) -> Encoded | None:
+        """`block` a slice of about `SLICE_BYTES` at a time (its per-line objects are many,
+        and a slice at a time keeps their peak memory small; so does joining each slice's
+        events at once: `orjson.dumps` gives each a 4 KiB buffer however short it is, a
+        block's worth of them was 13 MB of nginx events), the events of all slices cut
+        as `_pieces` cuts (nothing is held, so each piece ends where the next begins). None
+        when a slice is None (nothing is counted then), when no line makes an event or one
+        is too large: the caller goes line by line."""
+        self._resolve_identity()
+        chunks: list[bytes] = []  # each slice's events, joined at once (`_joined`)
+        sizes: list[int] = []
+        starts: list[int] = []
+        blank = missing = position = 0
+        while position < len(block):
+            end = block.rfind(b"\n", position, position + SLICE_BYTES) + 1 or len(block)
+            found = encode_slice(block[position:end], start_offset + position)
+            if found is None:
+                return None
+            if found.events:
+                sizes += map(len, found.events)
+                chunks.append(b"\n".join(found.events))
+            del found.starts[-1]  # the next slice's first line
+            starts += found.starts
+            blank += found.blank
+            missing += found.missing
+            position = end
+        if not sizes or max(sizes) > self._max_event:
+            return None
+        end = start_offset + len(block)
+        starts.append(end)
+        self._builder.counters.time_missing += missing
+        self._position = end
+        self._assembler.skip_to(end)
+        data = b"\n".join(chunks) + b"\n"
+        ends = list(accumulate(map(add, sizes, repeat(1))))
         pieces = cut_events(data, ends, starts, self._piece_bytes)
         # offsets as lists, as the line path gives them
-        return Encoded([replace(p, offsets=list(p.offsets)) for p in pieces], [], 0)
+        return Encoded([replace(p, offsets=list(p.offsets)) for p in pieces], [], blank)
 
     def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
         """Records whose flush timeout is up, or with `force` everything held (a backfill's
@@ -192,8 +281,8 @@ class ParsedEncoder:
             built = self._build(record)
             if isinstance(built, Rejected):
                 rejected.append(built)
-            else:
-                events.append((built, record.start_offset))
+            else:  # with its newline: a copy of its size (orjson.dumps' buffer is 4 KiB)
+                events.append((built + b"\n", record.start_offset))
         return Encoded(self._pieces(events), rejected, blank)
 
     def _build(self, record: Record) -> bytes | Rejected:
@@ -221,21 +310,22 @@ class ParsedEncoder:
         return self._position if pending is None else min(self._position, pending)
 
     def _pieces(self, events: list[tuple[bytes, int]]) -> list[EncodedPiece]:
-        """Events in release order, cut at `piece_bytes`; each piece ends before every later
-        piece's records and every held line (always one piece, maybe empty: its ticket moves
-        the checkpoint over lines that became nothing, such as blanks)."""
+        """Events (each with its newline) in release order, cut at `piece_bytes`; each piece
+        ends before every later piece's records and every held line (always one piece, maybe
+        empty: its ticket moves the checkpoint over lines that became nothing, such as
+        blanks)."""
         groups: list[list[tuple[bytes, int]]] = [[]]
         size = 0
         for event, start in events:
-            if groups[-1] and size + len(event) + 1 > self._piece_bytes:
+            if groups[-1] and size + len(event) > self._piece_bytes:
                 groups.append([])
                 size = 0
             groups[-1].append((event, start))
-            size += len(event) + 1
+            size += len(event)
         end = self._safe_end()
         pieces: list[EncodedPiece] = []
         for group in reversed(groups):
-            data = b"".join(event + b"\n" for event, _ in group)
+            data = b"".join(event for event, _ in group)
             starts = [start for _, start in group]
             pieces.append(EncodedPiece(data, len(group), end, starts))
             end = min([end, *starts])
@@ -243,23 +333,69 @@ class ParsedEncoder:
         return pieces
 
 
-def _block_parser(
-    options: SourceParsing,
-) -> Callable[[str, int], list[dict[str, Any]] | None] | None:
+def _block_parser(options: SourceParsing) -> BlockParse | None:
     """The whole-block parse of a source whose lines are each one record (no container
-    format, no multiline, UTF-8) and whose parser has one (`BLOCK_PARSERS`)."""
-    if options.parser is None or options.parser.type not in BLOCK_PARSERS:
+    format, no multiline, UTF-8) and whose parser has one (`block_parser`)."""
+    if options.parser is None:
         return None
     if options.kubernetes is not None or options.multiline is not None:
         return None
     if options.charset != "utf-8":
         return None
-    return BLOCK_PARSERS[options.parser.type]
+    return block_parser(options.parser)
 
 
-def _next_line(start: int, size: int) -> int:
-    """Where the line after one of `size` characters starting at `start` starts."""
-    return start + size + 1
+SLICE_BYTES: Final = 64 * 1024
+"""How much of a block the whole-block paths parse at a time."""
+
+
+@dataclass(slots=True)
+class _Slice:
+    """A slice's events, the starts of the lines they came from (one more: where the line
+    after the slice's last one starts), its blank lines and the times it found missing."""
+
+    events: list[bytes]
+    starts: list[int]
+    blank: int
+    missing: int
+
+
+class DockerLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A Docker json-file line as `decode_docker` reads it: its keys only, every value
+    checked (msgspec would skip another key's value where orjson refuses a number that
+    overflows), ``attrs`` (``--log-opt labels=...``) read and left out, as there."""
+
+    log: str
+    stream: str = ""
+    time: str = ""
+    attrs: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class DockerRow(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
+    """``[line]``: one line's row."""
+
+    line: DockerLine
+
+
+DOCKER_ROWS: Final = msgspec.json.Decoder(list[DockerRow])
+"""``[[line]\n,[line]\n,...]``: one row per line, as `JsonBlocks.probe` reads them."""
+_LAST_ROW: Final = b'{"log":"\\n"}]]'
+"""The row after the last separator (popped)."""
+_LINE = attrgetter("line")
+_LOG = attrgetter("log")
+_STREAM = attrgetter("stream")
+_TIME = attrgetter("time")
+_WHOLE = methodcaller("endswith", "\n")
+
+
+def _docker_blocks(options: SourceParsing) -> bool:
+    """Whether a source's blocks may be read as whole Docker json-file lines at once: the
+    Docker format and nothing after it but building events (no parser, no multiline,
+    UTF-8)."""
+    kubernetes = options.kubernetes
+    if kubernetes is None or kubernetes.format != "docker":
+        return False
+    return options.parser is None and options.multiline is None and options.charset == "utf-8"
 
 
 def _too_deep(text: str) -> bool:

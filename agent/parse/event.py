@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Final
 
 import orjson
@@ -23,12 +25,24 @@ from agent.parse.assemble import Record
 from agent.parse.kubernetes import PodMetadata, metadata_from_env, metadata_from_path
 from agent.parse.parsers import Parser, build_parser
 from agent.parse.settings import SourceParsing
-from agent.parse.timestamps import TimeParser, iso_from_millis, parse_iso8601, time_parser
+from agent.parse.timestamps import (
+    IsoSeconds,
+    TimeParser,
+    iso_from_millis,
+    parse_iso8601,
+    time_parser,
+)
 
 TOO_LATE: Final = "too_late"
 TOO_EARLY: Final = "too_early"
 INVALID_TIME: Final = "invalid_time"
 RAW_TIME_SUFFIX: Final = "_raw"
+_UNSEEN: Final = "\x00unseen"
+"""Not a time string `BlockTimes` has converted yet (an ISO time holds no NUL)."""
+_UNSEEN_SECOND: Final = -1 << 62
+_UTC_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3,9}Z"
+).fullmatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +102,8 @@ class EventBuilder:
             None if options.parser is None else build_parser(options.parser)
         )
         self._time: TimeParser = time_parser(options.time.format, options.time.zone)
-        self._container_time: TimeParser = time_parser("iso8601", options.time.zone)
+        self._container_time = IsoSeconds(options.time.zone)
+        self._container_parse = time_parser("iso8601", options.time.zone)
         self._time_key = _time_key(options, self._parser)
         self._raw_time_key = options.time_field + RAW_TIME_SUFFIX
         self._consume_time_key = (
@@ -126,37 +141,93 @@ class EventBuilder:
             fields[self._id_field] = event_id(self.identity, record.start_offset)
         return orjson.dumps(fields)
 
-    def build_parsed(self, parsed: list[dict[str, Any]], starts: list[int]) -> list[bytes] | None:
+    def build_parsed(
+        self, parsed: list[dict[str, Any]], starts: list[int]
+    ) -> tuple[list[bytes], int] | None:
         """The events `build` makes of lines whose parser matched into `parsed` (one dict per
         line, from the line starting at `starts[i]`, no container stream or time), without
         its per-line steps that cannot apply: one read of the clock, each distinct time
-        string converted once. None when a line needs what only `build` does (no time, a
-        time that does not parse or lies outside the windows): nothing is counted then, and
-        the caller goes line by line."""
+        string converted once, a missing time the one read time. None when a line needs what
+        only `build` does (a time that is not a string, does not parse or lies outside the
+        windows): the caller goes line by line. With the events, how many times were
+        missing, for the caller to count (``counters.time_missing``) once it sends them."""
         now_ms = int(self._now() * 1000)
         earliest, latest = now_ms - self._late_ms, now_ms + self._early_ms
-        key, consume, parse = self._time_key, self._consume_time_key, self._time.parse
-        converted: dict[str, int | None] = {}
+        key, consume = self._time_key, self._consume_time_key
+        times = BlockTimes(self._time, now_ms, earliest, latest)
+        read_time = iso_from_millis(now_ms)  # inside the windows: both are longer than zero
         extra, time_field, id_field = self._extra.items(), self._time_field, self._id_field
+        missing = 0
         events: list[bytes] = []
         for fields, start in zip(parsed, starts, strict=False):
             value = fields.get(key)
-            if type(value) is not str or not value:
+            if value is None or value == "":
+                if consume:
+                    fields.pop(key, None)
+                missing += 1
+                iso: str | None = read_time
+            elif type(value) is str:
+                iso = times.iso(value)
+                if iso is None:
+                    return None
+                if consume:
+                    del fields[key]
+            else:
                 return None
-            millis = converted.get(value, -1)
-            if millis == -1:
-                millis = converted[value] = parse(value, now_ms)
-            if millis is None or not earliest <= millis <= latest:
-                return None
-            if consume:
-                del fields[key]
             for name, static in extra:
                 fields.setdefault(name, static)
-            fields[time_field] = iso_from_millis(millis)
+            fields[time_field] = iso
             if id_field is not None:
                 fields[id_field] = event_id(self.identity, start)
             events.append(orjson.dumps(fields))
-        return events
+        return events, missing
+
+    def build_container_lines(
+        self, messages: list[str], streams: list[str], times: list[str], starts: list[int]
+    ) -> tuple[list[bytes], int] | None:
+        """The events `build` makes of whole container lines (no parser, no ``P`` fragment,
+        no blank message) holding `messages[i]`, written to `streams[i]` at the runtime's
+        `times[i]`, from the line starting at `starts[i]`: ``{"message", "stream", static
+        fields, time}`` in that order, as `build` sets them, with one read of the clock and
+        each time read as `BlockTimes` reads it. None when a line needs what only `build`
+        does (a time that does not parse or lies outside the windows, a parser, a time field
+        that is the message): the caller goes line by line. With the events, how many times
+        were missing (`build_parsed`)."""
+        if self._parser is not None or self._time_key == "message":
+            return None
+        now_ms = int(self._now() * 1000)
+        block_times = BlockTimes(self._container_parse, now_ms, *self._window(now_ms))
+        read_time = iso_from_millis(now_ms)
+        isos = [block_times.iso(time) if time else read_time for time in times]
+        if None in isos:
+            return None
+        # `build`'s setdefault of each static field and assignment of the time, as a display:
+        # a repeated key keeps its first place and takes the last value
+        rest = {k: v for k, v in self._extra.items() if k not in ("message", "stream")}
+        time_field, id_field = self._time_field, self._id_field
+        if id_field is None:
+            events = [
+                orjson.dumps({"message": m, "stream": s, **rest, time_field: t})
+                for m, s, t in zip(messages, streams, isos, strict=True)
+            ]
+        else:
+            identity = self.identity
+            events = [
+                orjson.dumps(
+                    {
+                        "message": m,
+                        "stream": s,
+                        **rest,
+                        time_field: t,
+                        id_field: event_id(identity, o),
+                    }
+                )
+                for m, s, t, o in zip(messages, streams, isos, starts, strict=False)
+            ]
+        return events, times.count("")
+
+    def _window(self, now_ms: int) -> tuple[int, int]:
+        return now_ms - self._late_ms, now_ms + self._early_ms
 
     def _fields(self, text: str) -> dict[str, Any]:
         if self._parser is None:
@@ -181,7 +252,7 @@ class EventBuilder:
         if self._consume_time_key:
             fields.pop(self._time_key, None)
         if record.time:
-            millis = parse_iso8601(record.time, self._container_time.zone)
+            millis = self._container_time(record.time)
             if millis is not None:
                 return millis
         self.counters.time_missing += 1
@@ -211,6 +282,54 @@ class EventBuilder:
             self.counters.too_early += 1
             return Rejection(TOO_EARLY, _window_detail(millis, now_ms, "early", self._early_ms))
         return None
+
+
+class BlockTimes:
+    """One block's event times as `EventBuilder.build` writes them, each read once: a time in
+    UTC as ISO 8601 writes it with milliseconds or more (``2026-12-03T15:02:58.123Z``, what
+    RFC 5424, Docker and most JSON loggers write) by its second, read once and kept, and its
+    first three fraction digits, which is what ``auto`` and ``iso8601`` make of it; any other
+    text once per distinct value."""
+
+    __slots__ = ("_converted", "_earliest", "_latest", "_now_ms", "_parse", "_seconds", "_utc")
+
+    def __init__(self, time: TimeParser, now_ms: int, earliest: int, latest: int) -> None:
+        self._parse = time.parse
+        self._utc = time.format in ("auto", "iso8601")
+        self._now_ms, self._earliest, self._latest = now_ms, earliest, latest
+        self._seconds: dict[str, int | None] = {}
+        self._converted: dict[str, str | None] = {}
+
+    def iso(self, value: str) -> str | None:
+        """`value` as the event's time field, None when it is not a time inside the
+        windows (the line path decides what that becomes)."""
+        if self._utc and _UTC_TEXT(value) is not None:
+            second = value[:19]
+            base = self._seconds.get(second, _UNSEEN_SECOND)
+            if base == _UNSEEN_SECOND:
+                base = self._seconds[second] = _utc_second(second)
+            if base is None:
+                return None
+            if not self._earliest <= base + int(value[20:23]) <= self._latest:
+                return None
+            return value if len(value) == 24 else value[:23] + "Z"
+        iso = self._converted.get(value, _UNSEEN)
+        if iso is _UNSEEN:
+            millis = self._parse(value, self._now_ms)
+            if millis is not None and self._earliest <= millis <= self._latest:
+                iso = self._converted[value] = iso_from_millis(millis)
+            else:
+                iso = self._converted[value] = None
+        return iso
+
+
+def _utc_second(second: str) -> int | None:
+    """The epoch milliseconds of ``YYYY-MM-DDTHH:MM:SS`` in UTC, when `iso_from_millis` writes
+    that second as it is written here (not the year 1, which it writes ``1-01-01``)."""
+    millis = parse_iso8601(second + "Z", UTC)
+    if millis is None or not iso_from_millis(millis).startswith(second):
+        return None
+    return millis
 
 
 def _time_key(options: SourceParsing, parser: Parser | None) -> str:

@@ -62,14 +62,32 @@ _TAG = re.compile(r"(?P<app>[^\s\[\]:]+)(?:\[(?P<pid>[^\]\s]+)\])?: ?(?P<message
 _SYSLOG_5424 = re.compile(
     r"<(?P<pri>\d{1,3})>(?P<version>\d{1,2}) (?P<time>\S+) (?P<host>\S+) (?P<app>\S+) "
     r"(?P<procid>\S+) (?P<msgid>\S+) "
-    rf'(?P<sd>-|(?:\[(?:[^\]"\\]|\\.|"{_QUOTED}")*\])+)(?: (?P<message>.*))?$'
+    rf'(?P<sd>-|(?:\[[^\]"\\]*(?:(?:\\.|"{_QUOTED}")[^\]"\\]*)*\])+)(?: (?P<message>.*))?$'
 )
+"""The structured data's elements as `_QUOTED` is written: runs of plain characters between
+escapes and quoted values (the same strings as one alternation per character, fewer steps)."""
+_5424_HEAD = re.compile(r"<\d{1,3}>\d{1,2} ")
+"""How every RFC 5424 line starts: a block where no line does is RFC 3164 or nothing (a
+search from a newline, a literal, skips through the block; `^` under ``re.M`` is tried at
+every character)."""
+_5424_NEXT_HEAD = re.compile("\n" + _5424_HEAD.pattern)
+_5424_HEADS: Final = ("time", "host", "app", "procid", "msgid")
+"""The header fields between the version and the structured data, in `_SYSLOG_5424`'s order."""
 _SYSLOG_3164_LINES = re.compile("^" + _SYSLOG_3164.pattern, re.M)
 _SYSLOG_5424_LINES = re.compile("^" + _SYSLOG_5424.pattern, re.M)
 _SD_ELEMENT = re.compile(rf'\[([^\s\]=]+)((?:\s+[^\s=\]]+="{_QUOTED}")*)\s*\]')
 _SD_PARAM = re.compile(rf'([^\s=\]]+)="({_QUOTED})"')
 _SD_ESCAPE = re.compile(r'\\(["\\\]])')
 _LOGFMT = re.compile(rf'([^\s=]+)(?:=("{_QUOTED}"|\S*))?')
+_QUOTED_IN_LINE = _QUOTED.replace("^", "^\n")
+_LOGFMT_LINES = re.compile(rf'([^\s=]+)(=(?:"{_QUOTED_IN_LINE}"|\S*))?|(\n)')
+"""`_LOGFMT` over a block: a quoted value stops at the line's end (no line holds a newline,
+so it is the same match within a line), the ``=`` kept (a bare key has none), and each
+newline a match of its own."""
+_LOOKAROUND = ("(?=", "(?!", "(?<", "\\A", "\\Z")
+"""What makes a pattern see past a line's ends (lookarounds, the string's own start and
+end): a user regex holding any of these text has no whole-block form."""
+_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +124,80 @@ def regex_parser(pattern: re.Pattern[str]) -> ParseFunction:
         match = pattern.search(text)
         if match is None:
             return None
-        return {k: v for k, v in match.groupdict().items() if v is not None}
+        return _present(match)
 
     return parse
+
+
+BlockParse = Callable[[str, int], list[Fields] | None]
+"""``(text, lines) -> fields of each line``: the parse function of every line of `text`
+(`lines` lines, each ending in a newline) with one scan of a pattern over the whole text; None
+unless every line matches (then the caller goes line by line)."""
+
+
+def block_parser(options: ParserOptions) -> BlockParse | None:
+    """The whole-block form of a parser, None for those without one (json)."""
+    if options.type == "regex":
+        assert options.pattern is not None  # guaranteed by ParserOptions
+        return regex_block(options.pattern)
+    forms: dict[str, BlockParse] = {
+        "nginx": access_block,
+        "apache": access_block,
+        "syslog": syslog_block,
+        "logfmt": logfmt_block,
+    }
+    return forms.get(options.type)
+
+
+def regex_block(pattern: str) -> BlockParse | None:
+    """`regex_parser`'s ``pattern.search`` on every line, as one scan over the block.
+
+    ``^[^\\n]*?(?:pattern)`` under ``re.M`` tries each start in a line from its first
+    character on, and the pattern's alternatives in their order, as ``search`` does on the
+    line alone; it cannot start a match in one line and find it in the next. The pattern
+    itself can reach past the line's end (``\\s`` takes a newline): a match holding one is
+    refused (as are a line without a match and a line with two, the first empty), and one
+    that does not behaves as on the line alone (``$``, ``^`` and ``\\b``
+    see a newline where the line alone has its end). Only lookarounds, ``\\A`` and ``\\Z``
+    see what the line alone does not, and a pattern with any of them has no block form
+    (None). So does one that does not compile so (global flags after the start)."""
+    if any(token in pattern for token in _LOOKAROUND):
+        return None
+    flags = _GLOBAL_FLAGS.match(pattern)
+    head = "" if flags is None else flags.group()
+    try:
+        whole = re.compile(rf"{head}^[^\n]*?(?:{pattern[len(head) :]})", re.M)
+    except re.error:
+        return None
+
+    def parse(text: str, lines: int) -> list[Fields] | None:
+        found = list(whole.finditer(text, 0, len(text) - 1))  # not the empty line after
+        if len(found) != lines or len(set(map(re.Match.start, found))) != lines:
+            return None  # a line without a match, or with two (an empty one, then another)
+        if "\n" in "".join(map(re.Match.group, found)):
+            return None  # a match that runs into the next line
+        return list(map(_present, found))
+
+    return parse
+
+
+def logfmt_block(text: str, lines: int) -> list[Fields] | None:
+    """`parse_logfmt` of every line of `text` with one scan of `_LOGFMT_LINES`."""
+    found: list[Fields] = []
+    fields: Fields = {}
+    pairs = 0
+    for key, value, newline in _LOGFMT_LINES.findall(text):
+        if newline:
+            if not pairs:
+                return None
+            found.append(fields)
+            fields, pairs = {}, 0
+        elif not value:
+            fields[key] = True
+        else:
+            pairs += 1
+            fields[key] = _unquote(value[1:]) if value[1:2] == '"' else value[1:]
+    return found if len(found) == lines else None
 
 
 def parse_access(text: str) -> Fields | None:
@@ -215,11 +304,12 @@ def syslog_block(text: str, lines: int) -> list[Fields] | None:
     one scan over the whole text: all RFC 5424, or all RFC 3164 with no line RFC 5424 would
     take first; None otherwise (the caller goes line by line). A match that would run into
     the next line takes that line's start: fewer matches than lines, and None."""
-    found = list(map(syslog_5424_fields, _SYSLOG_5424_LINES.finditer(text)))
-    if len(found) == lines:
-        return found
-    if found or _SYSLOG_5424_LINES.search(text) is not None:
-        return None
+    if _5424_HEAD.match(text) is not None or _5424_NEXT_HEAD.search(text) is not None:
+        found = list(map(syslog_5424_fields, _SYSLOG_5424_LINES.finditer(text)))
+        if len(found) == lines:
+            return found
+        if found:
+            return None
     found = list(map(syslog_3164_fields, _SYSLOG_3164_LINES.finditer(text)))
     return found if len(found) == lines else None
 
@@ -257,28 +347,27 @@ def parse_syslog_5424(text: str) -> Fields | None:
 
 def syslog_5424_fields(match: re.Match[str]) -> Fields:
     """The fields of one RFC 5424 line's match (see `parse_syslog_5424`)."""
-    fields: Fields = {}
-    _add_priority(fields, match.group("pri"))
-    fields["version"] = int(match.group("version"))
-    for key in ("time", "host", "app", "procid", "msgid"):
-        value = match.group(key)
-        if value != "-":
-            fields[key] = value
-    sd = match.group("sd")
+    pri, version, time, host, app, procid, msgid, sd, message = match.groups()
+    facility, severity = _priority(pri)
+    fields: Fields = {
+        "facility": facility,
+        "severity": severity,
+        "version": int(version),
+        "time": time,
+        "host": host,
+        "app": app,
+        "procid": procid,
+        "msgid": msgid,
+    }
+    if "-" in (time, host, app, procid, msgid):
+        for key in _5424_HEADS:
+            if fields[key] == "-":
+                del fields[key]
     if sd != "-":
         fields["structured_data"] = _structured_data(sd)
-    message = match.group("message")
     if message:
         fields["message"] = message.removeprefix("\ufeff")
     return fields
-
-
-BLOCK_PARSERS: Final[dict[str, Callable[[str, int], list[Fields] | None]]] = {
-    "nginx": access_block,
-    "apache": access_block,
-    "syslog": syslog_block,
-}
-"""Parsers with a whole-block form: the same fields for every line, one scan per block."""
 
 
 def parse_logfmt(text: str) -> Fields | None:
@@ -311,9 +400,14 @@ def _present(match: re.Match[str]) -> Fields:
 
 def _add_priority(fields: Fields, pri: str | None) -> None:
     if pri is not None:
-        value = int(pri)
-        fields["facility"] = value >> 3
-        fields["severity"] = value & 7
+        fields["facility"], fields["severity"] = _priority(pri)
+
+
+@lru_cache(maxsize=256)
+def _priority(pri: str) -> tuple[int, int]:
+    """Facility and severity of a ``<PRI>``'s digits (a source writes a few distinct ones)."""
+    value = int(pri)
+    return value >> 3, value & 7
 
 
 @lru_cache(maxsize=1024)
@@ -327,7 +421,11 @@ def _structured_data(text: str) -> dict[str, dict[str, str]]:
 
 
 def _unquote(quoted: str) -> str:
-    """A double-quoted value: JSON string rules when it is one, else just ``\\x`` -> ``x``."""
+    """A double-quoted value: JSON string rules when it is one, else just ``\\x`` -> ``x``;
+    without a backslash both are the text between the quotes (or JSON refuses a control
+    character, and the other rule takes the same text)."""
+    if "\\" not in quoted:
+        return quoted[1:-1]
     try:
         value = orjson.loads(quoted)
     except orjson.JSONDecodeError:

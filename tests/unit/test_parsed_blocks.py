@@ -5,14 +5,17 @@ dead letters and counts, whatever the lines."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from agent.config import SourceConfig
 from agent.encode import Encoded
-from agent.encode.parsed import ParsedEncoder
+from agent.encode.parsed import SLICE_BYTES, ParsedEncoder
+from agent.parse.parsers import _QUOTED, _SYSLOG_5424
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 
@@ -121,8 +124,8 @@ def test_the_block_path_writes_what_the_line_path_writes(
 ) -> None:
     block = "".join(line + "\n" for line in [first] * repeat + others).encode()
     fast, slow = encoder(parser=parser, **extra), encoder(parser=parser, **extra)
-    taken = fast._whole_block(block, 3)
-    event("block path" if taken is not None else "line path")
+    taken = fast._block_parse is not None and fast._whole_block(block, 3) is not None
+    event("block path" if taken else "line path")
     fast = encoder(parser=parser, **extra)
     assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
     assert fast.take_counts() == slow.take_counts()
@@ -143,7 +146,11 @@ SYSLOG_5424 = st.builds(
     lambda pri, time, sd, message: f"<{pri}>1 {time} web-01 app 42 ID47 {sd}{message}",
     pri=st.sampled_from(["165", "0", "34"]),
     time=st.sampled_from(
-        ["2025-11-24T10:00:00.123Z", "2025-11-24T10:00:00+01:00", "-", "2020-01-01T00:00:00Z"]
+        [
+            *("2025-11-24T10:00:00.123Z", "2025-11-24T10:00:00+01:00", "-"),
+            *("2020-01-01T00:00:00Z", "2025-11-24T10:00:00.123456789Z", "2025-11-24T10:00:00.5Z"),
+            *("0001-01-01T00:00:00.000Z", "2025-11-24T10:00:60.000Z", "2035-11-24T10:00:00.000Z"),
+        ]
     ),
     sd=st.sampled_from(["-", '[ex@1 iut="3"]', '[a@1 k="v\\"]"][b@2]', "[open"]),
     message=st.sampled_from(["", " hello", " \ufeffbom", " x\r"]),
@@ -169,3 +176,328 @@ def test_syslog_blocks_write_what_the_line_path_writes(
     fast = encoder(parser="syslog")
     assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
     assert fast.take_counts() == slow.take_counts()
+
+
+LOGFMT_VALUES = [
+    "info",
+    "",
+    '"hello world"',
+    '"say \\"hi\\""',
+    '"unterminated',
+    '"a\\\\"',
+    '"tab\\there"',
+    '"x"y',
+    "=",
+    "a=b",
+    '"\\u00e9t\\u00e9"',
+]
+LOGFMT_TIMES = [
+    "2025-11-24T10:00:00.123Z",
+    "2025-11-24T10:00:00.123456789Z",
+    "2025-11-24T10:00:00Z",
+    "2025-11-24T10:00:00.5Z",
+    "2025-11-24T10:00:60.000Z",
+    "0001-01-01T00:00:00.000Z",
+    "2020-01-01T00:00:00.000Z",  # too late
+    "2025-11-24T11:00:00.000+01:00",
+    "24/Nov/2025:10:00:00 +0000",
+    "1764028800",
+    "not-a-time",
+]
+logfmt_pair = st.one_of(
+    st.builds(
+        lambda key, value: f"{key}={value}",
+        st.sampled_from(["level", "msg", "time", "timestamp", "k", "a.b", "level"]),
+        st.sampled_from(LOGFMT_VALUES),
+    ),
+    st.builds(lambda t: f"timestamp={t}", st.sampled_from(LOGFMT_TIMES)),
+    st.sampled_from(["bare", "timestamp", '"', "==", "k==v"]),
+)
+logfmt_lines = st.one_of(
+    st.lists(logfmt_pair, min_size=1, max_size=5).map(" ".join),
+    st.lists(logfmt_pair, min_size=1, max_size=5).map(" ".join),
+    st.lists(logfmt_pair, min_size=1, max_size=3).map("\t ".join),
+    other,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    lines=st.lists(logfmt_lines, min_size=1, max_size=8),
+    extra=st.sampled_from(
+        [
+            {},
+            {"fields": {"env": "prod", "level": "x"}},
+            {"event_id": True},
+            {"time": {"field": "k"}},
+        ]
+    ),
+)
+def test_logfmt_blocks_write_what_the_line_path_writes(
+    lines: list[str], extra: dict[str, Any]
+) -> None:
+    block = "".join(line + "\n" for line in lines).encode()
+    fast, slow = encoder(parser="logfmt", **extra), encoder(parser="logfmt", **extra)
+    taken = fast._whole_block(block, 3)
+    event("block path" if taken is not None else "line path")
+    fast = encoder(parser="logfmt", **extra)
+    assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
+    assert fast.take_counts() == slow.take_counts()
+
+
+def test_a_block_of_logfmt_lines_takes_the_block_path() -> None:
+    line = b'time=2025-11-24T10:00:00.123Z level=info msg="hello \\"you\\"" ok\n'
+    enc = encoder(parser="logfmt", time={"field": "time"})
+    encoded = enc._whole_block(line * 20, 0)
+    assert encoded is not None
+    assert encoded.pieces[0].data.startswith(
+        b'{"time":"2025-11-24T10:00:00.123Z","level":"info","msg":"hello \\"you\\"","ok":true,'
+        b'"timestamp":"2025-11-24T10:00:00.123Z"}\n'
+    )
+
+
+REGEXES = [
+    r"^(?P<time>\S+) (?P<level>[A-Z]+) (?P<message>.*)$",
+    r"(?P<level>[A-Z]+) (?P<message>.*)",  # unanchored: search finds it anywhere
+    r"(?P<level>[A-Z]+)\s+(?P<rest>[\s\S]*)",  # reaches past the line's end
+    r"\b(?P<word>x)?",  # an empty match first
+    r"(?P<e>\b)|(?P<x>a)",  # an empty match, then a longer one at the same start
+    r"(?i)^(?P<time>\S+) (?P<level>info|warn)",
+    r"(?P<level>[A-Z]+)$",
+    r"^(?P<time>\S+)(?=\s)",  # a lookahead: no block form
+    r"(?P<a>a)|(?P<b>b)",
+    r"(?P<level>[A-Z]+)(?P<space>\s*)",  # takes the newline, and the next line matches
+]
+regex_line = st.builds(
+    lambda time, level, message: f"{time} {level} {message}",
+    st.sampled_from(LOGFMT_TIMES[:4]) | st.sampled_from(LOGFMT_TIMES),
+    st.just("INFO") | st.sampled_from(["INFO", "info", "WARN", "x"]),
+    st.sampled_from(["hello", "", "a b", "INFO", "x"]),
+)
+regex_lines = st.one_of(
+    st.lists(regex_line, min_size=1, max_size=8),
+    st.lists(
+        regex_line | st.sampled_from(["a", "-", "b", " x", "x ", "INFO"]) | other, max_size=8
+    ).filter(bool),
+)
+
+
+@settings(
+    max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    lines=regex_lines,
+    pattern=st.sampled_from(REGEXES),
+    extra=st.sampled_from([{}, {"event_id": True}, {"time": {"format": "iso8601"}}]),
+)
+def test_regex_blocks_write_what_the_line_path_writes(
+    lines: list[str], pattern: str, extra: dict[str, Any]
+) -> None:
+    block = "".join(line + "\n" for line in lines).encode()
+    parser = {"type": "regex", "pattern": pattern}
+    fast, slow = encoder(parser=parser, **extra), encoder(parser=parser, **extra)
+    taken = fast._block_parse is not None and fast._whole_block(block, 3) is not None
+    event("block path" if taken else "line path")
+    fast = encoder(parser=parser, **extra)
+    assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
+    assert fast.take_counts() == slow.take_counts()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "lines"),
+    [
+        (r"(?P<level>[A-Z]+)(?P<space>\s*)", ["INFO", "WARN x"]),  # a match runs into line 2
+        (r"(?P<e>\b)|(?P<x>a)", ["a", "-"]),  # two matches in line 1 (the first empty), none in 2
+        (r"(?P<x>a)??", ["a", "b"]),
+    ],
+)
+def test_regex_matches_that_cross_or_share_lines_go_line_by_line(
+    pattern: str, lines: list[str]
+) -> None:
+    block = "".join(line + "\n" for line in lines).encode()
+    parser = {"type": "regex", "pattern": pattern}
+    fast, slow = encoder(parser=parser), encoder(parser=parser)
+    assert fast._whole_block(block, 0) is None
+    assert outcome(fast.encode(block, 0)) == outcome(line_by_line(slow, block, 0))
+
+
+def test_a_block_of_regex_lines_takes_the_block_path() -> None:
+    line = b"2025-11-24T10:00:00.123456Z INFO hello\n"
+    enc = encoder(parser={"type": "regex", "pattern": REGEXES[0]})
+    assert enc._whole_block(line * 20, 0) is not None
+    lookahead = encoder(parser={"type": "regex", "pattern": r"^(?P<time>\S+)(?=\s)"})
+    assert lookahead._block_parse is None
+
+
+DOCKER_TIMES = [
+    "2025-11-24T10:00:00.123456789Z",
+    "2025-11-24T10:00:00.123Z",
+    "2025-11-24T10:00:00Z",
+    "2025-11-24T11:00:00.5+01:00",
+    "2020-01-01T00:00:00.000000000Z",  # too late
+    "2025-11-24T10:00:60.000Z",
+    "garbage",
+    "",
+]
+DOCKER_LOGS = [
+    r"hello\n",
+    r"seq=1 INFO a\r\n",
+    r"\n",  # an empty line: blank
+    r"   \n",
+    "partial",  # no newline: a P fragment
+    r"caf\u00e9 \"q\" \\ \u0000\n",
+    r"\ud83d\ude00\n",
+    r"\ud800\n",  # a lone surrogate: orjson refuses it
+    r"tab\there\n",
+]
+
+
+def docker_json(log: str, stream: str, time: str, tail: str) -> str:
+    stamp = "" if time == "-" else ',"time":"' + time + '"'
+    return '{"log":"' + log + '"' + stream + stamp + tail + "}"
+
+
+docker_line = st.builds(
+    docker_json,
+    log=st.sampled_from(DOCKER_LOGS[:2]) | st.sampled_from(DOCKER_LOGS),
+    stream=st.sampled_from([',"stream":"stdout"', ',"stream":"stderr"', ""])
+    | st.just(',"stream":5'),
+    time=st.sampled_from(DOCKER_TIMES[:3]) | st.sampled_from([*DOCKER_TIMES, "-"]),
+    tail=st.sampled_from(["", ',"attrs":{"tag":"web"}', ',"log":"again\\n"'])
+    | st.sampled_from(
+        [
+            ',"attrs":{"tag":"web"}',
+            ',"attrs":{"n":1}',
+            ',"x":1e999',
+            ',"x":1',
+            ',"log":"again\\n"',
+            ',"time":5',
+            ' ,"stream":"x"',
+        ]
+    ),
+)
+docker_other = st.sampled_from(
+    [
+        "",
+        " ",
+        "[]",
+        '[{"log":"a\\n"}]',
+        '{"log":"a\\n"},{"log":"b\\n"}',
+        '{"log":"a\\n","x":"',
+        '"}',
+        '{"log":"a\\n"}],[{"log":"b\\n"}',
+        "not json",
+        "\ufeff" + '{"log":"bom\\n"}',
+        '{"log":"caf\u00e9\\n"}',
+        '{"log":null}',
+        '{"log":"a\\n"}\r',
+        "2025-11-24T10:00:00Z stdout F cri",
+        "y" * 3000,
+    ]
+)
+clean_docker_line = st.builds(
+    lambda log, stream, time: docker_json(log, f',"stream":"{stream}"', time, ""),
+    log=st.sampled_from([*DOCKER_LOGS[:4], *DOCKER_LOGS[5:7], DOCKER_LOGS[8]]),
+    stream=st.sampled_from(["stdout", "stderr"]),
+    time=st.sampled_from(DOCKER_TIMES[:4]),
+)
+docker_lines = st.one_of(
+    st.lists(clean_docker_line, min_size=1, max_size=8),
+    st.lists(clean_docker_line | docker_line, min_size=1, max_size=8),
+    st.lists(docker_line, min_size=1, max_size=8),
+    st.lists(docker_line | docker_other, min_size=1, max_size=8),
+)
+
+
+@settings(
+    max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    lines=docker_lines,
+    extra=st.sampled_from(
+        [
+            {},
+            {"fields": {"env": "prod", "stream": "static", "message": "m"}},
+            {"event_id": True},
+            {"event_id": "message"},
+            {"time_field": "stream"},
+            {"time_field": "message"},
+            {"time": {"field": "message"}},
+            {"time": {"timezone": "Europe/Berlin"}},
+        ]
+    ),
+    invalid=st.booleans(),
+)
+def test_docker_blocks_write_what_the_line_path_writes(
+    lines: list[str], extra: dict[str, Any], invalid: bool
+) -> None:
+    block = "".join(line + "\n" for line in lines).encode()
+    if invalid:
+        block = block.replace(b"caf\xc3\xa9", b"caf\xe9")
+    options = {"kubernetes": {"format": "docker"}, **extra}
+    fast, slow = encoder(**options), encoder(**options)
+    taken = fast._docker_block(block, 3) is not None
+    event("block path" if taken else "line path")
+    fast = encoder(**options)
+    assert outcome(fast.encode(block, 3)) == outcome(docker_line_by_line(slow, block, 3))
+    assert fast.take_counts() == slow.take_counts()
+    assert fast.pending_offset == slow.pending_offset
+
+
+def docker_line_by_line(enc: ParsedEncoder, block: bytes, start: int) -> Encoded:
+    enc._docker = False  # the reference: record by record
+    return enc.encode(block, start)
+
+
+def test_a_block_of_docker_lines_takes_the_block_path() -> None:
+    line = (
+        b'{"log":"hello \\"you\\"\\n","stream":"stderr","time":"2025-11-24T10:00:00.123456789Z"}\n'
+    )
+    enc = encoder(kubernetes={"format": "docker"})
+    encoded = enc._docker_block(line * 20 + b'{"log":"\\n","stream":"stdout","time":""}\n', 0)
+    assert encoded is not None
+    assert encoded.blank == 1
+    assert encoded.pieces[0].data.startswith(
+        b'{"message":"hello \\"you\\"","stream":"stderr","timestamp":"2025-11-24T10:00:00.123Z"}\n'
+    )
+
+
+@pytest.mark.parametrize("last", ["", "not docker"])
+def test_a_block_longer_than_a_slice_writes_what_the_line_path_writes(last: str) -> None:
+    """Blocks are parsed a slice at a time (`SLICE_BYTES`); a line the last slice cannot take
+    sends the whole block line by line, with nothing counted twice."""
+    lines = [
+        docker_json(
+            f"seq={n} {'x' * (n % 50)}\\n",
+            ',"stream":"stdout"',
+            "" if n % 7 == 0 else "2025-11-24T10:00:00.123456789Z",
+            "",
+        )
+        for n in range(1500)
+    ]
+    lines[700] = '{"log":"\\n","stream":"stdout","time":"2025-11-24T10:00:00Z"}'
+    block = "".join(line + "\n" for line in [*lines, last] if line).encode()
+    assert len(block) > 2 * SLICE_BYTES
+    options = {"kubernetes": {"format": "docker"}, "event_id": True}
+    fast, slow = encoder(**options), encoder(**options)
+    fast._piece_bytes = slow._piece_bytes = 20_000
+    assert (fast._docker_block(block, 5) is None) == bool(last)
+    fast = encoder(**options)
+    fast._piece_bytes = 20_000
+    assert outcome(fast.encode(block, 5)) == outcome(docker_line_by_line(slow, block, 5))
+    assert fast.take_counts() == slow.take_counts()
+
+
+_SD_BEFORE = re.compile(rf'(?P<sd>-|(?:\[(?:[^\]"\\]|\\.|"{_QUOTED}")*\])+)(?: (?P<message>.*))?$')
+_SD_NOW = re.compile(_SYSLOG_5424.pattern[_SYSLOG_5424.pattern.index("(?P<sd>") :])
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(st.text(alphabet='[]"\\ ab=-\n', max_size=24))
+def test_structured_data_is_matched_as_before(text: str) -> None:
+    """RFC 5424's structured data as runs between escapes and quoted values: the same
+    matches as the per-character alternation it replaced."""
+    before, now = _SD_BEFORE.match(text), _SD_NOW.match(text)
+    assert (before and before.group("sd", "message")) == (now and now.group("sd", "message"))
