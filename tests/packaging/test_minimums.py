@@ -95,7 +95,7 @@ def pins(lock: Path, target: dict[str, str]) -> dict[str, Version]:
 
 def minimums() -> dict[str, str]:
     """Each runtime dependency's declared minimum (its `>=`)."""
-    found = {}
+    found: dict[str, str] = {}
     for req in declared():
         lows = [s.version for s in req.specifier if s.operator == ">="]
         assert len(lows) == 1, f"{req}: declare one lower bound (>=), tested here"
@@ -169,7 +169,10 @@ def uv(*args: str | Path, pypi: bool = False) -> None:
     if offline.returncode == 0 or not pypi:
         assert offline.returncode == 0, offline.stderr
         return
-    index = os.environ.get("UV_DEFAULT_INDEX") or "https://pypi.org/simple/"
+    index = next(
+        (os.environ[k] for k in ("UV_DEFAULT_INDEX", "UV_INDEX_URL") if os.environ.get(k)),
+        "https://pypi.org/simple/",
+    )
     try:
         urllib.request.urlopen(index, timeout=10).close()
     except OSError as exc:
