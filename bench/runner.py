@@ -148,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     compile_agent()
     settings = settings_for(args)
     chosen = expand(args.only) if args.only else list(SCENARIOS)
-    if args.profile:  # the shapes named, each under cProfile; else json-1
-        chosen = [name for name in chosen if name in shapes.BY_NAME] or ["profile"]
+    if args.profile:  # the shapes --only names, each under cProfile; else json-1
+        named = expand(args.only) if args.only else []
+        chosen = [name for name in named if name in shapes.BY_NAME] or ["profile"]
     skipped = set(expand(args.skip))
     chosen = [name for name in chosen if name not in skipped]
     base = Path(tempfile.mkdtemp(prefix="polaris-bench-", dir=args.workdir))
