@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import accumulate, chain, compress, repeat
+from itertools import accumulate, chain, compress, islice, repeat
 from operator import add, attrgetter, itemgetter
 from typing import Any
 
@@ -24,6 +24,7 @@ from agent.records import LineStarts
 
 TEXT_SLICE = 64 * 1024
 _TIME = attrgetter("probe.f0")
+_FIRST = itemgetter(0)
 _LAST = itemgetter(-1)
 _BEFORE_LAST = itemgetter(-2)
 _BODY = itemgetter(slice(None, -1))
@@ -238,6 +239,16 @@ class JsonBlocks:
                 return None
             self.missing += len(rows)
             return Encoded(cut(spliced, start_offset, len(suffix), self.piece_bytes), [], 0)
+        head, tail = b"," + self.time_key + b":", fields + b"}\n"  # around each value
+        widths = set(map(len, values))
+        growth: int | None = None
+        if len(widths) == 1:  # times written alike (the common case): each line grows alike
+            growth = len(head) + widths.pop() + len(tail) - 2
+            if not lines_within(block, self.max_event - growth):
+                return None
+            data = _join_at_braces(block, len(rows), head, values, tail)
+            if data is not None:
+                return Encoded(cut(data, start_offset, growth, self.piece_bytes), [], 0)
         lines = block.split(b"\n")  # one byte: a memchr from line to line
         lines.pop()
         if len(lines) != len(rows) or bytes(map(_LAST, lines)) != b"}" * len(lines):
@@ -246,14 +257,9 @@ class JsonBlocks:
         if any(before in ends for before in UNSPLICEABLE):
             return None
         bodies = list(map(_BODY, lines))
-        head, tail = b"," + self.time_key + b":", fields + b"}\n"  # around each value
         # one join, no formatting per line
         data = b"".join(chain.from_iterable(zip(bodies, repeat(head), values, repeat(tail))))
-        widths = set(map(len, values))
-        if len(widths) == 1:  # times written alike (the common case): each line grows alike
-            growth = len(head) + widths.pop() + len(tail) - 2
-            if not lines_within(block, self.max_event - growth):
-                return None
+        if growth is not None:
             return Encoded(cut(data, start_offset, growth, self.piece_bytes), [], 0)
         around = len(head) + len(tail)
         sizes = list(map(add, map(len, bodies), map(around.__add__, map(len, values))))
@@ -321,3 +327,28 @@ class JsonBlocks:
             elif present != len(probes):
                 return None
         return members(missing)
+
+
+def _join_at_braces(
+    block: bytes, lines: int, head: bytes, values: list[Any], tail: bytes
+) -> bytes | None:
+    """Each of `lines` lines of `block` (one JSON object each, as msgspec vouched) with
+    `head`, its value and `tail` (ending in ``}\n``) in place of its closing brace and
+    newline, split at the braces: when the block holds one ``}`` a line (flat objects), each
+    is its line's closing brace, and no body is sliced out of its line. None when the block
+    holds more braces, or a line has anything after its brace or a space or ``{`` before it
+    (`splice` writes those otherwise)."""
+    parts = block.split(b"}")
+    if len(parts) != lines + 1 or parts.pop() != b"\n":
+        return None
+    try:  # after each brace but the last, the next line
+        if bytes(map(_FIRST, islice(parts, 1, None))) != b"\n" * (lines - 1):
+            return None
+    except IndexError:
+        return None  # "}}": two braces side by side
+    ends = bytes(map(_LAST, parts))  # the byte before each brace
+    if any(before in ends for before in UNSPLICEABLE):
+        return None
+    closing = tail[:-1]  # the newline comes with the next part
+    joined = b"".join(chain.from_iterable(zip(parts, repeat(head), values, repeat(closing))))
+    return joined + b"\n"

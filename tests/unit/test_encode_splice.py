@@ -8,6 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.encode.blocks import _join_at_braces
 from agent.encode.cut import splice, splice_lines
 
 _values = st.recursive(
@@ -53,3 +54,19 @@ def test_flat_and_nested_lines_are_spliced() -> None:
         assert splice_lines(block, 3, b',"t":1') == block.replace(b"}\n", b',"t":1}\n')
     assert splice_lines(b'{"a":1 }\n', 1, b',"t":1') is None
     assert splice_lines(b"{}\n", 1, b',"t":1') is None
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(st.lists(object_lines(), min_size=1, max_size=6), st.sampled_from([b"", b',"e":"}"']))
+def test_the_own_time_join_at_braces_is_splice_on_every_line_or_none(
+    lines: list[bytes], fields: bytes
+) -> None:
+    block = b"".join(line + b"\n" for line in lines)
+    values = [b'"%02d"' % n for n in range(len(lines))]
+    head, tail = b',"timestamp":', fields + b"}\n"
+    joined = _join_at_braces(block, len(lines), head, values, tail)
+    if joined is not None:
+        expected = [splice(line, head + v + fields) for line, v in zip(lines, values, strict=True)]
+        assert joined == b"".join(e + b"\n" for e in expected)
+    flat = b'{"a":1,"b":"x y"}\n' * 3
+    assert _join_at_braces(flat, 3, head, values[:1] * 3, tail) is not None
