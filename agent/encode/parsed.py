@@ -235,7 +235,9 @@ class ParsedEncoder:
         self._builder.counters.time_missing += missing
         self._position = end
         self._assembler.skip_to(end)
-        data = b"\n".join(chunks) + b"\n"
+        chunks.append(b"")  # the last event's newline, without a copy of the whole
+        data = b"\n".join(chunks)
+        del chunks  # before the pieces are cut from `data`: two copies at a time, not three
         ends = list(accumulate(map(add, sizes, repeat(1))))
         pieces = cut_events(data, ends, starts, self._piece_bytes)
         # offsets as lists, as the line path gives them

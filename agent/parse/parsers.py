@@ -225,19 +225,41 @@ def access_block(text: str, lines: int) -> list[Fields] | None:
 
 
 def access_fields(match: re.Match[str]) -> Fields:
-    """The fields of one access-log line's match (see `parse_access`)."""
-    fields: Fields = {k: v for k, v in match.groupdict().items() if v is not None and v != "-"}
-    fields.pop("ident", None)
-    if "status" in fields:
-        fields["status"] = int(fields["status"])
-    fields["body_bytes"] = int(fields.get("body_bytes", 0))
-    # nginx writes "-" for a request it could not read (a 400): no request fields then
-    request = _REQUEST.match(fields["request"]) if "request" in fields else None
-    if request is not None:
-        del fields["request"]
-        fields.update({k: v for k, v in request.groupdict().items() if v is not None})
-    extra = fields.pop("extra", "").strip()
-    if extra:
+    """The fields of one access-log line's match (see `parse_access`): its groups but
+    ``ident``, each left out when ``-``; ``status`` and ``body_bytes`` as numbers (a missing
+    size is 0, after the user agent); the request split into method, path and protocol
+    after them when it has that shape (nginx writes ``-`` for one it could not read, a 400);
+    what follows the user agent, stripped, last."""
+    remote_addr, _, user, time, request, status, size, referer, agent, extra = match.groups()
+    fields: Fields = {}
+    if remote_addr != "-":
+        fields["remote_addr"] = remote_addr
+    if user != "-":
+        fields["remote_user"] = user
+    if time != "-":
+        fields["time"] = time
+    split = None
+    if request != "-":
+        split = _REQUEST.match(request)
+        if split is None:
+            fields["request"] = request
+    if status != "-":
+        fields["status"] = int(status)
+    if size != "-":
+        fields["body_bytes"] = int(size)
+    if referer is not None and referer != "-":
+        fields["referer"] = referer
+    if agent is not None and agent != "-":
+        fields["user_agent"] = agent
+    if size == "-":
+        fields["body_bytes"] = 0
+    if split is not None:
+        method, path, protocol = split.groups()
+        fields["method"] = method
+        fields["path"] = path
+        if protocol is not None:
+            fields["protocol"] = protocol
+    if extra != "-" and (extra := extra.strip()):
         fields["extra"] = extra
     return fields
 

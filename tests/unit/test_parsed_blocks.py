@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from agent.config import SourceConfig
 from agent.encode import Encoded
 from agent.encode.parsed import SLICE_BYTES, ParsedEncoder
-from agent.parse.parsers import _QUOTED, _SYSLOG_5424
+from agent.parse.parsers import _ACCESS, _QUOTED, _REQUEST, _SYSLOG_5424, access_fields
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 
@@ -501,3 +501,36 @@ def test_structured_data_is_matched_as_before(text: str) -> None:
     matches as the per-character alternation it replaced."""
     before, now = _SD_BEFORE.match(text), _SD_NOW.match(text)
     assert (before and before.group("sd", "message")) == (now and now.group("sd", "message"))
+
+
+def _access_fields_before(match: re.Match[str]) -> dict[str, Any]:
+    """`access_fields` as it was written first (the reference for its faster form)."""
+    fields = {k: v for k, v in match.groupdict().items() if v is not None and v != "-"}
+    fields.pop("ident", None)
+    if "status" in fields:
+        fields["status"] = int(fields["status"])
+    fields["body_bytes"] = int(fields.get("body_bytes", 0))
+    request = _REQUEST.match(fields["request"]) if "request" in fields else None
+    if request is not None:
+        del fields["request"]
+        fields.update({k: v for k, v in request.groupdict().items() if v is not None})
+    extra = fields.pop("extra", "").strip()
+    if extra:
+        fields["extra"] = extra
+    return fields
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(
+    line=access
+    | st.builds(
+        lambda parts: " ".join(parts),
+        st.lists(
+            st.sampled_from(["-", "a", '"-"', '"GET / HTTP/1.1"', "[t]", "200", " -"]), max_size=10
+        ),
+    )
+)
+def test_access_fields_are_what_they_were(line: str) -> None:
+    match = _ACCESS.match(line)
+    if match is not None:
+        assert list(access_fields(match).items()) == list(_access_fields_before(match).items())
