@@ -3,7 +3,8 @@
 # show without building and booting things.
 #   1. wheel -> .deb (packaging/build-deb.sh): md5sums, no activate/byte code, lintian with
 #      no error and no warning
-#   2. a debootstrap'ed Debian 12 root (cached in .cache/packaging), `dpkg -i` of the .deb in
+#   2. a debootstrap'ed Debian 12 root, then a Debian 13 one (cached in .cache/packaging;
+#      BOOT_RELEASES="bookworm trixie" by default), `dpkg -i` of the .deb in
 #      a chroot: user and groups, conffiles, enabled unit, systemd-analyze verify on the result
 #   2b. the same .deb in minbase roots of Debian 12, Debian 13 and Ubuntu 24.04 (python3 3.11,
 #      3.13, 3.12): dpkg -i, dpkg -V, byte code, `check`, `setup` + `run --once` against the
@@ -18,7 +19,8 @@
 #      non-root user, HEALTHCHECK, a --read-only run that ships and answers /healthz, clean stop
 # Prints PASS/FAIL/SKIP lines; exits 1 if anything failed. Needs root (chroot, nspawn, podman)
 # and the Debian and Ubuntu mirrors; installs debootstrap, systemd-container, podman and runc
-# with apt when they are missing. Env: SKIP_IMAGE=1 skips 5; SKIP_BOOT=1 skips 2-4;
+# with apt when they are missing. Env: SKIP_IMAGE=1 skips 5; SKIP_BOOT=1 skips 2-4 (and
+# BOOT_RELEASES=bookworm runs them on Debian 12 only);
 # PREBUILT_DEB=path uses that .deb instead of building one; KEEP=1 keeps the work directory;
 # PACKAGE_REF=HEAD (any git ref) packages the agent from that commit instead of the working
 # tree (the packaging files themselves always come from the working tree).
@@ -170,16 +172,37 @@ ensure_rootfs() {
     pass "roots: $CACHE/rootfs-bookworm, $CACHE/sysroot-base"
 }
 
+# Sections 2-4 run once per release: BOOT_BASE is the cached root with systemd, BOOT_NAME
+# what the lines say (set by the loop at the end).
+BOOT_BASE=sysroot-base
+BOOT_NAME="Debian 12"
 SYSROOT=$OUT/sysroot
+
+# Debian 13's root with systemd (257), made from the minbase root of section 2b, cached.
+ensure_sysroot_trixie() {
+    [ -e "$CACHE/sysroot-trixie.ok" ] && return 0
+    [ -e "$CACHE/rootfs-trixie.ok" ] || return 1
+    local started=$SECONDS
+    rm -rf "$CACHE/sysroot-trixie" "$CACHE/sysroot-trixie.tmp"
+    cp -a "$CACHE/rootfs-trixie" "$CACHE/sysroot-trixie.tmp"
+    cp /etc/resolv.conf "$CACHE/sysroot-trixie.tmp/etc/resolv.conf"
+    chroot "$CACHE/sysroot-trixie.tmp" sh -c 'apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            systemd systemd-sysv dbus && apt-get clean' >"$CACHE/sysroot-trixie.log" 2>&1 \
+        || { tail -20 "$CACHE/sysroot-trixie.log"; return 1; }
+    mv "$CACHE/sysroot-trixie.tmp" "$CACHE/sysroot-trixie"
+    touch "$CACHE/sysroot-trixie.ok"
+    echo "systemd into the Debian 13 root: $((SECONDS - started))s"
+}
 in_root() { chroot "$SYSROOT" "$@"; }
 
 install_deb() {
-    section "dpkg -i in a chroot"
+    section "dpkg -i in a chroot ($BOOT_NAME)"
     rm -rf "$SYSROOT"
-    cp -a "$CACHE/sysroot-base" "$SYSROOT"
+    cp -a "$CACHE/$BOOT_BASE" "$SYSROOT"
     cp "$DEB" "$SYSROOT/tmp/polaris-agent.deb"
     if in_root dpkg -i /tmp/polaris-agent.deb </dev/null >"$OUT/dpkg-install.log" 2>&1; then
-        pass "install: dpkg -i $(basename "$DEB") in a fresh Debian 12 root"
+        pass "install: dpkg -i $(basename "$DEB") in a fresh $BOOT_NAME root"
     else
         cat "$OUT/dpkg-install.log"
         fail "install: dpkg -i failed"
@@ -222,12 +245,20 @@ install_deb() {
     else
         fail "venv: $version"
     fi
+    # The root's own systemd-analyze (run in the chroot; no systemd needs to run): the host's
+    # 252 would report the newer root's own units (Debian 13's use ImportCredential=). No man
+    # pages in these roots: --man=no.
     local verify
-    verify=$(systemd-analyze verify --root="$SYSROOT" polaris-agent.service 2>&1) || true
-    if [ -z "$verify" ]; then
-        pass "systemd-analyze verify --root (installed layout): no output"
+    if [ -x "$SYSROOT/usr/bin/systemd-analyze" ]; then
+        verify=$(in_root systemd-analyze verify --man=no /lib/systemd/system/polaris-agent.service \
+            2>&1) || true
     else
-        fail "systemd-analyze verify --root: $verify"
+        verify=$(systemd-analyze verify --root="$SYSROOT" polaris-agent.service 2>&1) || true
+    fi
+    if [ -z "$verify" ]; then
+        pass "systemd-analyze verify (installed layout, the root's systemd): no output"
+    else
+        fail "systemd-analyze verify: $verify"
     fi
 }
 
@@ -423,8 +454,15 @@ prepare_boot() {
     install -m 0644 "$n/heavy-check.conf" "$SYSROOT/etc/systemd/system/polaris-agent.service.d/"
     # nspawn's boot id into the unit's sandbox (boot-id.conf says why); with ProcSubset=pid
     # there is no /proc/sys to bind it onto, and journalctl --follow fails there anyway.
+    local systemd_version
+    systemd_version=$(in_root systemctl --version | awk 'NR == 1 {print $2}')
     if grep -q '^ProcSubset=pid' "$SYSROOT/lib/systemd/system/polaris-agent.service"; then
         echo "note: the unit has ProcSubset=pid (no /proc/sys): boot-id.conf not installed"
+    elif [ "$systemd_version" -ge 257 ]; then
+        # Seen with 257: the unit then fails at NAMESPACE ("Failed to mount
+        # /run/polaris-check-boot_id on .../proc/sys/kernel/random/boot_id: No such file or
+        # directory"); the journald checks show whether the sandbox needs it there.
+        echo "note: systemd $systemd_version: boot-id.conf not installed"
     else
         install -m 0644 "$n/boot-id.conf" "$SYSROOT/etc/systemd/system/polaris-agent.service.d/"
     fi
@@ -452,7 +490,7 @@ PY
 }
 
 boot() {
-    section "systemd-nspawn --boot"
+    section "systemd-nspawn --boot ($BOOT_NAME)"
     prepare_boot
     local started=$SECONDS rc=0
     timeout 300 systemd-nspawn --register=no --keep-unit --quiet -D "$SYSROOT" --boot \
@@ -465,7 +503,8 @@ boot() {
         fail "boot: no results after ${took}s (nspawn rc=$rc; $OUT/nspawn.log, $OUT/journal.txt)"
         return
     fi
-    pass "boot: systemd 252 booted the root and powered off (nspawn rc=$rc, ${took}s)"
+    pass "boot: $(in_root systemctl --version | head -1) ($BOOT_NAME) booted the root and" \
+        "powered off (nspawn rc=$rc, ${took}s)"
     local line
     while IFS= read -r line; do
         case $line in
@@ -478,7 +517,7 @@ boot() {
 
 # --- 4. reinstall keeps the edited conffile; purge cleans up -------------------------------
 reinstall_and_purge() {
-    section "dpkg reinstall and purge"
+    section "dpkg reinstall and purge ($BOOT_NAME)"
     if in_root dpkg -i /tmp/polaris-agent.deb </dev/null >"$OUT/dpkg-reinstall.log" 2>&1 \
         && grep -q 'connection = "heavy_check"' "$SYSROOT/etc/polaris-agent/config.toml"; then
         pass "conffile: reinstalling kept the edited /etc/polaris-agent/config.toml"
@@ -671,11 +710,23 @@ build_packages
 ensure_rootfs
 distros
 if [ "${SKIP_BOOT:-0}" = 1 ]; then
-    skip "install, boot, reinstall and purge in the systemd root: SKIP_BOOT=1"
+    skip "install, boot, reinstall and purge in the systemd roots: SKIP_BOOT=1"
 else
-    install_deb
-    boot
-    reinstall_and_purge
+    for release in ${BOOT_RELEASES:-bookworm trixie}; do
+        case $release in
+            bookworm) BOOT_BASE=sysroot-base BOOT_NAME="Debian 12" ;;
+            trixie)
+                BOOT_BASE=sysroot-trixie BOOT_NAME="Debian 13"
+                ensure_sysroot_trixie || { fail "systemd into the Debian 13 root"; continue; }
+                ;;
+            *) fail "BOOT_RELEASES: unknown release $release"; continue ;;
+        esac
+        SYSROOT=$OUT/sysroot-$release
+        install_deb
+        boot
+        reinstall_and_purge
+        [ "${KEEP:-0}" = 1 ] || rm -rf "$SYSROOT"
+    done
 fi
 image
 [ "${KEEP:-0}" = 1 ] || rm -rf "$SYSROOT" "$OUT/image-context" "$OUT/src"

@@ -38,7 +38,9 @@ CONFIG = "/etc/polaris-agent/config.toml"
 STATS_URL = "http://127.0.0.1:8080/_dev/stats"
 CONNECTION = "heavy_check"
 LINES = int(os.environ.get("CHECK_LINES", "500"))
-NOTIFY = re.compile(r"Got notification message from PID (\d+) \((.*)\)")
+# systemd 252 (Debian 12): "... from PID 77 (READY=1, STATUS=x)"; 257 (Debian 13): "... from PID 77:
+# READY=1, STATUS=x".
+NOTIFY = re.compile(r"Got notification message from PID (\d+)(?: \((.*)\)|: (.*))")
 WRITER = "journal-writer.service"
 WRITER_LINE = re.compile(r"journal-writer seq=(\d+)")
 JOURNAL_SOURCE = "journal"
@@ -79,7 +81,7 @@ def unit_journal(after: str = "") -> list[str]:
 
 def notifications(after: str = "") -> list[str]:
     """The sd_notify messages PID 1 received from the unit, in order, e.g. 'READY=1, STATUS=x'."""
-    return [m.group(2) for line in unit_journal(after) if (m := NOTIFY.search(line))]
+    return [m.group(2) or m.group(3) for line in unit_journal(after) if (m := NOTIFY.search(line))]
 
 
 def has(messages: list[str], field: str) -> bool:
