@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: venv test lint typecheck pytest journal-tools demo bench soak package-check clean \
-	lock lock-upgrade minimums
+	lock lock-upgrade minimums minimums-suite
 
 # The venv gets exactly the pins of requirements/dev.lock (a constraint: pyproject.toml still
 # says what is installed, the lock which version of it).
@@ -44,6 +44,20 @@ $(BIN)/uv:
 # already has the wheels, and skips saying so when it can do neither).
 minimums: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/packaging/test_minimums.py
+
+# The wider search for a wrong lower bound (not part of make test; ~10 min here): the test
+# suite, but the benchmarks', run by a venv holding every runtime dependency at its declared
+# minimum (build/minimums-venv) and the newest dev tools. Asks PyPI unless uv's cache has them.
+MIN_VENV := build/minimums-venv
+minimums-suite: $(STAMP)
+	rm -rf $(MIN_VENV)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(MIN_VENV)
+	$(BIN)/python -c 'from tests.packaging.test_minimums import minimums; \
+	    print(*(f"{n}=={v}" for n, v in minimums().items()), sep="\n")' >$(MIN_VENV)/minimums.txt
+	$(BIN)/uv pip install --quiet --python $(MIN_VENV)/bin/python \
+	    -c $(MIN_VENV)/minimums.txt -e '.[dev]'
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/bench \
+	    --ignore=tests/packaging/test_minimums.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent tests bench packaging
