@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.config import SourceConfig
 from agent.encode.fast import Encoder, line_limit
@@ -22,6 +23,9 @@ from agent.encode.values import (
     Rejected,
 )
 from agent.parse.settings import needs_parsing
+
+if TYPE_CHECKING:
+    from agent.parse.kubernetes import PodDirectory
 
 __all__ = [
     "NOTHING",
@@ -69,6 +73,7 @@ def encoder_for(
     identity: Callable[[], str],
     start_offset: int,
     now: Callable[[], float] = time.time,
+    pods: PodDirectory | None = None,
 ) -> LineEncoder:
     """The encoder of one file of `source`, reading from `start_offset`.
 
@@ -105,4 +110,5 @@ def encoder_for(
         piece_bytes=limits.piece_bytes,
         start_offset=start_offset,
         now=now,
+        pods=pods,
     )

@@ -41,6 +41,7 @@ from agent.encode.scan import (
 from agent.encode.values import NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.assemble import Assembler, Record
 from agent.parse.event import EventBuilder, Rejection
+from agent.parse.kubernetes import PodDirectory
 from agent.parse.parsers import BlockParse, block_parser
 from agent.parse.settings import ParserOptions, SourceParsing
 
@@ -74,12 +75,13 @@ class ParsedEncoder:
         now: NOW = time.time,
         clock: Callable[[], float] = time.monotonic,
         environ: Mapping[str, str] | None = None,
+        pods: PodDirectory | None = None,
     ) -> None:
         self.source = source  # what it was built from: a reloaded source needs a new one
         options = _library_options(source)
         self._assembler = Assembler(options, path=path, clock=clock)
         self._builder = EventBuilder(
-            options, path=path, now=now, fields=source.fields, environ=environ
+            options, path=path, now=now, fields=source.fields, environ=environ, pods=pods
         )
         self._identity: Callable[[], str] | None = identity
         self._json = options.parser is not None and options.parser.type == "json"

@@ -22,7 +22,7 @@ from typing import Any, Final
 import orjson
 
 from agent.parse.assemble import Record
-from agent.parse.kubernetes import PodMetadata, metadata_from_env, metadata_from_path
+from agent.parse.kubernetes import PodDirectory, PodMetadata, metadata_from_env, metadata_from_path
 from agent.parse.parsers import Parser, build_parser
 from agent.parse.settings import SourceParsing
 from agent.parse.timestamps import (
@@ -81,6 +81,8 @@ class EventBuilder:
     `now` is the wall clock (epoch seconds): the read time and the reference for the windows.
     `fields` are the source's static fields; an event's own field wins over them.
     `identity` is the file's fingerprint for event ids (see `event_id`).
+    `pods`: where a ``metadata_from_api`` source finds the labels of the file's pod; asked
+    again whenever its generation moves, so a label changed on the pod shows on later lines.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class EventBuilder:
         fields: Mapping[str, Any] | None = None,
         identity: str = "",
         environ: Mapping[str, str] | None = None,
+        pods: PodDirectory | None = None,
     ) -> None:
         self.path = path
         self.identity = identity
@@ -113,7 +116,11 @@ class EventBuilder:
         )
         self._late_ms = int(options.late_window * 1000)
         self._early_ms = int(options.early_window * 1000)
-        self._extra = {**_metadata(options, path, environ), **(fields or {})}
+        self._static = dict(fields or {})
+        self._pod = _metadata(options, path, environ)
+        self._extra = {**(self._pod.event_fields() if self._pod else {}), **self._static}
+        self._pods = _directory(options, self._pod, pods)
+        self._pods_seen = -1  # the directory's generation `_extra` was made at
         self._id_field = options.event_id
 
     def __repr__(self) -> str:
@@ -121,6 +128,8 @@ class EventBuilder:
 
     def build(self, record: Record) -> bytes | Rejection:
         """The event for `record`, or why it must not be sent."""
+        if self._pods is not None and self._pods.generation != self._pods_seen:
+            self._ask_pods(self._pods)
         now_ms = int(self._now() * 1000)
         fields = self._fields(record.text)
         millis = self._event_time(fields, record, now_ms)
@@ -151,6 +160,8 @@ class EventBuilder:
         only `build` does (a time that is not a string, does not parse or lies outside the
         windows): the caller goes line by line. With the events, how many times were
         missing, for the caller to count (``counters.time_missing``) once it sends them."""
+        if self._pods is not None and self._pods.generation != self._pods_seen:
+            self._ask_pods(self._pods)
         now_ms = int(self._now() * 1000)
         earliest, latest = now_ms - self._late_ms, now_ms + self._early_ms
         key, consume = self._time_key, self._consume_time_key
@@ -195,6 +206,8 @@ class EventBuilder:
         were missing (`build_parsed`)."""
         if self._parser is not None or self._time_key == "message":
             return None
+        if self._pods is not None and self._pods.generation != self._pods_seen:
+            self._ask_pods(self._pods)
         now_ms = int(self._now() * 1000)
         block_times = BlockTimes(self._container_parse, now_ms, *self._window(now_ms))
         read_time = iso_from_millis(now_ms)
@@ -228,6 +241,14 @@ class EventBuilder:
 
     def _window(self, now_ms: int) -> tuple[int, int]:
         return now_ms - self._late_ms, now_ms + self._early_ms
+
+    def _ask_pods(self, pods: PodDirectory) -> None:
+        """The path's fields, then the API's (labels...), then the source's static ones."""
+        assert self._pod is not None
+        self._pods_seen = pods.generation
+        details = pods.details(self._pod)
+        found = {} if details is None else details.event_fields()
+        self._extra = {**self._pod.event_fields(), **found, **self._static}
 
     def _fields(self, text: str) -> dict[str, Any]:
         if self._parser is None:
@@ -342,10 +363,10 @@ def _time_key(options: SourceParsing, parser: Parser | None) -> str:
 
 def _metadata(
     options: SourceParsing, path: str, environ: Mapping[str, str] | None
-) -> dict[str, str]:
+) -> PodMetadata | None:
     kubernetes = options.kubernetes
     if kubernetes is None:
-        return {}
+        return None
     found = PodMetadata()
     if kubernetes.metadata_from_path:
         found = found.merged(metadata_from_path(path) or PodMetadata())
@@ -353,7 +374,19 @@ def _metadata(
         found = found.merged(
             metadata_from_env(os.environ if environ is None else environ) or PodMetadata()
         )
-    return found.event_fields()
+    return found
+
+
+def _directory(
+    options: SourceParsing, pod: PodMetadata | None, pods: PodDirectory | None
+) -> PodDirectory | None:
+    """`pods` when the source asks the API and the path or environment names a pod."""
+    kubernetes = options.kubernetes
+    if pods is None or kubernetes is None or not kubernetes.metadata_from_api:
+        return None
+    if pod is None or not (pod.pod_uid or (pod.namespace and pod.pod)):
+        return None
+    return pods
 
 
 def _window_detail(millis: int, now_ms: int, side: str, window_ms: int) -> str:

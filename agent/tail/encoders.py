@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.config import SourceConfig
 from agent.encode import EncodeLimits, LineEncoder, encoder_for
 from agent.records import FileId
 from agent.tail.compare import identity_of
 from agent.tail.reader import Reader
+
+if TYPE_CHECKING:
+    from agent.parse.kubernetes import PodDirectory
 
 
 @dataclass(slots=True)
@@ -26,8 +30,9 @@ class FileEncoders:
     offset, and dropping them would lose them.
     """
 
-    def __init__(self, limits: EncodeLimits) -> None:
+    def __init__(self, limits: EncodeLimits, pods: PodDirectory | None = None) -> None:
         self.limits = limits
+        self._pods = pods
         self._built: dict[FileId, _Built] = {}
 
     def __repr__(self) -> str:
@@ -49,6 +54,7 @@ class FileEncoders:
             path=reader.path,
             identity=lambda: identity_of(reader),
             start_offset=reader.offset,
+            pods=self._pods,
         )
         self._built[reader.file_id] = _Built(encoder, source, self.limits)
         return encoder, None if built is None else built.encoder

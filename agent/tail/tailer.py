@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -32,6 +33,9 @@ from agent.tail.reader import Block, Key, LongLine, Reader, Truncated
 from agent.tail.registry import Registry
 from agent.tail.release import Release
 from agent.tail.stats import TailSnapshot, TailStats
+
+if TYPE_CHECKING:
+    from agent.parse.kubernetes import PodDirectory
 
 log = structlog.get_logger("agent.tailer")
 
@@ -51,10 +55,11 @@ class Tailer:
         dead_letters: DeadLetters,
         emit: Emit,
         limits: EncodeLimits,
+        pods: PodDirectory | None = None,  # pod labels from the API (agent.kube)
     ) -> None:
         self._acks = acks
         self._registry = Registry()
-        self._encoders = FileEncoders(limits)
+        self._encoders = FileEncoders(limits, pods)
         self._handoffs = Handoffs(acks)
         self._identity = Identity(self._registry, acks, self._line_limit, self._opened)
         self._stats = TailStats()
