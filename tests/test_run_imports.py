@@ -26,6 +26,7 @@ runpy.run_module("agent", run_name="__main__", alter_sys=True)
 
 NOT_ON_THE_RUN_PATH = (
     "agent.journal",
+    "agent.kube.",  # the Kubernetes API cache: only with kubernetes.metadata_from_api
     "agent.devserver",
     "agent.polaris",
     "agent.checkcmd",
