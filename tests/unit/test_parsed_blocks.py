@@ -111,7 +111,9 @@ other = st.sampled_from(
 lines = st.one_of(access, access, access, other)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     first=access,
     repeat=st.integers(1, 8),
@@ -158,7 +160,9 @@ SYSLOG_5424 = st.builds(
 syslog_lines = st.one_of(SYSLOG_3164, SYSLOG_5424)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     first=syslog_lines,
     repeat=st.integers(1, 8),
