@@ -99,6 +99,23 @@ async def test_the_cache_lists_this_nodes_pods_and_follows_their_labels(
     assert events.count(KUBERNETES_LISTED, resource="pods") == 1  # watched on, never re-listed
 
 
+async def test_a_bookmark_moves_the_version_the_next_watch_starts_from(
+    kube_api: FakeKubeApi, kube_url: str, token_file: Path
+) -> None:
+    kube_api.add_pod("shop", "checkout-7d4f", "uid-1", labels={"app": "checkout"})
+    events = Events()
+    async with running(make_cache(kube_url, token_file, events)) as cache:
+        await eventually(lambda: kube_api.watches() >= 1)
+        kube_api.add_namespace("billing")  # not a pod: the pods watch hears of it as a BOOKMARK
+        moved_to = str(kube_api.version)
+        await eventually(lambda: kube_api.watches() >= 2)
+        pod_watches = [q for p, q, _ in kube_api.requests if p.endswith("pods") and "watch" in q]
+        assert pod_watches[1]["resourceVersion"] == moved_to
+        assert pod_watches[1]["allowWatchBookmarks"] == "true"
+        assert labels(cache) == {"app": "checkout"}
+    assert kube_api.lists() == 1  # watched on from the bookmark, never listed again
+
+
 async def test_only_the_annotations_asked_for_are_kept(
     kube_api: FakeKubeApi, kube_url: str, token_file: Path
 ) -> None:

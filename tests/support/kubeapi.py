@@ -242,7 +242,7 @@ class FakeKubeApi:
             return response
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        sent = since
+        sent = told = since  # seen up to; what the client was told of (events, bookmarks)
         with contextlib.suppress(ConnectionError):
             while loop.time() < deadline:
                 if self._epoch != epoch:
@@ -256,8 +256,10 @@ class FakeKubeApi:
                         continue
                     line = {"type": change.kind, "object": _with_version(change.obj, sent)}
                     await response.write(orjson.dumps(line) + b"\n")
-                if sent < self.version:  # what moved was not ours: a bookmark says so
-                    sent = self.version
+                    told = sent
+                sent = max(sent, self.version)
+                if told < sent:  # what moved was not ours: a bookmark says so
+                    told = sent
                     bookmark = {
                         "type": "BOOKMARK",
                         "object": {"kind": "Pod", "metadata": {"resourceVersion": str(sent)}},
