@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from agent.config.kubernetes import KubernetesApiConfig
+from agent.kube.api import resolve
 from agent.kube.cache import (
     KUBERNETES_API_FAILED,
     KUBERNETES_LISTED,
@@ -314,3 +315,22 @@ async def test_https_with_the_cluster_ca(
         trusted = make_cache(url, token_file, Events(), ca_file=str(cert))
         async with running(trusted) as cache:
             await eventually(lambda: labels(cache) == {"app": "checkout"})
+
+
+def test_in_cluster_the_api_and_node_come_from_the_environment() -> None:
+    environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    target = resolve(KubernetesApiConfig(), {**environ, "NODE_NAME": "node-7"})
+    assert (target.base_url, target.node) == ("https://10.96.0.1:443", "node-7")
+    assert str(target.token_file) == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    ipv6 = resolve(
+        KubernetesApiConfig(node_name="n"), {**environ, "KUBERNETES_SERVICE_HOST": "fd00::1"}
+    )
+    assert ipv6.base_url == "https://[fd00::1]:443"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1:8080", "ftp://127.0.0.1", "https://user:pw@host", "https://h/?q=1"]
+)
+def test_an_api_url_that_could_leak_the_token_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="api_url"):
+        KubernetesApiConfig(api_url=url)
