@@ -326,6 +326,18 @@ distro_check() { # CACHED-ROOT NAME DESCRIPTION
     else
         fail "$what: dpkg -V: '$verify'; .pyc for python${py%.*}: $pyc, for others: $other"
     fi
+    # python3's runtime hook (what a python3 version change runs): old byte code removed (a
+    # stale file planted first), the running version's compiled again.
+    local again stale=$root/opt/polaris-agent/lib/python${py%.*}/site-packages/agent/__pycache__
+    touch "$stale/stale.cpython-0.pyc"
+    chroot "$root" /usr/share/python3/runtime.d/polaris-agent.rtupdate rtupdate \
+        "python${py%.*}" "python${py%.*}" >>"$log" 2>&1 || true
+    again=$(find "$root/opt/polaris-agent/lib" -name '*.pyc' | wc -l)
+    if [ "$again" -eq "$pyc" ] && [ ! -e "$stale/stale.cpython-0.pyc" ]; then
+        pass "$what: polaris-agent.rtupdate removed the old byte code, compiled $again .pyc"
+    else
+        fail "$what: polaris-agent.rtupdate left $again .pyc (postinst made $pyc)"
+    fi
 
     # A dev-server from the package itself, a config, 300 lines.
     local port
