@@ -17,11 +17,12 @@ so a piece also ends before the start of any record that goes out in a later pie
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from itertools import accumulate, compress, repeat
-from operator import add, attrgetter, methodcaller
+from operator import add, attrgetter, ge, methodcaller
 from typing import Any, Final
 
 import msgspec
@@ -40,6 +41,7 @@ from agent.encode.scan import (
 )
 from agent.encode.values import NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.assemble import Assembler, Record
+from agent.parse.charset import BOM
 from agent.parse.event import EventBuilder, Rejection
 from agent.parse.kubernetes import PodDirectory
 from agent.parse.parsers import BlockParse, block_parser
@@ -92,6 +94,7 @@ class ParsedEncoder:
         self._reported: dict[str, int] = {}
         self._block_parse = _block_parser(options)
         self._docker = _docker_blocks(options)
+        self._cri = _cri_blocks(options)  # the longest joined record, or None
 
     def __repr__(self) -> str:
         return f"<ParsedEncoder {self._assembler.path} pending={self.pending_offset}>"
@@ -113,6 +116,8 @@ class ParsedEncoder:
                 encoded = self._whole_block(block, start_offset)
             elif self._docker:
                 encoded = self._docker_block(block, start_offset)
+            elif self._cri is not None:
+                encoded = self._cri_block(block, start_offset)
             if encoded is not None:
                 return encoded
         lines: list[tuple[bytes, int, int]] = []
@@ -230,9 +235,23 @@ class ParsedEncoder:
             blank += found.blank
             missing += found.missing
             position = end
+        return self._cut(chunks, sizes, starts, start_offset + len(block), blank, missing)
+
+    def _cut(
+        self,
+        chunks: list[bytes],
+        sizes: list[int],
+        starts: list[int],
+        end: int,
+        blank: int,
+        missing: int,
+    ) -> Encoded | None:
+        """A block's events (`chunks` of them joined by newlines, each of `sizes`, from the
+        lines at `starts`) cut as `_pieces` cuts, nothing being held (each piece ends where
+        the next begins, the last at `end`); None when there is no event or one is too
+        large. Counts the block's missing times, and moves reading to `end`."""
         if not sizes or max(sizes) > self._max_event:
             return None
-        end = start_offset + len(block)
         starts.append(end)
         self._builder.counters.time_missing += missing
         self._position = end
@@ -244,6 +263,85 @@ class ParsedEncoder:
         pieces = cut_events(data, ends, starts, self._piece_bytes)
         # offsets as lists, as the line path gives them
         return Encoded([replace(p, offsets=list(p.offsets)) for p in pieces], [], blank)
+
+    def _cri_block(self, block: bytes, start_offset: int) -> Encoded | None:
+        """A block of CRI lines (containerd, CRI-O) whose ``P`` fragments all find their
+        ``F`` in the block: one scan of `CRI_LINES` over the block, the fragments joined per
+        stream as `_PartialJoiner` joins them, the events built by
+        `EventBuilder.build_container_lines` a few hundred at a time: the same events
+        `encode` makes line by line (tests/unit/test_parsed_blocks.py). None for any other
+        block (a line that is not CRI, a CR or BOM, bytes that are not UTF-8, a long line, a
+        fragment left open at the end or grown past ``partial_max_bytes``, records that
+        complete out of order, a time that needs the line path)."""
+        assert self._cri is not None
+        if b"\r" in block or not lines_within(block, self._max_line):
+            return None
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if BOM in text:
+            return None
+        found = CRI_LINES.findall(text)
+        raw = block.split(b"\n")
+        raw.pop()
+        if len(found) != len(raw):
+            return None
+        line_starts = accumulate(map(add, map(len, raw), repeat(1)), initial=start_offset)
+        messages: list[str] = []
+        streams: list[str] = []
+        times: list[str] = []
+        starts: list[int] = []
+        held: dict[str, tuple[list[str], int, str]] = {}
+        joined = 0
+        for (stamp, stream, tag, message), start in zip(found, line_starts, strict=False):
+            fragments = held.get(stream)
+            if fragments is None:
+                if tag == "F":
+                    messages.append(message)
+                    streams.append(stream)
+                    times.append(stamp)
+                    starts.append(start)
+                    continue
+                fragments = held[stream] = ([], start, stamp)
+            parts = fragments[0]
+            parts.append(message)
+            if tag == "P":
+                if sum(map(len, parts)) >= self._cri:
+                    return None  # released by size: the line path counts it
+                continue
+            del held[stream]
+            messages.append("".join(parts))
+            streams.append(stream)
+            times.append(fragments[2])
+            starts.append(fragments[1])
+            joined += len(parts) > 1
+        if held or any(map(ge, starts, starts[1:])):
+            return None  # a fragment still open, or records completing out of order
+        self._resolve_identity()
+        kept = list(map(bool, map(str.strip, messages)))  # a blank message is no event
+        blank = len(messages) - sum(kept)
+        if blank:
+            messages = list(compress(messages, kept))
+            streams, times = list(compress(streams, kept)), list(compress(times, kept))
+            starts = list(compress(starts, kept))
+        chunks: list[bytes] = []
+        sizes: list[int] = []
+        missing = 0
+        for first in range(0, len(messages), _BUILT_AT_ONCE):
+            part = slice(first, first + _BUILT_AT_ONCE)
+            built = self._builder.build_container_lines(
+                messages[part], streams[part], times[part], starts[part]
+            )
+            if built is None:
+                return None
+            sizes += map(len, built[0])
+            chunks.append(b"\n".join(built[0]))
+            missing += built[1]
+        encoded = self._cut(chunks, sizes, starts, start_offset + len(block), blank, missing)
+        if encoded is not None:
+            self._assembler.counters.partial_joined += joined
+        return encoded
 
     def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
         """Records whose flush timeout is up, or with `force` everything held (a backfill's
@@ -392,6 +490,24 @@ _LOG = attrgetter("log")
 _STREAM = attrgetter("stream")
 _TIME = attrgetter("time")
 _WHOLE = methodcaller("endswith", "\n")
+
+
+CRI_LINES: Final = re.compile(r"^(\S+) (stdout|stderr) ([PF])(?: ([^\n]*))?$", re.M)
+"""`decode_cri`'s pattern over a block: each match one whole line (``[^\n]`` for DOTALL's
+``.``: no line holds a newline)."""
+_BUILT_AT_ONCE: Final = 256
+"""Events built (and joined) at a time: `orjson.dumps` gives each a 4 KiB buffer."""
+
+
+def _cri_blocks(options: SourceParsing) -> int | None:
+    """``partial_max_bytes`` when a source's blocks may be read as CRI lines at once: the CRI
+    format and nothing after it but building events (no parser, no multiline, UTF-8)."""
+    kubernetes = options.kubernetes
+    if kubernetes is None or kubernetes.format != "cri":
+        return None
+    if options.parser is None and options.multiline is None and options.charset == "utf-8":
+        return kubernetes.partial_max_bytes
+    return None
 
 
 def _docker_blocks(options: SourceParsing) -> bool:

@@ -538,3 +538,115 @@ def test_access_fields_are_what_they_were(line: str) -> None:
     match = _ACCESS.match(line)
     if match is not None:
         assert list(access_fields(match).items()) == list(_access_fields_before(match).items())
+
+
+CRI_TIMES = [
+    "2025-11-24T10:00:00.123456789Z",
+    "2025-11-24T10:00:01.5Z",
+    "2025-11-24T11:00:00.000000000+01:00",
+    "2020-01-01T00:00:00.000000000Z",  # too late
+    "garbage",
+]
+cri_line = st.builds(
+    lambda time, stream, tag, message: f"{time} {stream} {tag}{message}",
+    time=st.sampled_from(CRI_TIMES[:2]) | st.sampled_from(CRI_TIMES),
+    stream=st.just("stdout") | st.sampled_from(["stdout", "stderr", "stdin"]),
+    tag=st.sampled_from(["F", "F", "P"]) | st.sampled_from(["F", "P", "X"]),
+    message=st.sampled_from([" hello", " seq=1 a b", " caf\u00e9", " ", "", "  ", " P F"]),
+)
+clean_cri_line = st.builds(
+    lambda time, stream, tag, message: f"{time} {stream} {tag}{message}",
+    time=st.sampled_from(CRI_TIMES[:3]),
+    stream=st.just("stdout") | st.sampled_from(["stdout", "stderr"]),
+    tag=st.sampled_from(["F", "F", "F", "P"]),
+    message=st.sampled_from(
+        [" hello", " seq=1 a b", " caf\u00e9", " ", "", " P F", " " + "x" * 20]
+    ),
+)
+cri_other = st.sampled_from(
+    ["", "not cri", "\ufeff2025-11-24T10:00:00Z stdout F bom", "x\r", '{"log":"a\\n"}', "y" * 3000]
+)
+
+
+@settings(
+    max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    lines=st.lists(clean_cri_line, min_size=1, max_size=10)
+    | st.lists(cri_line, min_size=1, max_size=10)
+    | st.lists(cri_line | cri_other, min_size=1, max_size=8),
+    extra=st.sampled_from(
+        [
+            {},
+            {"fields": {"env": "prod", "stream": "s"}},
+            {"event_id": True},
+            {"time_field": "message"},
+            {"kubernetes": {"format": "cri", "partial_max_bytes": 12}},
+        ]
+    ),
+    invalid=st.booleans(),
+)
+def test_cri_blocks_write_what_the_line_path_writes(
+    lines: list[str], extra: dict[str, Any], invalid: bool
+) -> None:
+    block = "".join(line + "\n" for line in lines).encode()
+    if invalid:
+        block = block.replace(b"caf\xc3\xa9", b"caf\xe9")
+    options = {"kubernetes": {"format": "cri"}, **extra}
+    fast, slow = encoder(**options), encoder(**options)
+    taken = fast._cri_block(block, 3) is not None
+    event("block path" if taken else "line path")
+    fast = encoder(**options)
+    slow._cri = None  # the reference: record by record
+    assert outcome(fast.encode(block, 3)) == outcome(slow.encode(block, 3))
+    assert fast.take_counts() == slow.take_counts()
+    assert fast.pending_offset == slow.pending_offset
+    # what is held is released the same way
+    assert outcome(fast.flush(force=True)) == outcome(slow.flush(force=True))
+
+
+def test_a_block_of_cri_lines_with_joins_takes_the_block_path() -> None:
+    lines = [
+        "2025-11-24T10:00:00.123456789Z stdout P hel",
+        "2025-11-24T10:00:00.223456789Z stdout F lo",
+        "2025-11-24T10:00:00.323456789Z stderr F oops",
+    ]
+    block = "".join(line + "\n" for line in lines * 300).encode()
+    enc = encoder(kubernetes={"format": "cri"})
+    encoded = enc._cri_block(block, 0)
+    assert encoded is not None
+    assert encoded.pieces[0].data.startswith(
+        b'{"message":"hello","stream":"stdout","timestamp":"2025-11-24T10:00:00.123Z"}\n'
+        b'{"message":"oops","stream":"stderr","timestamp":"2025-11-24T10:00:00.323Z"}\n'
+    )
+    assert enc.take_counts() == {"partial_joined": 300}
+
+
+def test_cri_records_completing_out_of_order_go_line_by_line() -> None:
+    """A ``P`` on one stream, a whole line on the other, then the ``F``: the records complete
+    out of file order, and a piece must end before every later piece's record."""
+    lines = [
+        "2025-11-24T10:00:00.1Z stdout P a" + "x" * 100,
+        "2025-11-24T10:00:00.2Z stderr F b" + "y" * 100,
+        "2025-11-24T10:00:00.3Z stdout F c",
+        "2025-11-24T10:00:00.4Z stdout F d" + "z" * 100,
+    ]
+    block = "".join(line + "\n" for line in lines).encode()
+    fast, slow = encoder(kubernetes={"format": "cri"}), encoder(kubernetes={"format": "cri"})
+    fast._piece_bytes = slow._piece_bytes = 150
+    assert fast._cri_block(block, 0) is None
+    fast = encoder(kubernetes={"format": "cri"})
+    fast._piece_bytes = 150
+    slow._cri = None
+    assert outcome(fast.encode(block, 0)) == outcome(slow.encode(block, 0))
+
+
+def test_a_cri_fragment_past_partial_max_bytes_goes_line_by_line() -> None:
+    lines = ["2025-11-24T10:00:00.1Z stdout P " + "x" * 20, "2025-11-24T10:00:00.2Z stdout F y"]
+    block = "".join(line + "\n" for line in lines).encode()
+    options = {"kubernetes": {"format": "cri", "partial_max_bytes": 12}}
+    fast, slow = encoder(**options), encoder(**options)
+    assert fast._cri_block(block, 0) is None
+    slow._cri = None
+    assert outcome(fast.encode(block, 0)) == outcome(slow.encode(block, 0))
+    assert fast.take_counts() == slow.take_counts() == {"partial_flushed": 1}
