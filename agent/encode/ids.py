@@ -42,6 +42,9 @@ from agent.parse.timestamps import iso_from_millis, millis_from_datetime
 _CANONICAL: Final = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d\d\dZ\n)*", re.ASCII)
 """Times as the builder writes them (`iso_from_millis`), one per line."""
 _FIRST: Final = itemgetter(0)
+_EVENTS_PER_JOIN: Final = 64
+"""Events serialized and joined at a time (`orjson.dumps` returns each in a 4 KiB buffer,
+however short: a block's worth alive at once would cost MBs of peak memory)."""
 _HEX: Final = methodcaller("hexdigest")
 _BLAKE2B_64: Final = partial(hashlib.blake2b, digest_size=8)
 
@@ -159,23 +162,25 @@ class IdEncoder:
             list(map(methodcaller("setdefault", key, value), objects))
         if stamp:  # no line has a time: the read time, where the builder writes it
             list(map(setitem, objects, repeat(self._time_field), repeat(stamp)))
-            self._time_missing += len(objects)
         starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=start_offset))
         identity = self._resolved().encode().replace(b"%", b"%%") + b":%d"
         ids = map(_HEX, map(_BLAKE2B_64, map(identity.__mod__, starts[:-1])))
         list(map(setitem, objects, repeat(self._id_field), ids))
-        try:
-            events = list(map(orjson.dumps, objects))
+        sizes: list[int] = []
+        joined: list[bytes] = []
+        try:  # a slice at a time: orjson.dumps keeps each result in a 4 KiB buffer
+            for first in range(0, len(objects), _EVENTS_PER_JOIN):
+                events = list(map(orjson.dumps, objects[first : first + _EVENTS_PER_JOIN]))
+                sizes += map(len, events)
+                joined.append(b"\n".join(events) + b"\n")
         except orjson.JSONEncodeError:
-            if stamp:
-                self._time_missing -= len(objects)
             return None
-        if max(map(len, events)) > self._max_event:
-            if stamp:
-                self._time_missing -= len(objects)
+        if max(sizes) > self._max_event:
             return None
-        data = b"\n".join(events) + b"\n"
-        ends = list(accumulate(map(add, map(len, events), repeat(1))))
+        if stamp:
+            self._time_missing += len(objects)
+        data = b"".join(joined)
+        ends = list(accumulate(map(add, sizes, repeat(1))))
         pieces = cut_events(data, ends, starts, self._piece_bytes)
         # offsets as lists, as the line path gives them
         return Encoded([replace(p, offsets=list(p.offsets)) for p in pieces], [], 0)

@@ -138,7 +138,7 @@ def test_the_block_path_writes_what_the_parsing_path_writes(
 
 def test_uniform_blocks_of_every_kind_take_the_block_path_and_agree() -> None:
     for block in (
-        b"".join(line(n) for n in range(50)),
+        b"".join(line(n) for n in range(150)),  # more than one slice of events
         b"".join(b'{"n":%d,"x":{"y":[1,2.5,"\\u00e9\\""]}}\n' % n for n in range(50)),
         b'{"timestamp": "2025-11-24T10:00:00.123Z", "a": 1.50}\n' * 20,  # re-serialized
     ):
