@@ -266,16 +266,62 @@ class ParsedEncoder:
 
     def _cri_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """A block of CRI lines (containerd, CRI-O) whose ``P`` fragments all find their
-        ``F`` in the block: one scan of `CRI_LINES` over the block, the fragments joined per
-        stream as `_PartialJoiner` joins them, the events built by
-        `EventBuilder.build_container_lines` a few hundred at a time: the same events
-        `encode` makes line by line (tests/unit/test_parsed_blocks.py). None for any other
-        block (a line that is not CRI, a CR or BOM, bytes that are not UTF-8, a long line, a
-        fragment left open at the end or grown past ``partial_max_bytes``, records that
-        complete out of order, a time that needs the line path)."""
-        assert self._cri is not None
+        ``F`` in the block: a slice at a time (`SLICE_BYTES`), one scan of `CRI_LINES`
+        over it, the fragments joined per stream as `_PartialJoiner` joins them (across
+        slices), the events built by `EventBuilder.build_container_lines` and joined at
+        once: the same events `encode` makes line by line (tests/unit/test_parsed_blocks.py).
+        None for any other block (a line that is not CRI, a CR or BOM, bytes that are not
+        UTF-8, a long line, a fragment left open at the end or grown past
+        ``partial_max_bytes``, records that complete out of order, a time that needs the
+        line path)."""
         if b"\r" in block or not lines_within(block, self._max_line):
             return None
+        self._resolve_identity()
+        held: dict[str, tuple[list[str], int, str]] = {}
+        chunks: list[bytes] = []
+        sizes: list[int] = []
+        starts: list[int] = []
+        blank = missing = joined = position = 0
+        while position < len(block):
+            end = block.rfind(b"\n", position, position + SLICE_BYTES) + 1 or len(block)
+            found = self._cri_slice(block[position:end], start_offset + position, held)
+            if found is None:
+                return None
+            messages, streams, times, slice_starts, slice_joined = found
+            if starts and slice_starts and slice_starts[0] <= starts[-1]:
+                return None  # records completing out of order
+            starts += slice_starts
+            joined += slice_joined
+            kept = list(map(bool, map(str.strip, messages)))  # a blank message is no event
+            if not all(kept):
+                blank += len(kept) - sum(kept)
+                messages = list(compress(messages, kept))
+                streams, times = list(compress(streams, kept)), list(compress(times, kept))
+                del starts[len(starts) - len(kept) :]
+                starts += compress(slice_starts, kept)
+            if messages:
+                built = self._builder.build_container_lines(
+                    messages, streams, times, starts[len(starts) - len(messages) :]
+                )
+                if built is None:
+                    return None
+                sizes += map(len, built[0])
+                chunks.append(b"\n".join(built[0]))
+                missing += built[1]
+            position = end
+        if held:
+            return None  # a fragment still open: the line path holds it
+        encoded = self._cut(chunks, sizes, starts, start_offset + len(block), blank, missing)
+        if encoded is not None:
+            self._assembler.counters.partial_joined += joined
+        return encoded
+
+    def _cri_slice(
+        self, block: bytes, start_offset: int, held: dict[str, tuple[list[str], int, str]]
+    ) -> tuple[list[str], list[str], list[str], list[int], int] | None:
+        """The records the lines of `block` complete (messages, streams, times, starts, how
+        many were joined), `held` keeping the fragments still open per stream."""
+        assert self._cri is not None
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError:
@@ -292,7 +338,6 @@ class ParsedEncoder:
         streams: list[str] = []
         times: list[str] = []
         starts: list[int] = []
-        held: dict[str, tuple[list[str], int, str]] = {}
         joined = 0
         for (stamp, stream, tag, message), start in zip(found, line_starts, strict=False):
             fragments = held.get(stream)
@@ -316,32 +361,9 @@ class ParsedEncoder:
             times.append(fragments[2])
             starts.append(fragments[1])
             joined += len(parts) > 1
-        if held or any(map(ge, starts, starts[1:])):
-            return None  # a fragment still open, or records completing out of order
-        self._resolve_identity()
-        kept = list(map(bool, map(str.strip, messages)))  # a blank message is no event
-        blank = len(messages) - sum(kept)
-        if blank:
-            messages = list(compress(messages, kept))
-            streams, times = list(compress(streams, kept)), list(compress(times, kept))
-            starts = list(compress(starts, kept))
-        chunks: list[bytes] = []
-        sizes: list[int] = []
-        missing = 0
-        for first in range(0, len(messages), _BUILT_AT_ONCE):
-            part = slice(first, first + _BUILT_AT_ONCE)
-            built = self._builder.build_container_lines(
-                messages[part], streams[part], times[part], starts[part]
-            )
-            if built is None:
-                return None
-            sizes += map(len, built[0])
-            chunks.append(b"\n".join(built[0]))
-            missing += built[1]
-        encoded = self._cut(chunks, sizes, starts, start_offset + len(block), blank, missing)
-        if encoded is not None:
-            self._assembler.counters.partial_joined += joined
-        return encoded
+        if any(map(ge, starts, starts[1:])):
+            return None  # records completing out of order
+        return messages, streams, times, starts, joined
 
     def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
         """Records whose flush timeout is up, or with `force` everything held (a backfill's
@@ -495,8 +517,6 @@ _WHOLE = methodcaller("endswith", "\n")
 CRI_LINES: Final = re.compile(r"^(\S+) (stdout|stderr) ([PF])(?: ([^\n]*))?$", re.M)
 """`decode_cri`'s pattern over a block: each match one whole line (``[^\n]`` for DOTALL's
 ``.``: no line holds a newline)."""
-_BUILT_AT_ONCE: Final = 256
-"""Events built (and joined) at a time: `orjson.dumps` gives each a 4 KiB buffer."""
 
 
 def _cri_blocks(options: SourceParsing) -> int | None:

@@ -650,3 +650,40 @@ def test_a_cri_fragment_past_partial_max_bytes_goes_line_by_line() -> None:
     slow._cri = None
     assert outcome(fast.encode(block, 0)) == outcome(slow.encode(block, 0))
     assert fast.take_counts() == slow.take_counts() == {"partial_flushed": 1}
+
+
+def test_cri_fragments_joined_across_slices() -> None:
+    """A ``P`` at the end of one slice finds its ``F`` in the next (`SLICE_BYTES`)."""
+    lines = []
+    for n in range(400):
+        lines.append(f"2025-11-24T10:00:00.{n:03d}Z stdout P seq={n} " + "x" * 40)
+        lines.append(f"2025-11-24T10:00:00.{n:03d}Z stdout F  end {n}")
+        lines.append(f"2025-11-24T10:00:00.{n:03d}Z stderr F {'' if n % 9 else ' '}")
+    block = "".join(line + "\n" for line in lines).encode()
+    assert len(block) > 2 * SLICE_BYTES
+    options = {"kubernetes": {"format": "cri"}, "event_id": True}
+    fast, slow = encoder(**options), encoder(**options)
+    fast._piece_bytes = slow._piece_bytes = 20_000
+    assert fast._cri_block(block, 5) is not None
+    fast = encoder(**options)
+    fast._piece_bytes = 20_000
+    slow._cri = None
+    assert outcome(fast.encode(block, 5)) == outcome(slow.encode(block, 5))
+    assert fast.take_counts() == slow.take_counts()
+
+
+def test_cri_records_completing_out_of_order_across_slices_go_line_by_line() -> None:
+    """A ``P`` in one slice whose ``F`` opens the next, with the other stream's records
+    between them: the next slice's first record starts before the last one shipped."""
+    head = "2025-11-24T10:00:00.1Z stdout P a\n"
+    other = "2025-11-24T10:00:00.2Z stderr F " + "y" * 50 + "\n"
+    between = (SLICE_BYTES - len(head)) // len(other)
+    block = (head + other * between + "2025-11-24T10:00:00.3Z stdout F " + "c" * 80 + "\n").encode()
+    assert len(block) - len("c" * 80) - 33 <= SLICE_BYTES < len(block)
+    fast, slow = encoder(kubernetes={"format": "cri"}), encoder(kubernetes={"format": "cri"})
+    fast._piece_bytes = slow._piece_bytes = 3000
+    assert fast._cri_block(block, 0) is None
+    fast = encoder(kubernetes={"format": "cri"})
+    fast._piece_bytes = 3000
+    slow._cri = None
+    assert outcome(fast.encode(block, 0)) == outcome(slow.encode(block, 0))
