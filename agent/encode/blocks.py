@@ -218,7 +218,8 @@ class JsonBlocks:
         if not rows:
             return None
         values: list[Any] | None
-        if len(msgspec.json.encode(rows)) == 5 * len(rows) + 1:  # [[{}],[{}],...]: one call
+        probed = msgspec.json.encode(rows)  # what the rows hold, by name, in one call
+        if len(probed) == 5 * len(rows) + 1:  # [[{}],[{}],...]
             fields, values = members(self.fields.items()), []  # no line has any of them
         else:
             if list(map(_TIME, rows)).count(msgspec.UNSET) != len(rows):
@@ -227,7 +228,7 @@ class JsonBlocks:
             if found is None:
                 return None
             fields = found
-            values = self._own_times(rows)
+            values = self._own_times(rows, probed)
         if values is None:
             return None
         if not values:  # no line has a time of its own: the read time, one splice
@@ -268,13 +269,16 @@ class JsonBlocks:
         starts = list(accumulate(map(add, map(len, bodies), repeat(2)), initial=start_offset))
         return Encoded(cut_events(data, list(accumulate(sizes)), starts, self.piece_bytes), [], 0)
 
-    def _own_times(self, rows: list[Any]) -> list[Any] | None:
+    def _own_times(self, rows: list[Any], probed: bytes | None = None) -> list[Any] | None:
         """Each line's own time as the JSON value for the time field, when every line has it
         under the same candidate name (and none under an earlier one), well inside the
-        window; [] when no line has any; None otherwise."""
+        window; [] when no line has any; None otherwise. `probed`: the rows encoded by
+        msgspec, where a name no row holds does not appear (its column is not read)."""
         if not self.candidates:
             return []
-        for index in range(1, len(self.candidates) + 1):  # a column at a time, in order
+        for index, name in enumerate(self.candidates, start=1):  # a column at a time, in order
+            if probed is not None and name + b":" not in probed:
+                continue  # no row has it
             raws = list(map(attrgetter(f"probe.c{index}"), rows))
             absent = raws.count(msgspec.UNSET)
             if absent == len(raws):
