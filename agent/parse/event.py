@@ -31,6 +31,7 @@ from agent.parse.timestamps import (
     iso_from_millis,
     parse_iso8601,
     time_parser,
+    written,
 )
 
 TOO_LATE: Final = "too_late"
@@ -393,6 +394,6 @@ def _window_detail(millis: int, now_ms: int, side: str, window_ms: int) -> str:
     days = abs(now_ms - millis) / 86_400_000
     direction = "before" if side == "late" else "after"
     return (
-        f"event time {iso_from_millis(millis)} is {days:.1f} days {direction} the read time "
-        f"{iso_from_millis(now_ms)}, outside the {side} window of {window_ms / 86_400_000:g} days"
+        f"event time {written(millis)} is {days:.1f} days {direction} the read time "
+        f"{written(now_ms)}, outside the {side} window of {window_ms / 86_400_000:g} days"
     )

@@ -170,6 +170,13 @@ def _in_range(millis: int) -> bool:
     return -62_135_596_800_000 <= millis <= 253_402_300_799_999
 
 
+def written(millis: int) -> str:
+    """`iso_from_millis` for text meant for people (a dead letter's detail): a time a year 1
+    or 9999 line writes with an offset (``0001-01-01T00:00:00+01:00``) lies outside what
+    datetime can write, and is given in milliseconds instead of raising OverflowError."""
+    return iso_from_millis(millis) if _in_range(millis) else f"{millis} ms after 1970"
+
+
 def _fraction_millis(digits: str | None) -> int:
     return int((digits + "00")[:3]) if digits else 0
 
