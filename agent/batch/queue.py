@@ -32,23 +32,29 @@ class ByteQueue(Generic[T]):
     async def put(self, item: T, size: int) -> None:
         """Wait for room, then enqueue. An item larger than the bound waits for an empty queue."""
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._closed or not self._items or self.bytes + size <= self.max_bytes
-            )
+            if not self._room_for(size):  # the common case waits for nothing
+                await self._changed.wait_for(lambda: self._room_for(size))
             if self._closed:
                 raise QueueClosed
             self._items.append((item, size))
             self.bytes += size
             self._changed.notify_all()
 
+    def _room_for(self, size: int) -> bool:
+        return self._closed or not self._items or self.bytes + size <= self.max_bytes
+
     async def get(self, max_wait: float | None = None) -> T | None:
-        """The next item; None when closed and drained, or when `max_wait` passes first."""
+        """The next item; None when closed and drained, or when `max_wait` passes first.
+
+        An item already there is taken without arming the timeout: at full speed that is
+        every call (a timer pushed and cancelled per piece was most of the queue's cost)."""
         async with self._changed:
-            try:
-                async with asyncio.timeout(max_wait):
-                    await self._changed.wait_for(lambda: self._closed or bool(self._items))
-            except TimeoutError:
-                return None
+            if not (self._closed or self._items):
+                try:
+                    async with asyncio.timeout(max_wait):
+                        await self._changed.wait_for(lambda: self._closed or bool(self._items))
+                except TimeoutError:
+                    return None
             if not self._items:
                 return None
             item, size = self._items.popleft()
