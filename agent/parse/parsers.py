@@ -523,10 +523,26 @@ def _priority(pri: str) -> tuple[int, int]:
     return value >> 3, value & 7
 
 
-@lru_cache(maxsize=1024)
 def _structured_data(text: str) -> dict[str, dict[str, str]]:
-    """Parsed once per distinct text (a source repeats the same few): the value is shared by
-    the events that carry it, and nothing writes into it (the builder sets top-level keys)."""
+    """Parsed once per distinct text (a source repeats the same few) when short: the value
+    is shared by the events that carry it, and nothing writes into it (the builder sets
+    top-level keys). A longer one is parsed each time: 1024 distinct ~110 KB ones (crafted
+    lines) kept ~840 MB alive in the cache."""
+    if len(text) > _SD_CACHED_CHARS:
+        return _parse_structured_data(text)
+    return _cached_structured_data(text)
+
+
+_SD_CACHED_CHARS: Final = 512
+"""The longest structured data kept by `_cached_structured_data` (1024 of them: ~2 MB)."""
+
+
+@lru_cache(maxsize=1024)
+def _cached_structured_data(text: str) -> dict[str, dict[str, str]]:
+    return _parse_structured_data(text)
+
+
+def _parse_structured_data(text: str) -> dict[str, dict[str, str]]:
     elements: dict[str, dict[str, str]] = {}
     for sd_id, params in _SD_ELEMENT.findall(text):
         elements[sd_id] = {k: _SD_ESCAPE.sub(r"\1", v) for k, v in _SD_PARAM.findall(params)}

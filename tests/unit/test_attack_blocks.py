@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.config import SourceConfig
@@ -19,6 +19,8 @@ from agent.parse.parsers import (
     _ACCESS_LINES,
     _SYSLOG_3164_LINES,
     _SYSLOG_5424_LINES,
+    _cached_structured_data,
+    parse_syslog,
     regex_block,
 )
 
@@ -201,3 +203,147 @@ def test_a_user_pattern_that_runs_past_lines_has_no_block_form(
     encoded = encoder(**options).encode(block, 0)
     assert accounted(block, encoded)
     assert outcome(encoded) == outcome(line_path(**options).encode(block, 0))
+
+
+# Every block path against the line path, on lines of each shape with hostile bytes put
+# anywhere: NUL, CR alone, the separators str.splitlines breaks at (VT, FF, FS, NEL, U+2028,
+# U+2029), a BOM, bytes that are not UTF-8 (a lone surrogate's, a cut sequence), quotes,
+# brackets, escapes, a row break, times at their edges.
+SHAPES: dict[str, tuple[dict[str, Any], list[bytes]]] = {
+    "nginx": (
+        {"format": "text", "parser": "nginx"},
+        [
+            b'10.0.0.1 - bob [24/Nov/2025:10:00:00 +0000] "GET /a HTTP/1.1" 200 512 "-" "curl"',
+            b"2025/11/24 10:00:00 [error] 1#0: *1 open() failed, client: 1.2.3.4",
+        ],
+    ),
+    "apache": (
+        {"format": "text", "parser": "apache", "event_id": True},
+        [b'::1 - - [24/Nov/2025:10:00:00.250 -0700] "POST /b?x=1 HTTP/2.0" 404 -'],
+    ),
+    "syslog": (
+        {"format": "text", "parser": "syslog", "fields": {"env": "p"}},
+        [
+            b'<13>1 2025-11-24T10:00:00.123Z h app 1 m [x a="b\\"c"] hi',
+            b"<34>Nov 24 10:00:00 host app[1]: msg",
+            b"Nov 24 10:00:00.5 host app: msg",
+        ],
+    ),
+    "logfmt": (
+        {"format": "text", "parser": "logfmt"},
+        [b'level=info msg="a \\"b\\"" ok ts=2025-11-24T10:00:00Z', b"a=1 b= c"],
+    ),
+    "regex": (
+        {
+            "format": "text",
+            "parser": {
+                "type": "regex",
+                "pattern": r"^(?P<time>\S+) (?P<message>seq=\d+ (?P<level>[A-Z]+) .*)$",
+            },
+        },
+        [b"2025-11-24T10:00:00.000Z seq=1 INFO svc hello"],
+    ),
+    "docker": (
+        {"format": "text", "kubernetes": {"format": "docker"}},
+        [
+            b'{"log":"hi\\n","stream":"stdout","time":"2025-11-24T10:00:00.123456789Z"}',
+            b'{"log":"part","stream":"stderr","time":"2025-11-24T10:00:01Z"}',
+        ],
+    ),
+    "cri": (
+        {"format": "text", "kubernetes": {"format": "cri", "partial_max_bytes": 40}},
+        [
+            b"2025-11-24T10:00:00.123Z stdout P a",
+            b"2025-11-24T10:00:00.123Z stdout F b",
+            b"2025-11-24T10:00:00.5+01:00 stderr F c",
+        ],
+    ),
+    "ids": (
+        {"format": "json", "event_id": True, "fields": {"env": "p"}},
+        [b'{"timestamp":"2025-11-24T10:00:00.000Z","a":[1,{"b":"c"}]}', b'{"a":1}'],
+    ),
+}
+FRAGMENTS = [
+    b"\x00",
+    b"\r",
+    b"\x0b",
+    b"\x0c",
+    b"\x1c",
+    b"\xc2\x85",
+    b"\xe2\x80\xa8",
+    b"\xe2\x80\xa9",
+    b"\xef\xbb\xbf",
+    b"\xff",
+    b"\xed\xa0\x80",
+    b"\xc3",
+    b'"',
+    b"\\",
+    b"[",
+    b"]",
+    b"=",
+    b" ",
+    b"\\u0000",
+    b"\\ud800",
+    b"}],[{",
+    b"],[",
+    b":60",
+    b"+23:59",
+    b"-23:59",
+    b"9999",
+    b"0001",
+    b"\xc3\xa9",
+    b"{",
+    b"}",
+    b"\t",
+    b"\\n",
+    b"x" * 300,
+]
+
+
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    shape=st.sampled_from(sorted(SHAPES)),
+    picks=st.lists(st.integers(0, 5), min_size=1, max_size=8),
+    mutations=st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 200), st.sampled_from(FRAGMENTS)),
+        max_size=3,
+    ),
+)
+def test_hostile_bytes_in_any_line_of_any_shape(
+    shape: str, picks: list[int], mutations: list[tuple[int, int, bytes]]
+) -> None:
+    options, seeds = SHAPES[shape]
+    lines = [seeds[pick % len(seeds)] for pick in picks]
+    for index, position, fragment in mutations:
+        line = lines[index % len(lines)]
+        at = position % (len(line) + 1)
+        lines[index % len(lines)] = line[:at] + fragment + line[at:]
+    block = b"".join(line + b"\n" for line in lines)
+    fast, slow = encoder(**options), line_path(**options)
+    got, want = fast.encode(block, 3), slow.encode(block, 3)
+    assert outcome(got) == outcome(want)
+    assert fast.pending_offset == slow.pending_offset
+    flushed, reference = fast.flush(force=True), slow.flush(force=True)
+    if shape == "ids" and not reference.rejected:  # IdEncoder.flush: nothing is ever held
+        reference = Encoded([p for p in reference.pieces if p.events], [], reference.blank)
+    assert outcome(flushed) == outcome(reference)
+    assert fast.take_counts() == slow.take_counts()
+    if shape not in ("cri", "docker"):  # joined fragments: several lines, one event
+        assert accounted(block, got)
+
+
+def test_long_structured_data_is_not_kept_in_the_cache() -> None:
+    """RFC 5424 structured data is parsed once per distinct text and kept (1024 of them):
+    1024 crafted lines with ~110 KB of distinct structured data each kept ~840 MB alive."""
+    before = _cached_structured_data.cache_info().currsize
+    sd = "".join(f'[e{j} k="{"v" * 40}"]' for j in range(200))
+    fields = parse_syslog(f"<13>1 2025-11-24T10:00:00.000Z h a p m {sd} hi")
+    assert fields is not None
+    assert len(fields["structured_data"]) == 200
+    assert fields["structured_data"]["e7"] == {"k": "v" * 40}
+    assert _cached_structured_data.cache_info().currsize == before
+    short = parse_syslog('<13>1 2025-11-24T10:00:00.000Z h a p m [x k="v"] hi')
+    assert short is not None
+    assert short["structured_data"] == {"x": {"k": "v"}}
