@@ -14,10 +14,16 @@ from typing import Final
 from agent.config import Config
 from agent.ops.events import Event, Label
 
-RESTART_ONLY: Final = ("data_dir", "queue", "api", "checkpoint_interval", "dead_letter")
+RESTART_ONLY: Final = (
+    "data_dir",
+    "queue",
+    "api",
+    "checkpoint_interval",
+    "kubernetes",
+)
 """Settings a reload cannot change in a running agent: said in the log, applied at restart."""
 
-LIVE: Final = ("log", "sources", "polaris", "sender", "batch", "spool")
+LIVE: Final = ("log", "sources", "polaris", "sender", "batch", "spool", "dead_letter")
 """What applies at once, in this order (logging first: what follows logs in the new form)."""
 
 CONFIG_RELOADED: Final = Event(
@@ -36,7 +42,7 @@ RELOAD_SKIPPED: Final = Event(
 RELOAD_NEEDS_RESTART: Final = Event(
     "reload_needs_restart",
     "A reload changed settings that apply only at the next start (data_dir, queue, api, "
-    "checkpoint_interval, sender.workers, spool.enabled).",
+    "checkpoint_interval, sender.workers, spool.enabled, kubernetes).",
     level="warning",
 )
 EVENTS: Final = (CONFIG_RELOADED, RELOAD_REJECTED, RELOAD_SKIPPED, RELOAD_NEEDS_RESTART)

@@ -31,6 +31,7 @@ from agent.batch.queue import ByteQueue
 from agent.config import Config, ConfigError, Problem, load_config, startup_warnings
 from agent.delivery import Delivery
 from agent.encode import EncodeLimits
+from agent.kube import pod_cache
 from agent.once import DEFAULT_ONCE_TIMEOUT, watch_stall
 from agent.once import EVENTS as ONCE_EVENTS
 from agent.once import outcome as once_outcome
@@ -140,11 +141,7 @@ class Agent:
         data_dir = private_dir(config.data_dir, follow=True)  # operators may link it elsewhere
         self.store = CheckpointStore(checkpoint_path(data_dir), events=self.events)
         self.acks = AckTracker()
-        bounds = config.dead_letter
-        self.dead_letters = DeadLetters(
-            dead_letter_dir(data_dir),
-            DeadLetterLimits(bounds.max_size, bounds.max_age, bounds.log_interval),
-        )
+        self.dead_letters = DeadLetters(dead_letter_dir(data_dir), dead_letter_limits(config))
         self.stopping = asyncio.Event()  # a signal arrived: no new reads, no new retries
         self.wake = asyncio.Event()  # look at the files now
         self.reload_requested = asyncio.Event()
@@ -152,6 +149,7 @@ class Agent:
         # One sealed batch waits for a free worker; more would only hold megabytes in memory.
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(1)
         self.batcher = Batcher(config.batch.max_bytes, config.batch.max_wait)
+        self.pods = pod_cache(config, self.events)  # None unless a source asks the API
         self.tailer = Tailer(
             file_sources(config.sources),
             self.store.load(),
@@ -159,6 +157,7 @@ class Agent:
             dead_letters=self.dead_letters,
             emit=lambda piece: self.queue.put(piece, len(piece.data)),
             limits=EncodeLimits.for_batch(config.batch.max_bytes),
+            pods=self.pods,
         )
         self.journals = LazyJournals(  # journald sources beside the tailer, loaded if any
             config.sources,
@@ -253,6 +252,9 @@ class Agent:
                 tasks.create_task(delivery.sender.work(self.batches))
                 for _ in range(config.sender.workers)
             ]
+            kube = tasks.create_task(self.pods.run()) if self.pods is not None else None
+            if self.pods is not None:  # the pods already running: known before their lines
+                await self.pods.wait_listed(config.kubernetes.startup_wait)
             tail = self.tailer.run(self.stopping, self.wake, once=once)
             self._reading = tasks.create_task(self.journals.run_with(tail, once=once))
             self.notifier.ready(status_line(self.snapshot()))
@@ -263,6 +265,8 @@ class Agent:
                 await first_of(delivery.spool.wait_until_empty(), self.stopping.wait())
             done.set()
             watcher.cancel()
+            if kube is not None:
+                kube.cancel()
         return stall is not None and stall.result()
 
     async def _save_every(self, interval: float, done: asyncio.Event) -> None:
@@ -361,7 +365,14 @@ class Agent:
             self.wake.set()
         if "batch" in plan:
             self.batcher.reconfigure(new.batch)
+        if "dead_letter" in plan:  # its directory follows data_dir: a restart moves it
+            self.dead_letters.reconfigure(dead_letter_limits(new))
         await self.delivery.reconfigure(plan, new)
+
+
+def dead_letter_limits(config: Config) -> DeadLetterLimits:
+    bounds = config.dead_letter
+    return DeadLetterLimits(bounds.max_size, bounds.max_age, bounds.log_interval)
 
 
 async def drain(

@@ -56,3 +56,19 @@ def test_restart_only_settings_are_named_not_applied() -> None:
 
     assert plan.later == ("data_dir", "queue", "sender.workers", "spool.enabled")
     assert plan.live == ("sender", "spool")
+
+
+def test_dead_letter_bounds_apply_at_once() -> None:
+    new = config(dead_letter={"max_size": "1MiB", "max_age": "1d", "log_interval": "5m"})
+
+    plan = plan_reload(config(), new)
+
+    assert plan.live == ("dead_letter",)
+    assert plan.later == ()
+
+
+def test_a_new_data_dir_moves_the_dead_letters_only_at_a_restart() -> None:
+    plan = plan_reload(config(), config(data_dir="/srv/agent", dead_letter={"max_size": "1MiB"}))
+
+    assert plan.live == ("dead_letter",)
+    assert plan.later == ("data_dir",)
