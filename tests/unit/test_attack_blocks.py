@@ -347,3 +347,60 @@ def test_long_structured_data_is_not_kept_in_the_cache() -> None:
     short = parse_syslog('<13>1 2025-11-24T10:00:00.000Z h a p m [x k="v"] hi')
     assert short is not None
     assert short["structured_data"] == {"x": {"k": "v"}}
+
+
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    shape=st.sampled_from(sorted(SHAPES)),
+    picks=st.lists(st.integers(0, 5), min_size=1, max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=4),
+    mutation=st.tuples(st.integers(0, 40), st.integers(0, 200), st.sampled_from(FRAGMENTS)),
+)
+def test_blocks_in_a_row_keep_what_the_line_path_keeps(
+    shape: str, picks: list[int], cuts: list[int], mutation: tuple[int, int, bytes]
+) -> None:
+    """The same lines read in several blocks, the whole-block paths taken for some and not
+    for others (a fragment held across blocks, one hostile line): the same pieces, held
+    offsets and counts as the line path at every step."""
+    options, seeds = SHAPES[shape]
+    lines = [seeds[pick % len(seeds)] for pick in picks]
+    index, position, fragment = mutation
+    if index < len(lines):
+        at = position % (len(lines[index]) + 1)
+        lines[index] = lines[index][:at] + fragment + lines[index][at:]
+    fast, slow = encoder(**options), line_path(**options)
+    offset = 0
+    for start, end in zip([0, *sorted(cuts)], [*sorted(cuts), len(lines)], strict=True):
+        block = b"".join(line + b"\n" for line in lines[start:end])
+        if not block:
+            continue
+        assert outcome(fast.encode(block, offset)) == outcome(slow.encode(block, offset))
+        assert fast.pending_offset == slow.pending_offset
+        offset += len(block)
+    assert fast.take_counts() == slow.take_counts()
+
+
+@pytest.mark.parametrize("between", [False, True])
+def test_a_cri_fragment_at_the_slice_boundary(between: bool) -> None:
+    """A ``P`` fragment the last line of one 16 KiB slice, its ``F`` the first of the next
+    (or around it), with or without another stream's line between."""
+    stamp = b"2025-11-24T10:00:00.123Z"
+    filler = stamp + b" stderr F " + b"f" * 90
+    options = {"format": "text", "kubernetes": {"format": "cri"}}
+    taken = 0
+    for shift in range(-3, 4):
+        lines = [filler] * (16 * 1024 // (len(filler) + 1) + shift)
+        lines.append(stamp + b" stdout P head ")
+        if between:
+            lines.append(stamp + b" stderr F between")
+        lines += [stamp + b" stdout F tail", *[filler] * 5]
+        block = b"".join(line + b"\n" for line in lines)
+        fast, slow = encoder(**options), line_path(**options)
+        assert isinstance(fast, ParsedEncoder)
+        taken += fast._cri_block(block, 0) is not None
+        fast = encoder(**options)
+        assert outcome(fast.encode(block, 0)) == outcome(slow.encode(block, 0)), shift
+        assert fast.take_counts() == slow.take_counts()
+    assert taken == (0 if between else 7)
