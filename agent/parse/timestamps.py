@@ -153,9 +153,13 @@ def parse_epoch(value: Any, unit_millis: float | None) -> int | None:
         unit_millis = (
             1000.0 if size < 1e11 else 1.0 if size < 1e14 else 1e-3 if size < 1e17 else 1e-6
         )
-    millis = (
-        int(number * unit_millis) if isinstance(number, float) else _int_millis(number, unit_millis)
-    )
+    if isinstance(number, float):
+        scaled = number * unit_millis
+        if scaled in (float("inf"), float("-inf")):  # 1e308 seconds: OverflowError in int()
+            return None
+        millis = int(scaled)
+    else:
+        millis = _int_millis(number, unit_millis)
     return millis if _in_range(millis) else None
 
 

@@ -404,3 +404,14 @@ def test_a_cri_fragment_at_the_slice_boundary(between: bool) -> None:
         assert outcome(fast.encode(block, 0)) == outcome(slow.encode(block, 0)), shift
         assert fast.take_counts() == slow.take_counts()
     assert taken == (0 if between else 7)
+
+
+@pytest.mark.parametrize("value", [b"1e308", b"-1e308", b"1.7976931348623157e308", b"1e300"])
+@pytest.mark.parametrize("unit", ["epoch_seconds", "epoch_millis"])
+def test_an_epoch_too_large_for_its_unit_is_no_time(value: bytes, unit: str) -> None:
+    """``1e308`` seconds is infinite milliseconds: OverflowError out of the encoder, once."""
+    options = {"format": "json", "time": {"format": unit}}
+    block = b'{"timestamp":' + value + b',"n":1}\n'
+    encoded = encoder(**options).encode(block, 0)
+    assert accounted(block, encoded)
+    assert b'"timestamp_raw":' in encoded.pieces[0].data  # the read time, the value kept
