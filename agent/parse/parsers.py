@@ -309,8 +309,8 @@ def access_block(text: str, lines: int) -> list[Fields] | None:
     one scan of the pattern over the whole text; None unless every line matches (then the
     caller goes line by line: a line of nginx's error log, say).
 
-    The pattern is the line's, anchored at each line (``re.M``): a match that would run
-    into the next line takes that line's start, so fewer matches than lines, and None."""
+    The pattern is the line's, anchored at each line (``re.M``), its classes never taking
+    a newline (`_in_line`): each match within one line, what the line alone gives."""
     found = list(map(access_fields, _ACCESS_LINES.finditer(text)))
     return found if len(found) == lines else None
 
@@ -415,8 +415,8 @@ def parse_syslog_3164(text: str) -> Fields | None:
 def syslog_block(text: str, lines: int) -> list[Fields] | None:
     """`parse_syslog` of every line of `text` (`lines` lines, each ending in a newline) with
     one scan over the whole text: all RFC 5424, or all RFC 3164 with no line RFC 5424 would
-    take first; None otherwise (the caller goes line by line). A match that would run into
-    the next line takes that line's start: fewer matches than lines, and None."""
+    take first; None otherwise (the caller goes line by line). No match runs into the next
+    line (`_in_line`, and RFC 3164's pattern takes no newline)."""
     if _5424_HEAD.match(text) is not None or _5424_NEXT_HEAD.search(text) is not None:
         found = list(map(syslog_5424_fields, _SYSLOG_5424_LINES.finditer(text)))
         if len(found) == lines:
