@@ -49,6 +49,7 @@ STATUSES: Final = ("200", "400", "401", "403", "413", "429", "503", "transport_e
 """`requests_total` statuses shown per connection from the start (others appear when seen)."""
 
 DEAD_LETTER_REASONS: Final = (
+    "encoder_failed",
     "event_too_large",
     "http_rejected",
     "http_too_large",

@@ -69,6 +69,10 @@ class FileEncoders:
         due = [d for b in self._built.values() if (d := b.encoder.next_flush()) is not None]
         return min(due, default=None)
 
+    def drop(self, file_id: FileId) -> None:
+        """Forget the file's encoder (it failed): its next read builds a fresh one."""
+        self._built.pop(file_id, None)
+
     def forget(self, alive: set[FileId]) -> None:
         """Drop the encoders of contents no longer tracked (released, truncated)."""
         for file_id in [f for f in self._built if f not in alive]:

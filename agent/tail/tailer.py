@@ -29,6 +29,7 @@ from agent.tail.encoders import FileEncoders
 from agent.tail.handoff import Handoffs
 from agent.tail.identity import Identity
 from agent.tail.outlet import Emit, Outlet
+from agent.tail.quarantine import quarantine
 from agent.tail.reader import Block, Key, LongLine, Reader, Truncated
 from agent.tail.registry import Registry
 from agent.tail.release import Release
@@ -222,14 +223,32 @@ class Tailer:
         per_source.lines += occurrences(block.data, b"\n")  # memchr: count() checks each byte
         self._stats.bytes_read += len(block.data)
         encoder = await self._encoder(reader)
-        await self._send(reader, encoder.encode(block.data, block.start), encoder)
+        try:
+            encoded = encoder.encode(block.data, block.start)
+        except Exception as error:  # a defect of ours: it costs these lines, not the agent
+            await self._fail(reader, encoder, error, block.start, block.data)
+            return
+        await self._send(reader, encoded, encoder)
 
     async def _encoder(self, reader: Reader) -> LineEncoder:
         """The file's encoder; one it replaces (a reload) first ships everything it holds."""
         encoder, stale = self._encoders.take(reader, self._registry.sources[reader.source])
         if stale is not None:
-            await self._send(reader, stale.flush(force=True), stale)
+            try:
+                flushed, by = stale.flush(force=True), stale
+            except Exception as error:  # as in `_ship`
+                flushed, by = quarantine(reader, stale, error, reader.offset), encoder
+            await self._send(reader, flushed, by)
         return encoder
+
+    async def _fail(
+        self, reader: Reader, encoder: LineEncoder, error: Exception, start: int, data: bytes
+    ) -> None:
+        """The lines `encoder` failed on (and held) dead-lettered; the file's next read
+        gets a fresh encoder (`agent.tail.quarantine`)."""
+        encoded = quarantine(reader, encoder, error, start, data)
+        self._encoders.drop(reader.file_id)
+        await self._send(reader, encoded, await self._encoder(reader))
 
     async def _send(self, reader: Reader, encoded: Encoded, encoder: LineEncoder) -> None:
         connection = self._registry.sources[reader.source].connection or ""
@@ -256,7 +275,12 @@ class Tailer:
                 continue
             due = encoder.next_flush()
             if force or (due is not None and due <= now):
-                await self._send(reader, encoder.flush(now, force=force), encoder)
+                try:
+                    flushed = encoder.flush(now, force=force)
+                except Exception as error:  # as in `_ship`
+                    await self._fail(reader, encoder, error, reader.offset, b"")
+                    continue
+                await self._send(reader, flushed, encoder)
 
     def _settle_links(self) -> None:
         self._handoffs.settle({r.file_id for r in self._registry.readers.values()})

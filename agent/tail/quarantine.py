@@ -1,0 +1,74 @@
+"""Lines an encoder failed on: dead-lettered with the reason, and the file read on.
+
+An exception out of an encoder is a defect of ours that some line found (this round's
+attacks found four: an OverflowError writing a time, ``int(inf)`` of an epoch...). Before,
+it left the tailer, ended `run` with exit 1, and every restart read the same line again: one
+line stopped every file for good. Now the lines the encoder was given, and those it held back
+from earlier blocks (a stack trace, a ``P`` fragment), become dead letters ``encoder_failed``
+with the exception's type, and the file goes on with a fresh encoder. Nothing is lost (a dead
+letter can be replayed once the defect is fixed: ``polaris-agent dead-letters replay``) and
+nothing else stops; the error log line and the dead-letter count say it happened.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+import structlog
+
+from agent.encode import Encoded, EncodedPiece, LineEncoder, Rejected
+from agent.tail.reader import Reader
+
+log = structlog.get_logger("agent.tailer")
+
+ENCODER_FAILED: Final = "encoder_failed"
+MAX_DETAIL: Final = 200
+"""An exception's text can quote the line: its head only, the line itself is in the letter."""
+
+
+def failure_detail(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error)[:MAX_DETAIL]}"
+
+
+def quarantined(
+    reader: Reader, held_from: int | None, start: int, data: bytes, error: Exception
+) -> Encoded:
+    """Every line from `held_from` (what the encoder held, read again from the file; None:
+    nothing held) through `data` (whole lines at `start`) as a dead letter, and an empty
+    piece ending after them, so the checkpoint passes them once the letters are written."""
+    begin = start if held_from is None or held_from > start else held_from
+    try:
+        held = os.pread(reader.fd, start - begin, begin) if begin < start else b""
+    except OSError:  # the held lines cannot be read again: the letters say from where
+        held, begin = b"", start
+    whole = held + data
+    detail = failure_detail(error)
+    rejected: list[Rejected] = []
+    position = 0
+    while position < len(whole):
+        newline = whole.find(b"\n", position)
+        end = len(whole) if newline == -1 else newline
+        rejected.append(Rejected(ENCODER_FAILED, begin + position, whole[position:end], detail))
+        position = end + 1
+    done = EncodedPiece(b"", 0, start + len(data), ())
+    return Encoded([done], rejected, 0)
+
+
+def quarantine(
+    reader: Reader, encoder: LineEncoder, error: Exception, start: int, data: bytes = b""
+) -> Encoded:
+    """What `encoder` held and `data` (whole lines at `start`; empty when a flush failed:
+    `start` is then the read offset) as dead letters, logged once as ``encoder_failed``."""
+    try:
+        held = encoder.pending_offset
+    except Exception:  # its state is what failed: from the block on
+        held = None
+    log.error(
+        "encoder_failed",
+        path=reader.path,
+        offset=start if held is None else min(held, start),
+        error=type(error).__name__,
+        detail=failure_detail(error),
+    )
+    return quarantined(reader, held, start, data, error)

@@ -1,0 +1,139 @@
+"""An encoder that raises (a defect of ours a hostile line found) costs the lines it was
+given, dead-lettered with the reason, never the agent: before this, any exception out of an
+encoder ended `run` with exit 1, and a restart read the same line again (a crash loop)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from structlog.testing import capture_logs
+
+from agent.config import SourceConfig
+from agent.encode import Encoded, LineEncoder
+from agent.tail import encoders
+from tests.unit.test_tailer import Rig, append
+
+POISON = b"BOOM"
+
+
+class Faulty:
+    """The real encoder, except that a block holding `POISON` raises, as a defect would, and
+    so does a flush once `failing_flush` is set."""
+
+    failing_flush = False
+
+    def __init__(self, real: LineEncoder) -> None:
+        self._real = real
+
+    def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
+        if Faulty.failing_flush:
+            raise ValueError("a held record it cannot write")
+        return self._real.flush(now, force=force)
+
+    def encode(self, block: bytes, start_offset: int) -> Encoded:
+        if POISON in block:
+            raise OverflowError("date value out of range")
+        return self._real.encode(block, start_offset)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@pytest.fixture
+def faulty_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = encoders.encoder_for
+    monkeypatch.setattr(Faulty, "failing_flush", False)
+    monkeypatch.setattr(encoders, "encoder_for", lambda *a, **k: Faulty(real(*a, **k)))
+
+
+def dead_letters(directory: Path) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(line)
+        for f in sorted(directory.glob("*.ndjson"))
+        for line in f.read_bytes().splitlines()
+    ]
+
+
+@pytest.mark.usefixtures("faulty_encoders")
+async def test_a_block_the_encoder_fails_on_is_dead_lettered_and_the_file_goes_on(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    # A multiline source: the encoder holds "2 held" (and its continuation) until the next
+    # record starts, so the failing block's lines are not the only ones at stake.
+    app = SourceConfig(
+        name="app",
+        include=[f"{logs}/*.log"],
+        format="text",
+        multiline={"start_pattern": r"^\d"},
+    )
+    rig = Rig(tmp_path, [app])
+    log.write_bytes(b"1 first\n2 held\n  continued\n")
+    await rig.pass_()
+    held_from = len(b"1 first\n")
+
+    append(log, b"3 " + POISON + b"\n4 poisoned too\n")
+    with capture_logs() as logged:
+        await rig.pass_()
+    append(log, b"5 after\n6 last\n")
+    await rig.pass_()
+    await rig.tailer.flush_held(asyncio.Event(), force=True)
+    await rig.pass_()
+
+    shipped = [e["message"] for e in rig.events()]
+    rig.dead_letters.close()
+    letters = dead_letters(tmp_path / "dead")
+    assert shipped[0] == "1 first"
+    assert {d["reason"] for d in letters} == {"encoder_failed"}
+    lettered = b"".join(d["line"].encode() + b"\n" for d in letters)
+    assert lettered == b"2 held\n  continued\n3 BOOM\n4 poisoned too\n", "held lines too"
+    assert letters[0]["offset"] == held_from
+    assert "OverflowError" in letters[0]["detail"]
+    assert [e["message"] for e in rig.events()][1:] == ["5 after", "6 last"], "the file goes on"
+    failed = [e for e in logged if e["event"] == "encoder_failed"]
+    assert len(failed) == 1 and failed[0]["log_level"] == "error"
+    assert failed[0]["error"] == "OverflowError"
+    rig.acknowledge()
+    assert rig.tailer.checkpoints()[0].offset == log.stat().st_size, "nothing left behind"
+
+
+@pytest.mark.usefixtures("faulty_encoders")
+async def test_a_flush_that_fails_dead_letters_what_was_held_and_the_file_goes_on(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    app = SourceConfig(
+        name="app",
+        include=[f"{logs}/*.log"],
+        format="text",
+        multiline={"start_pattern": r"^\d"},
+    )
+    rig = Rig(tmp_path, [app])
+    log.write_bytes(b"1 first\n2 held\n  continued\n")
+    await rig.pass_()
+
+    Faulty.failing_flush = True
+    await rig.tailer.flush_held(asyncio.Event(), force=True)
+    Faulty.failing_flush = False
+    append(log, b"3 after\n4 last\n")
+    await rig.pass_()
+    await rig.tailer.flush_held(asyncio.Event(), force=True)
+    await rig.pass_()
+
+    rig.dead_letters.close()
+    letters = dead_letters(tmp_path / "dead")
+    assert [(d["reason"], d["line"]) for d in letters] == [
+        ("encoder_failed", "2 held"),
+        ("encoder_failed", "  continued"),
+    ]
+    assert [e["message"] for e in rig.events()] == ["1 first", "3 after", "4 last"]
+    rig.acknowledge()
+    assert rig.tailer.checkpoints()[0].offset == log.stat().st_size
