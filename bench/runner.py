@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [name for name in named if name in shapes.BY_NAME] or ["profile"]
     skipped = set(expand(args.skip))
     chosen = [name for name in chosen if name not in skipped]
+    if args.workdir:  # a --workdir that does not exist yet is made, not a traceback
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="polaris-bench-", dir=args.workdir))
     results: list[Result] = []
     print(
