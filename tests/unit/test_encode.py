@@ -172,7 +172,7 @@ def test_the_whole_block_path_is_taken_for_clean_lines_and_not_for_a_broken_one(
 text_lines = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
     max_size=40,
-) | st.sampled_from(["", "  ", "\t", "\r", "caf\u00e9\r", "x\r\r"])
+) | st.sampled_from(["", "  ", "\t", "\r", "caf\u00e9\r", "x\r\r", "a\\nb", "\\", "x\\", "\\\\n"])
 
 
 @settings(max_examples=200, deadline=None)
