@@ -7,33 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from agent.devserver import DevServer
-from agent.encode import Encoded, LineEncoder
-from agent.tail import encoders
 from tests.support.config import CONNECTION
+from tests.support.faulty import POISON, install_faulty_encoders
 from tests.support.inprocess import InProcessAgent
-
-POISON = b"BOOM"
-
-
-class Faulty:
-    """The real encoder, except that a block holding `POISON` raises."""
-
-    def __init__(self, real: LineEncoder) -> None:
-        self._real = real
-
-    def encode(self, block: bytes, start_offset: int) -> Encoded:
-        if POISON in block:
-            raise OverflowError("date value out of range")
-        return self._real.encode(block, start_offset)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
 
 
 async def test_a_line_that_breaks_the_encoder_costs_that_line_not_the_agent(
@@ -42,8 +23,7 @@ async def test_a_line_that_breaks_the_encoder_costs_that_line_not_the_agent(
     log_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = encoders.encoder_for
-    monkeypatch.setattr(encoders, "encoder_for", lambda *a, **k: Faulty(real(*a, **k)))
+    install_faulty_encoders(monkeypatch)
     log = log_dir / "app.log"
     before = b"".join(b"line %d\n" % n for n in range(300))
     log.write_bytes(before)

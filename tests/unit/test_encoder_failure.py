@@ -13,41 +13,29 @@ import pytest
 from structlog.testing import capture_logs
 
 from agent.config import SourceConfig
-from agent.encode import Encoded, LineEncoder
-from agent.tail import encoders
+from tests.support.faulty import POISON, Faulty, install_faulty_encoders
 from tests.unit.test_tailer import Rig, append
-
-POISON = b"BOOM"
-
-
-class Faulty:
-    """The real encoder, except that a block holding `POISON` raises, as a defect would, and
-    so does a flush once `failing_flush` is set."""
-
-    failing_flush = False
-
-    def __init__(self, real: LineEncoder) -> None:
-        self._real = real
-
-    def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
-        if Faulty.failing_flush:
-            raise ValueError("a held record it cannot write")
-        return self._real.flush(now, force=force)
-
-    def encode(self, block: bytes, start_offset: int) -> Encoded:
-        if POISON in block:
-            raise OverflowError("date value out of range")
-        return self._real.encode(block, start_offset)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
 
 
 @pytest.fixture
 def faulty_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = encoders.encoder_for
-    monkeypatch.setattr(Faulty, "failing_flush", False)
-    monkeypatch.setattr(encoders, "encoder_for", lambda *a, **k: Faulty(real(*a, **k)))
+    install_faulty_encoders(monkeypatch)
+
+
+def multiline_rig(tmp_path: Path) -> tuple[Rig, Path]:
+    """A multiline source over one file that already holds a shipped record and a held one
+    ("2 held" and its continuation wait for the next record's start)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    app = SourceConfig(
+        name="app",
+        include=[f"{logs}/*.log"],
+        format="text",
+        multiline={"start_pattern": r"^\d"},
+    )
+    log.write_bytes(b"1 first\n2 held\n  continued\n")
+    return Rig(tmp_path, [app]), log
 
 
 def dead_letters(directory: Path) -> list[dict[str, Any]]:
@@ -62,19 +50,8 @@ def dead_letters(directory: Path) -> list[dict[str, Any]]:
 async def test_a_block_the_encoder_fails_on_is_dead_lettered_and_the_file_goes_on(
     tmp_path: Path,
 ) -> None:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    log = logs / "app.log"
-    # A multiline source: the encoder holds "2 held" (and its continuation) until the next
-    # record starts, so the failing block's lines are not the only ones at stake.
-    app = SourceConfig(
-        name="app",
-        include=[f"{logs}/*.log"],
-        format="text",
-        multiline={"start_pattern": r"^\d"},
-    )
-    rig = Rig(tmp_path, [app])
-    log.write_bytes(b"1 first\n2 held\n  continued\n")
+    # The held record means the failing block's lines are not the only ones at stake.
+    rig, log = multiline_rig(tmp_path)
     await rig.pass_()
     held_from = len(b"1 first\n")
 
@@ -107,17 +84,7 @@ async def test_a_block_the_encoder_fails_on_is_dead_lettered_and_the_file_goes_o
 async def test_a_flush_that_fails_dead_letters_what_was_held_and_the_file_goes_on(
     tmp_path: Path,
 ) -> None:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    log = logs / "app.log"
-    app = SourceConfig(
-        name="app",
-        include=[f"{logs}/*.log"],
-        format="text",
-        multiline={"start_pattern": r"^\d"},
-    )
-    rig = Rig(tmp_path, [app])
-    log.write_bytes(b"1 first\n2 held\n  continued\n")
+    rig, log = multiline_rig(tmp_path)
     await rig.pass_()
 
     Faulty.failing_flush = True
