@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config import SourceConfig
 from agent.encode import Encoded, EncodeLimits, encoder_for
+from agent.encode import ids as id_encoder
 from agent.encode.ids import IdEncoder, takes_ids
 from agent.encode.parsed import ParsedEncoder
 
@@ -123,26 +127,39 @@ def lines(draw: st.DrawFn) -> bytes:
     st.lists(st.lists(lines(), min_size=1, max_size=8), min_size=1, max_size=3),
     st.sampled_from([{}, {"env": "prod"}]),
     st.sampled_from([200, 2000]),
+    st.sampled_from([1, 64, 65536]),
 )
 def test_the_block_path_writes_what_the_parsing_path_writes(
-    blocks: list[list[bytes]], fields: dict[str, str], piece_bytes: int
+    blocks: list[list[bytes]], fields: dict[str, str], piece_bytes: int, slice_bytes: int
 ) -> None:
     ids, parsed = both(source(fields=fields), piece_bytes)
     offset = 0
-    for block_lines in blocks:
-        block = b"".join(raw + b"\n" for raw in block_lines)
-        assert flat(ids.encode(block, offset)) == flat(parsed.encode(block, offset))
-        offset += len(block)
+    with slices_of(slice_bytes):  # a block read in slices of that many bytes (a line each at 1)
+        for block_lines in blocks:
+            block = b"".join(raw + b"\n" for raw in block_lines)
+            assert flat(ids.encode(block, offset)) == flat(parsed.encode(block, offset))
+            offset += len(block)
     assert ids.take_counts() == parsed.take_counts()
 
 
-def test_uniform_blocks_of_every_kind_take_the_block_path_and_agree() -> None:
+@contextmanager
+def slices_of(size: int) -> Iterator[None]:
+    saved, id_encoder._SLICE_BYTES = id_encoder._SLICE_BYTES, size
+    try:
+        yield
+    finally:
+        id_encoder._SLICE_BYTES = saved
+
+
+@pytest.mark.parametrize("slice_bytes", [65536, 100, 1])
+def test_uniform_blocks_of_every_kind_take_the_block_path_and_agree(slice_bytes: int) -> None:
     for block in (
         b"".join(line(n) for n in range(150)),  # more than one slice of events
         b"".join(b'{"n":%d,"x":{"y":[1,2.5,"\\u00e9\\""]}}\n' % n for n in range(50)),
         b'{"timestamp": "2025-11-24T10:00:00.123Z", "a": 1.50}\n' * 20,  # re-serialized
     ):
-        ids, parsed = both(source(fields={"env": "prod"}))
-        assert ids._whole_block(block, 7) is not None
-        ids, parsed = both(source(fields={"env": "prod"}))
-        assert flat(ids.encode(block, 7)) == flat(parsed.encode(block, 7))
+        with slices_of(slice_bytes):
+            ids, parsed = both(source(fields={"env": "prod"}))
+            assert ids._whole_block(block, 7) is not None
+            ids, parsed = both(source(fields={"env": "prod"}))
+            assert flat(ids.encode(block, 7)) == flat(parsed.encode(block, 7))
