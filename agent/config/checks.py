@@ -14,6 +14,7 @@ from agent.config.loading import read_raw
 from agent.config.models import Config, SourceConfig, job_windows
 from agent.config.polaris import loopback
 from agent.config.problems import REDACTED, ConfigError, ConfigWarning
+from agent.parse.backtracking import ADVICE, may_backtrack_badly
 
 _SECRET_NAME = re.compile(r"(?i)pass|secret|token|api[_-]?key|auth|credential|private")
 _NOT_SECRET = frozenset({"token_url"})  # polaris.oauth's: an address, shown (credentials aside)
@@ -83,6 +84,18 @@ def _source_warnings(key: str, source: SourceConfig) -> Iterator[ConfigWarning]:
             f"{key}.max_line_bytes",
             f"{source.max_line_bytes} bytes: longer lines are dead-lettered, not shipped",
         )
+    yield from _pattern_warnings(key, source)
+
+
+def _pattern_warnings(key: str, source: SourceConfig) -> Iterator[ConfigWarning]:
+    """A user pattern a line can make take exponential time (`agent.parse.backtracking`)."""
+    patterns = {
+        "parser.pattern": getattr(source.parser, "pattern", None),
+        "multiline.start_pattern": getattr(source.multiline, "start_pattern", None),
+    }
+    for name, pattern in patterns.items():
+        if isinstance(pattern, str) and may_backtrack_badly(pattern):
+            yield ConfigWarning(f"{key}.{name}", ADVICE)
 
 
 def file_warnings(path: Path) -> list[ConfigWarning]:
