@@ -23,6 +23,9 @@ from agent.tail.reader import Reader
 log = structlog.get_logger("agent.tailer")
 
 ENCODER_FAILED: Final = "encoder_failed"
+MAX_REREAD: Final = 8 << 20
+"""At most this much of what an encoder held is read again (a held record is bounded by the
+event size, but a long line skipped meanwhile lies in the same range)."""
 MAX_DETAIL: Final = 200
 """An exception's text can quote the line: its head only, the line itself is in the letter."""
 
@@ -38,21 +41,29 @@ def quarantined(
     nothing held) through `data` (whole lines at `start`) as a dead letter, and an empty
     piece ending after them, so the checkpoint passes them once the letters are written."""
     begin = start if held_from is None or held_from > start else held_from
-    try:
-        held = os.pread(reader.fd, start - begin, begin) if begin < start else b""
-    except OSError:  # the held lines cannot be read again: the letters say from where
-        held, begin = b"", start
-    whole = held + data
     detail = failure_detail(error)
-    rejected: list[Rejected] = []
-    position = 0
-    while position < len(whole):
-        newline = whole.find(b"\n", position)
-        end = len(whole) if newline == -1 else newline
-        rejected.append(Rejected(ENCODER_FAILED, begin + position, whole[position:end], detail))
-        position = end + 1
+    span = start - begin
+    if span > MAX_REREAD:  # a long line skipped while records were held: its head only
+        detail += f"; {span - MAX_REREAD} held bytes before offset {start} not kept"
+    try:
+        held = os.pread(reader.fd, min(span, MAX_REREAD), begin) if span else b""
+    except OSError:  # the held lines cannot be read again: the letters say from where
+        held = b""
+    rejected = [*_letters(held, begin, detail), *_letters(data, start, detail)]
     done = EncodedPiece(b"", 0, start + len(data), ())
     return Encoded([done], rejected, 0)
+
+
+def _letters(lines: bytes, offset: int, detail: str) -> list[Rejected]:
+    """Each line of `lines` (the file's bytes at `offset`) as an ``encoder_failed`` letter."""
+    letters: list[Rejected] = []
+    position = 0
+    while position < len(lines):
+        newline = lines.find(b"\n", position)
+        end = len(lines) if newline == -1 else newline
+        letters.append(Rejected(ENCODER_FAILED, offset + position, lines[position:end], detail))
+        position = end + 1
+    return letters
 
 
 def quarantine(

@@ -222,7 +222,7 @@ class Tailer:
         per_source.bytes_read += len(block.data)
         per_source.lines += occurrences(block.data, b"\n")  # memchr: count() checks each byte
         self._stats.bytes_read += len(block.data)
-        encoder = await self._encoder(reader)
+        encoder = await self._encoder(reader, upto=block.start)
         try:
             encoded = encoder.encode(block.data, block.start)
         except Exception as error:  # a defect of ours: it costs these lines, not the agent
@@ -230,14 +230,16 @@ class Tailer:
             return
         await self._send(reader, encoded, encoder)
 
-    async def _encoder(self, reader: Reader) -> LineEncoder:
-        """The file's encoder; one it replaces (a reload) first ships everything it holds."""
+    async def _encoder(self, reader: Reader, upto: int | None = None) -> LineEncoder:
+        """The file's encoder; one it replaces (a reload) first ships everything it holds,
+        which ends at `upto` (the block about to be encoded; else the read offset)."""
         encoder, stale = self._encoders.take(reader, self._registry.sources[reader.source])
         if stale is not None:
             try:
                 flushed, by = stale.flush(force=True), stale
             except Exception as error:  # as in `_ship`
-                flushed, by = quarantine(reader, stale, error, reader.offset), encoder
+                end = reader.offset if upto is None else upto
+                flushed, by = quarantine(reader, stale, error, end), encoder
             await self._send(reader, flushed, by)
         return encoder
 

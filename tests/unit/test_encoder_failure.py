@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from agent.config import SourceConfig
+from agent.tail import quarantine
 from tests.support.faulty import POISON, Faulty, install_faulty_encoders
 from tests.unit.test_tailer import Rig, append
 
@@ -28,14 +30,18 @@ def multiline_rig(tmp_path: Path) -> tuple[Rig, Path]:
     logs = tmp_path / "logs"
     logs.mkdir()
     log = logs / "app.log"
-    app = SourceConfig(
+    log.write_bytes(b"1 first\n2 held\n  continued\n")
+    return Rig(tmp_path, [multiline_source(logs)]), log
+
+
+def multiline_source(logs: Path, **options: Any) -> SourceConfig:
+    return SourceConfig(
         name="app",
         include=[f"{logs}/*.log"],
         format="text",
         multiline={"start_pattern": r"^\d"},
+        **options,
     )
-    log.write_bytes(b"1 first\n2 held\n  continued\n")
-    return Rig(tmp_path, [app]), log
 
 
 def dead_letters(directory: Path) -> list[dict[str, Any]]:
@@ -104,3 +110,47 @@ async def test_a_flush_that_fails_dead_letters_what_was_held_and_the_file_goes_o
     assert [e["message"] for e in rig.events()] == ["1 first", "3 after", "4 last"]
     rig.acknowledge()
     assert rig.tailer.checkpoints()[0].offset == log.stat().st_size
+
+
+@pytest.mark.usefixtures("faulty_encoders")
+async def test_a_reload_whose_old_encoder_fails_to_flush_letters_only_what_it_held(
+    tmp_path: Path,
+) -> None:
+    rig, log = multiline_rig(tmp_path)
+    await rig.pass_()
+    # the file's next read gets a new encoder...
+    rig.tailer.reconfigure([multiline_source(log.parent, fields={"env": "prod"})])
+    Faulty.failing_flush = True  # ... and the old one cannot give up what it holds
+    append(log, b"3 next\n4 last\n")
+    await rig.pass_()
+    Faulty.failing_flush = False
+    await rig.tailer.flush_held(asyncio.Event(), force=True)
+    await rig.pass_()
+
+    rig.dead_letters.close()
+    letters = dead_letters(tmp_path / "dead")
+    assert [(d["line"], d["offset"]) for d in letters] == [("2 held", 8), ("  continued", 15)]
+    assert [e["message"] for e in rig.events()] == ["1 first", "3 next", "4 last"]
+    rig.acknowledge()
+    assert rig.tailer.checkpoints()[0].offset == log.stat().st_size
+
+
+def test_what_is_read_again_is_bounded_and_the_letter_says_what_was_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long line skipped while a record was held lies in the held range: only the first
+    MAX_REREAD bytes are read again."""
+    path = tmp_path / "app.log"
+    path.write_bytes(b"held\n" + b"L" * 100 + b"\nnext\n")
+    monkeypatch.setattr(quarantine, "MAX_REREAD", 20)
+    with path.open("rb") as file:
+        reader = SimpleNamespace(fd=file.fileno())
+        encoded = quarantine.quarantined(reader, 0, 106, b"next\n", ValueError("x"))  # type: ignore[arg-type]
+
+    assert [(r.offset, r.data) for r in encoded.rejected] == [
+        (0, b"held"),
+        (5, b"L" * 15),
+        (106, b"next"),
+    ]
+    assert "86 held bytes before offset 106 not kept" in encoded.rejected[0].detail
+    assert encoded.pieces[0].end_offset == 111
