@@ -35,6 +35,7 @@ and one ``orjson.dumps``; the time is formatted once per second of journal time.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,6 +90,27 @@ class Rejected:
     reason: str  # too_late, too_early
     cursor: str
     data: bytes  # the event as it would have been sent
+
+
+ENCODER_FAILED: Final = "encoder_failed"
+_CURSOR: Final = re.compile(rb'"__CURSOR":"((?:[^"\\]|\\.)*)"')
+
+
+def quarantined(lines: list[bytes]) -> EncodedEntries:
+    """Entries the encoder failed on (a defect of ours some entry found), as dead letters
+    ``encoder_failed`` under their cursors, in one empty piece whose cursor is the last one:
+    the position moves past them once the letters are written, and nothing else stops (as
+    `agent.tail.quarantine` does for files). Lines without a cursor are counted unreadable."""
+    rejected: list[Rejected] = []
+    cursor = ""
+    for line in lines:
+        found = _CURSOR.search(line)
+        if found is None:
+            continue
+        cursor = found.group(1).decode("utf-8", "replace")
+        rejected.append(Rejected(ENCODER_FAILED, cursor, line))
+    pieces = [JournalPiece(b"", 0, cursor, tuple(rejected))] if cursor else []
+    return EncodedEntries(pieces, 0, 0, len(lines) - len(rejected))
 
 
 @dataclass(slots=True)

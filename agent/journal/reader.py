@@ -44,7 +44,7 @@ from typing import Final
 import orjson
 import structlog
 
-from agent.journal.event import CORE_FIELDS, EntryEncoder, JournalPiece
+from agent.journal.event import CORE_FIELDS, EntryEncoder, JournalPiece, quarantined
 from agent.journal.settings import JournalSettings
 
 log = structlog.get_logger("agent.journal")
@@ -322,7 +322,17 @@ class JournalReader:
         return lines
 
     async def _hand_on(self, lines: list[bytes], emit: Emit) -> None:
-        encoded = self._encoder.encode(lines)
+        try:
+            encoded = self._encoder.encode(lines)
+        except Exception as error:  # a defect of ours: it costs these entries, not the agent
+            log.error(
+                "encoder_failed",
+                source=self.name,
+                entries=len(lines),
+                error=type(error).__name__,
+                detail=str(error)[:200],
+            )
+            encoded = quarantined(lines)
         stats = self.stats
         stats.entries += len(lines)
         stats.skipped += encoded.skipped
