@@ -14,6 +14,17 @@ from typing import Any, Protocol, runtime_checkable
 
 NOW = Callable[[], float]
 
+ENCODER_FAILED = "encoder_failed"
+"""The dead-letter reason of lines an encoder raised on (a defect of ours they found)."""
+MAX_FAILURE_DETAIL = 200
+"""An exception's text can quote the line: its head only (the line itself is in the letter)."""
+
+
+def failure_detail(error: Exception) -> str:
+    """What an encoder's exception says in the ``encoder_failed`` log line and dead letters,
+    for files (`agent.tail.quarantine`) and journald sources alike."""
+    return f"{type(error).__name__}: {str(error)[:MAX_FAILURE_DETAIL]}"
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:

@@ -44,6 +44,7 @@ from typing import Any, Final
 
 import orjson
 
+from agent.encode.values import ENCODER_FAILED
 from agent.encode.window import ReadClock
 from agent.journal.settings import LEVELS, JournalSettings
 
@@ -92,7 +93,6 @@ class Rejected:
     data: bytes  # the event as it would have been sent
 
 
-ENCODER_FAILED: Final = "encoder_failed"
 _CURSOR: Final = re.compile(rb'"__CURSOR":"((?:[^"\\]|\\.)*)"')
 
 

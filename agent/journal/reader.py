@@ -44,6 +44,7 @@ from typing import Final
 import orjson
 import structlog
 
+from agent.encode.values import failure_detail
 from agent.journal.event import CORE_FIELDS, EntryEncoder, JournalPiece, quarantined
 from agent.journal.settings import JournalSettings
 
@@ -330,7 +331,7 @@ class JournalReader:
                 source=self.name,
                 entries=len(lines),
                 error=type(error).__name__,
-                detail=str(error)[:200],
+                detail=failure_detail(error),
             )
             encoded = quarantined(lines)
         stats = self.stats

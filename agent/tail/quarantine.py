@@ -18,20 +18,14 @@ from typing import Final
 import structlog
 
 from agent.encode import Encoded, EncodedPiece, LineEncoder, Rejected
+from agent.encode.values import ENCODER_FAILED, failure_detail
 from agent.tail.reader import Reader
 
 log = structlog.get_logger("agent.tailer")
 
-ENCODER_FAILED: Final = "encoder_failed"
 MAX_REREAD: Final = 8 << 20
 """At most this much of what an encoder held is read again (a held record is bounded by the
 event size, but a long line skipped meanwhile lies in the same range)."""
-MAX_DETAIL: Final = 200
-"""An exception's text can quote the line: its head only, the line itself is in the letter."""
-
-
-def failure_detail(error: Exception) -> str:
-    return f"{type(error).__name__}: {str(error)[:MAX_DETAIL]}"
 
 
 def quarantined(
