@@ -16,7 +16,7 @@ import msgspec
 import orjson
 
 from agent.config import SourceConfig
-from agent.encode.blocks import JsonBlocks, TextBlocks
+from agent.encode.blocks import JsonBlocks
 from agent.encode.cut import members, piece, splice
 from agent.encode.scan import (
     MAX_NESTING_DEPTH,
@@ -25,6 +25,7 @@ from agent.encode.scan import (
     rows_decoder,
     too_deep,
 )
+from agent.encode.textblocks import TextBlocks
 from agent.encode.times import candidates, own_time
 from agent.encode.values import NOTHING, NOW, Encoded, EncodedPiece, Rejected
 from agent.encode.window import ReadClock, iso_utc
