@@ -310,7 +310,7 @@ def run_shape(
         url = f"{endpoint.url}/v1/projects/bench/events/logs"
         argv = [
             sys.executable, "-m", "bench.plainloop", "--url", url, "--key", scenarios.API_KEY,
-            str(data.path),
+            *(["--text"] if shape.fmt == "text" else []), str(data.path),
         ]  # fmt: skip
         loop = _measure(label, "plain-loop", endpoint, data, pinned(argv, cpus), work, settings)
         empty = work / "empty.log"

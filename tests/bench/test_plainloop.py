@@ -1,0 +1,40 @@
+"""The plain-loop baseline cuts whole lines into full batches, and wraps text as Polaris rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+import bench.plainloop as plainloop
+
+
+def test_batches_are_whole_lines_and_full_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [b'{"seq":%d,"pad":"%s"}\n' % (n, b"x" * (n % 7)) for n in range(200)]
+    path = tmp_path / "app.log"
+    path.write_bytes(b"".join(lines))
+    monkeypatch.setattr(plainloop, "CHUNK", 97)  # chunks end mid-line
+    monkeypatch.setattr(plainloop, "BATCH", 300)
+
+    batches = list(plainloop.batches([str(path)]))
+
+    assert b"".join(batches) == path.read_bytes()
+    assert all(batch.endswith(b"\n") and len(batch) <= 300 for batch in batches)
+    assert all(len(batch) > 300 - 40 for batch in batches[:-1])  # carried over, not cut short
+
+
+def test_text_lines_become_json_rows_with_the_read_time(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_bytes('GET /a "quoted" seq=1\nlast line, ünïcode\n'.encode())
+
+    rows = [
+        orjson.loads(row)
+        for batch in plainloop.batches([str(path)], plainloop.wrapped)
+        for row in batch.splitlines()
+    ]
+
+    assert [row["message"] for row in rows] == ['GET /a "quoted" seq=1', "last line, ünïcode"]
+    assert all(row["timestamp"].endswith("Z") for row in rows)
