@@ -17,9 +17,8 @@ def test_batches_are_whole_lines_and_full_across_chunks(
     path = tmp_path / "app.log"
     path.write_bytes(b"".join(lines))
     monkeypatch.setattr(plainloop, "CHUNK", 97)  # chunks end mid-line
-    monkeypatch.setattr(plainloop, "BATCH", 300)
 
-    batches = list(plainloop.batches([str(path)]))
+    batches = list(plainloop.batches([str(path)], limit=300))
 
     assert b"".join(batches) == path.read_bytes()
     assert all(batch.endswith(b"\n") and len(batch) <= 300 for batch in batches)
