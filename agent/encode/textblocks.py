@@ -7,18 +7,26 @@ It returns None for a block it cannot vouch for, and the encoder then decides li
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from operator import add
+from typing import Any, Final
 
 import orjson
 
 from agent.encode.cut import cut_events
-from agent.encode.scan import BLANK_LINE, lines_within
+from agent.encode.scan import BLANK_LINE, lines_within, occurrences
 from agent.encode.values import Encoded, EncodedPiece
 from agent.encode.window import ReadClock
+from agent.records import LineStarts
 
 TEXT_SLICE = 64 * 1024
+_HEAD: Final = b'{"message":'
+_DEL: Final = "\x7f"
+_MESSAGE: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+"""The JSON string at the start of an event's message (escapes kept as written)."""
 
 
 @dataclass(slots=True)
@@ -48,14 +56,19 @@ class TextBlocks:
         return Encoded(pieces, [], blank)
 
     def block(self, block: bytes, start_offset: int) -> Encoded | None:
-        """Text lines without a Python step per line: the block is decoded once, each line
-        JSON-escaped by `orjson.dumps` mapped over them, and the events joined around them;
-        blank lines are masked out and a CR before the newline dropped, as line by line. A
-        block with a long line or bytes that are not UTF-8 returns None and goes line by
-        line."""
+        """Text lines without a Python step per line: a tidy block (the common case) as one
+        escape of its whole text (`_whole_text`); any other, or one whose events need more
+        than a piece, decoded once, each line JSON-escaped by `orjson.dumps` mapped over
+        them, and the events joined around them; blank lines are masked out and a CR before
+        the newline dropped, as line by line. A block with a long line or bytes that are not
+        UTF-8 returns None and goes line by line."""
         if not lines_within(block, self.max_line):
             return None
         tidy = b"\r" not in block and not BLANK_LINE.search(block) and not block[:1].isspace()
+        if tidy:
+            whole = self._whole_text(block, start_offset)
+            if whole is not None:
+                return whole
         if tidy and block.isascii():  # the common case: a character is a byte
             lines = block.decode("ascii").split("\n")
             lines.pop()
@@ -69,13 +82,37 @@ class TextBlocks:
         if not lines:
             return Encoded([EncodedPiece(b"", 0, starts[-1], [])], [], blank)
         messages = list(map(orjson.dumps, lines))
-        head = b'{"message":'
+        head = _HEAD
         tail = self.clock.time_suffix + self.fields_suffix + b"}\n"
         if max(map(len, messages)) + len(head) + len(tail) - 1 > self.max_event:
             return None
         data = head + (tail + head).join(messages) + tail
         sizes = list(accumulate(map(add, map(len, messages), repeat(len(head) + len(tail)))))
         return Encoded(cut_events(data, sizes, starts, self.piece_bytes), [], blank)
+
+    def _whole_text(self, block: bytes, start_offset: int) -> Encoded | None:
+        """A tidy block (no CR, no blank line) as one piece, without splitting it into
+        lines: its text with each newline made a DEL escaped by one ``orjson.dumps`` (DEL is
+        the one character JSON writes as itself and no log line holds: a line with one
+        goes the other way), each DEL then replaced by the end of one event and the start
+        of the next (a one-byte ``replace``: ``","`` in a list of strings is searched 10x
+        slower, and ``dumps`` per line returns each event in a 4 KiB buffer). The offsets
+        are read back from the events only when asked (`TextStarts`). None when the block
+        is not UTF-8, holds a DEL, or its events would not fit one piece."""
+        try:
+            text = block[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if _DEL in text:
+            return None
+        tail = self.clock.time_suffix + self.fields_suffix + b"}\n"
+        escaped = orjson.dumps(text.replace("\n", _DEL))
+        data = _HEAD + escaped.replace(b"\x7f", b'"' + tail + _HEAD + b'"') + tail
+        if len(data) > self.piece_bytes or not lines_within(data, self.max_event):
+            return None
+        events = occurrences(block, b"\n")
+        starts = TextStarts(data, start_offset)
+        return Encoded([EncodedPiece(data, events, start_offset + len(block), starts)], [], 0)
 
     @staticmethod
     def _lines_and_starts(
@@ -98,3 +135,29 @@ class TextBlocks:
             starts = [*compress(starts, kept), starts[-1]]
             lines = list(compress(lines, kept))
         return lines, starts, len(raw) - len(lines)
+
+
+class TextStarts(LineStarts):
+    """The file offsets of a whole-text piece's events (`TextBlocks._whole_text`), read back
+    from the events when asked: each event's message, unescaped, is its line (no CR, no
+    blank line in such a piece), so line k starts where line k-1 started plus its length
+    in UTF-8 and its newline. Refused events are rare; a list of offsets per line would
+    cost the hot path a Python object per line."""
+
+    __slots__ = ()
+
+    def within(self, body: bytes, begin: int) -> TextStarts:
+        size = self._end - self._begin
+        return TextStarts(body, self._base, 0, begin, begin + size)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return list(self)[index]
+
+    def __iter__(self) -> Iterator[int]:
+        position, offset = self._begin, self._base
+        while position < self._end:
+            yield offset
+            found = _MESSAGE.match(self._data, position + len(_HEAD))
+            assert found is not None  # every event starts with its message
+            offset += len(orjson.loads(found.group()).encode()) + 1
+            position = self._data.index(b"\n", position, self._end) + 1
