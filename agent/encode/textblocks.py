@@ -38,15 +38,17 @@ class TextBlocks:
     max_event: int
     piece_bytes: int
     clock: ReadClock
+    slice_bytes: int = TEXT_SLICE  # less when short lines grow past a piece once encoded
 
     def encode(self, block: bytes, start_offset: int) -> Encoded | None:
-        """`block` over slices of about TEXT_SLICE bytes: its per-line objects (str,
-        bytes, offsets) are many, and a slice at a time keeps their peak memory small."""
+        """`block` over slices of about `slice_bytes`: its per-line objects (str, bytes,
+        offsets) are many, and a slice at a time keeps their peak memory small; a slice
+        whose events fit one piece is encoded whole (`_whole_text`)."""
         pieces: list[EncodedPiece] = []
         blank = 0
         position = 0
         while position < len(block):
-            end = block.rfind(b"\n", position, position + TEXT_SLICE) + 1 or len(block)
+            end = block.rfind(b"\n", position, position + self.slice_bytes) + 1 or len(block)
             encoded = self.block(block[position:end], start_offset + position)
             if encoded is None:
                 return None
@@ -108,11 +110,20 @@ class TextBlocks:
         tail = self.clock.time_suffix + self.fields_suffix + b"}\n"
         escaped = orjson.dumps(text.replace("\n", _DEL))
         data = _HEAD + escaped.replace(b"\x7f", b'"' + tail + _HEAD + b'"') + tail
+        self._fit_slices(len(block), len(data))
         if len(data) > self.piece_bytes or not lines_within(data, self.max_event):
             return None
         events = occurrences(block, b"\n")
         starts = TextStarts(data, start_offset)
         return Encoded([EncodedPiece(data, events, start_offset + len(block), starts)], [], 0)
+
+    def _fit_slices(self, raw: int, encoded: int) -> None:
+        """Slices whose events fit a piece: short lines grow most (a 20-byte line becomes a
+        70-byte event), and a slice too big for one piece is encoded the slower way."""
+        if encoded > self.piece_bytes:
+            self.slice_bytes = max(1024, raw * self.piece_bytes // encoded * 9 // 10)
+        elif encoded < self.piece_bytes // 2 and raw > self.slice_bytes * 3 // 4:  # a full one
+            self.slice_bytes = min(TEXT_SLICE, self.slice_bytes * 3 // 2)
 
     @staticmethod
     def _lines_and_starts(

@@ -89,3 +89,17 @@ def test_a_slice_too_big_for_one_piece_is_cut_into_pieces_line_by_line_alike() -
     assert [(p.data, list(p.offsets)) for p in fast.pieces] == [
         (p.data, list(p.offsets)) for p in slow.pieces
     ]
+
+
+def test_short_lines_shrink_the_slices_until_each_fits_one_piece() -> None:
+    """A 10-byte line becomes a ~60-byte event: a 64 KiB slice of them would need six pieces
+    and be escaped line by line; the slices shrink so the rest are escaped whole."""
+    block = b"".join(b"short %03d\n" % (n % 1000) for n in range(30_000))
+    enc = encoder(piece_bytes=125_000)
+
+    first = enc.encode(block, 0)
+    second = enc.encode(block, len(block))
+
+    assert all(len(p.data) <= 125_000 for p in first.pieces + second.pieces)
+    assert all(isinstance(p.offsets, TextStarts) for p in second.pieces)
+    assert b"".join(p.data for p in second.pieces) == b"".join(p.data for p in first.pieces)
