@@ -58,3 +58,24 @@ async def test_a_file_only_agent_loads_neither_the_journal_nor_the_other_command
     assert {"agent.runtime", "agent.tail.tailer", "agent.reload"} <= set(loaded)  # the probe saw
     unneeded = [m for m in loaded if m.startswith(NOT_ON_THE_RUN_PATH)]
     assert unneeded == []
+    assert "watchfiles" in loaded  # a following agent watches its directories
+
+
+NOT_IN_A_BACKFILL = ("watchfiles", "anyio")
+"""`run --once` that reads its files to the end never waits for a change: no watcher."""
+
+
+async def test_a_backfill_that_reads_to_the_end_loads_no_file_watcher(
+    make_agent, log_dir: Path, tmp_path: Path
+) -> None:
+    listing = tmp_path / "modules.txt"
+    agent: AgentProcess = make_agent()
+    agent.wrapper = [sys.executable, "-c", PROBE, str(listing)]
+    (log_dir / "app.log").write_bytes(b'{"n":1}\n{"n":2}\n')
+    assert await agent.run_once() == 0
+    assert agent.received(2)()
+
+    loaded = listing.read_text().split()
+    assert "agent.tail.tailer" in loaded  # the probe saw the run
+    unneeded = [m for m in loaded if m.startswith(NOT_ON_THE_RUN_PATH + NOT_IN_A_BACKFILL)]
+    assert unneeded == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -81,8 +81,19 @@ class Tailer:
     def watch_roots(self) -> tuple[frozenset[str], bool]:
         return self._registry.watch_roots()
 
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, once: bool) -> None:
-        """Scan and read until `stop`; with `once`, until a pass finds nothing new."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        *,
+        once: bool,
+        before_waiting: Callable[[], object] | None = None,
+    ) -> None:
+        """Scan and read until `stop`; with `once`, until a pass finds nothing new.
+
+        `before_waiting` is called each time the tailer is about to wait for `wake` (or its
+        scan interval): `run --once` starts its watcher there, since a backfill that reads
+        to the end and stops never waits, and need not pay for one."""
         while not stop.is_set():
             wake.clear()
             self.scan()
@@ -94,6 +105,8 @@ class Tailer:
                 return
             if progressed:
                 continue
+            if before_waiting is not None:
+                before_waiting()
             try:
                 async with asyncio.timeout(self._interval()):
                     await wake.wait()  # set by the watcher, and by whoever sets `stop`

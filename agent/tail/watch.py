@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import structlog
-import watchfiles
 
 log = structlog.get_logger("agent.watch")
 
@@ -25,7 +24,12 @@ async def watch_hints(roots: Roots, wake: asyncio.Event, stop: asyncio.Event) ->
     When watching fails (a missing directory, inotify limits exhausted) the scan interval
     alone keeps the agent correct, only slower; the watch is retried when the roots change
     and every RETRY_SECS.
+
+    watchfiles (and the anyio its thread runs on) is imported here, not with the module: a
+    `run --once` that reads to the end without waiting never loads them.
     """
+    import watchfiles
+
     while not stop.is_set():
         watched = _existing(roots)
         if not watched[0]:
