@@ -215,6 +215,9 @@ def _since(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent.ship.tls import import_aiohttp
+
+    import_aiohttp()  # first, before the runtime imports it: its CA stores load at first use
     from agent.runtime import run_agent
 
     return run_agent(args.config, once=args.once, once_timeout=args.once_timeout or None)

@@ -1,0 +1,61 @@
+"""aiohttp without the two CA stores it loads when imported: they are loaded at first use.
+
+aiohttp builds two SSL contexts at import (one verifying, one not), and each parses the
+system's CA bundle: about 60 ms of CPU and 2 MB of memory in every `run`, a third of the
+agent's start-up, even when the endpoint is plain http (the dev-server, a sidecar) or the
+config names its own CA (`tls_ca_file`, a context of ours). `import_aiohttp` imports aiohttp
+with those two loads put off until a context is first used for a handshake: the contexts,
+their settings and what they verify are the same, only the moment of reading the bundle
+moves (to the first https request, once; on the loop, as any other first connection's DNS).
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+import threading
+from typing import Any
+
+_LOADING = threading.Lock()
+_load_default_verify_paths = ssl.SSLContext.set_default_verify_paths
+
+
+class LoadsOnFirstUse(ssl.SSLContext):
+    """A context whose default verify paths are still to be loaded: the first wrap loads
+    them, and the context becomes a plain `ssl.SSLContext` again."""
+
+    def load_deferred(self) -> None:
+        with _LOADING:
+            if type(self) is LoadsOnFirstUse:
+                _load_default_verify_paths(self)
+                self.__class__ = ssl.SSLContext  # type: ignore[assignment]  # (so no super())
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self.load_deferred()
+        return ssl.SSLContext.wrap_socket(self, *args, **kwargs)  # not super(): see above
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self.load_deferred()  # asyncio's TLS (and so aiohttp's) wraps a BIO pair
+        return ssl.SSLContext.wrap_bio(self, *args, **kwargs)
+
+
+def import_aiohttp() -> None:
+    """Import aiohttp now, its default contexts loading the CA bundle at their first
+    handshake. A no-op when aiohttp is already imported (its contexts are loaded then)."""
+    if "aiohttp" in sys.modules:
+        return
+    deferred: list[ssl.SSLContext] = []
+
+    def defer(context: ssl.SSLContext) -> None:
+        deferred.append(context)
+
+    ssl.SSLContext.set_default_verify_paths = defer  # type: ignore[method-assign,assignment]
+    try:
+        import aiohttp.connector  # noqa: F401
+    finally:
+        del ssl.SSLContext.set_default_verify_paths  # _ssl._SSLContext's own again
+    for context in deferred:
+        if type(context) is ssl.SSLContext:
+            context.__class__ = LoadsOnFirstUse
+        else:  # a subclass of someone else's: loaded now, as it would have been
+            _load_default_verify_paths(context)
