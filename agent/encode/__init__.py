@@ -1,8 +1,9 @@
 """Lines -> pieces: the encoding stage, between the tailer (files -> lines) and the batcher.
 
 One `LineEncoder` per file for every source (`encoder_for`): the fast `Encoder` for sources
-that only forward JSON or wrap text, a `ParsedEncoder` (the parsing library, imported only
-when some source needs it) for the rest.
+that only forward JSON or wrap text, an `IdEncoder` (that `Encoder` plus an id per event) for
+JSON sources whose only parsing option is ``event_id``, a `ParsedEncoder` (the parsing
+library, imported only when some source needs it) for the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import SourceConfig
 from agent.encode.fast import Encoder, line_limit
+from agent.encode.ids import IdEncoder, takes_ids
 from agent.encode.values import (
     NOTHING,
     CarriesHeld,
@@ -35,6 +37,7 @@ __all__ = [
     "Encoded",
     "EncodedPiece",
     "Encoder",
+    "IdEncoder",
     "LineEncoder",
     "Rejected",
     "encoder_for",
@@ -78,7 +81,7 @@ def encoder_for(
     """The encoder of one file of `source`, reading from `start_offset`.
 
     `identity` gives the file's stable identity for event ids, asked once, when the first
-    block is encoded (only parsed sources with event ids use it).
+    block is encoded (only sources with event ids use it).
     """
     if not needs_parsing(source):
         return Encoder(
@@ -88,9 +91,6 @@ def encoder_for(
             now=now,
             strip_bom=True,
         )
-    from agent.encode.ids import IdEncoder, takes_ids  # the parsing library, when used
-    from agent.encode.parsed import ParsedEncoder
-
     if takes_ids(source):
         return IdEncoder(
             source,
@@ -98,9 +98,9 @@ def encoder_for(
             identity=identity,
             max_event_bytes=limits.max_event_bytes,
             piece_bytes=limits.piece_bytes,
-            start_offset=start_offset,
             now=now,
         )
+    from agent.encode.parsed import ParsedEncoder  # the parsing library, when used
 
     return ParsedEncoder(
         source,

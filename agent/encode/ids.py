@@ -1,17 +1,30 @@
-"""JSON lines with event ids (``event_id = true`` and no other parsing option), a block at a time.
+"""JSON lines with event ids (``event_id = true`` and no other parsing option).
 
-Such a source goes through the parsing library's event builder, which re-serializes every
-event (`agent.parse.event.EventBuilder.build`: the object as read, static fields added where
-absent, the time normalized, the id added, ``orjson.dumps``). `IdEncoder` does the same for a
-whole block with no Python step per line: one ``orjson.loads`` of the block written as rows
-(``[[line],[line],...]``, as the fast path's check writes them), the static fields and the ids
-set by ``map``, one ``orjson.dumps`` per event by ``map``, one join. The times must be
-ISO 8601 UTC with milliseconds (what the builder writes: ``2026-12-03T15:02:58.001Z``, checked
-by one match over all of them and validated by one msgspec call, so the builder would leave
-each as it is) and inside the windows, or absent everywhere (the read time, counted). Any
-other block (a blank, long or broken line, a CR, another way of writing the time, a time near
-an edge, a line too deep) goes to the `ParsedEncoder` it wraps, the reference the property
-tests compare against (tests/unit/test_encode_ids.py).
+Such a source is a plain JSON source plus one member: each event is what the fast
+`agent.encode.fast.Encoder` makes of its line (the line forwarded as written, validated, the
+read time, its own time or static fields spliced before the closing brace) with
+``"<id_field>":"<16 hex>",`` right after its opening brace. The id is what it always was
+(`agent.parse.event.event_id`: blake2b-64 of ``<identity>:<line start>``), so a line read
+again, before or after an upgrade, gets the same one.
+
+`IdEncoder` wraps an `Encoder` and adds the ids to what it returns. The definition, and the
+path for every block the whole-block path cannot vouch for, is `_one_by_one`: each event on
+its own (`_event_with_id`). The whole-block path (`_spliced`) writes the same bytes with no
+Python step per event: one ``splitlines``, one ``min`` and ``max`` (every event opens with
+``{"``), one search for the id field, the ids made by ``map``, one ``join`` a piece; the
+property tests compare the two (tests/unit/test_encode_ids.py). After the opening brace,
+not before the closing one: an event's first bytes are found in C whatever it nests, its last
+brace only when it holds no other (the search for a two-byte ``}\n`` costs more than the
+whole path).
+
+- The id is part of every event, so the wrapped `Encoder` is given a request limit that much
+  smaller: a line that could not fit a request with its id is refused there
+  (``line_too_long``, ``event_too_large``, the size said with the id) as any line that could
+  not fit.
+- A line that holds the id field already has it replaced, in place: that event is read and
+  written again (``orjson``), as the parsing path did; a key twice would leave the value to
+  the reader. A static field of that name gives way to the id (dropped).
+- The wrapped `Encoder` holds nothing back, nor does this: no flush, no hand-over.
 """
 
 from __future__ import annotations
@@ -19,41 +32,39 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC
+from array import array
+from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import accumulate, repeat
-from operator import add, itemgetter, methodcaller, setitem
-from typing import Any, Final
+from itertools import accumulate, chain, repeat
+from operator import add, attrgetter, getitem
+from typing import Final, cast
 
-import msgspec
 import orjson
 
 from agent.config import SourceConfig
 from agent.encode.cut import cut_events
-from agent.encode.parsed import ParsedEncoder
-from agent.encode.scan import BLANK_LINE, lines_within, shallow, unremarkable
-from agent.encode.times import DATETIMES
-from agent.encode.values import NOTHING, NOW, Encoded
+from agent.encode.fast import Encoder
+from agent.encode.values import NOTHING, NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.settings import PARSING_KEYS
-from agent.parse.timestamps import iso_from_millis, millis_from_datetime
 
-_CANONICAL: Final = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d\d\dZ\n)*", re.ASCII)
-"""Times as the builder writes them (`iso_from_millis`), one per line."""
-_FIRST: Final = itemgetter(0)
-_EVENTS_PER_JOIN: Final = 64
-"""Events serialized and joined at a time (`orjson.dumps` returns each in a 4 KiB buffer,
-however short: a block's worth alive at once would cost MBs of peak memory)."""
-_SLICE_BYTES: Final = 65536
-"""A block is read this much at a time (`IdEncoder._whole_block`)."""
-_HEX: Final = methodcaller("hexdigest")
 _BLAKE2B_64: Final = partial(hashlib.blake2b, digest_size=8)
+_HEXDIGEST: Final = hashlib.blake2b.hexdigest
+_HEX_DIGITS: Final = 16
+UTF8_BOM: Final = b"\xef\xbb\xbf"
+"""Dropped at offset 0 (Polaris refuses it); the first line's id stays that of offset 0, as
+the parsing path numbered it."""
+_CR: Final = b"\r"
+_AFTER_BRACE: Final = slice(1, None)
+_SLICE: Final = cast(Callable[[bytes, slice], bytes], getitem)
+_TOO_LARGE: Final = "event_too_large"
+_ENCODED_SIZE: Final = re.compile(r"(\d+)( bytes encoded.*)", re.DOTALL)
+_SHORT_ESCAPES: Final = {'"': '"', "\\": "\\", "/": "/", "\b": "b", "\f": "f", "\n": "n"}
+_SHORT_ESCAPES.update({"\r": "r", "\t": "t"})
 
 
 def takes_ids(source: SourceConfig) -> bool:
     """A JSON source whose only parsing option is ``event_id`` (UTF-8, no parser): what
-    `IdEncoder` encodes a block at a time."""
+    `IdEncoder` encodes."""
     return (
         source.format == "json"
         and source.event_id is not None
@@ -63,8 +74,7 @@ def takes_ids(source: SourceConfig) -> bool:
 
 
 class IdEncoder:
-    """One file's JSON lines with event ids -> pieces; the `ParsedEncoder` it wraps decides
-    every block the whole-block path cannot vouch for. Not thread-safe: one per file."""
+    """One file's JSON lines -> pieces of events with ids. Not thread-safe: one per file."""
 
     def __init__(
         self,
@@ -74,165 +84,259 @@ class IdEncoder:
         identity: Callable[[], str],
         max_event_bytes: int,
         piece_bytes: int,
-        start_offset: int = 0,
         now: NOW = time.time,
+        whole_blocks: bool = True,
     ) -> None:
+        """`whole_blocks`: False sends every block through `_one_by_one`, the definition the
+        property tests compare the whole-block path with."""
+        assert source.event_id is not None
+        self._whole = whole_blocks
+        self._path = path
         self._identity_of: Callable[[], str] | None = identity
-        self._identity = ""
-        self._parsed = ParsedEncoder(
-            source,
-            path=path,
-            identity=self._resolved,
-            max_event_bytes=max_event_bytes,
+        self._format = b""
+        self._id_field = source.event_id
+        self._opening = b"{" + orjson.dumps(self._id_field) + b':"'
+        self._growth = len(self._opening) - 1 + _HEX_DIGITS + 2
+        """What the id adds to an event (`{` is there already, `",` closes the member)."""
+        self._key = IdKey(self._id_field)
+        self._max_event = max_event_bytes - 1  # room for the newline
+        self._piece_bytes = piece_bytes
+        fields = {k: v for k, v in source.fields.items() if k != self._id_field}
+        self._encoder = Encoder(
+            source.model_copy(update={"fields": fields}),
+            max_event_bytes=max_event_bytes - self._growth,
             piece_bytes=piece_bytes,
-            start_offset=start_offset,
             now=now,
         )
-        self._now = now
-        self._time_field = source.time_field
-        assert source.event_id is not None
-        self._id_field = source.event_id
-        self._fields = list(dict(source.fields).items())
-        self._max_event = max_event_bytes - 1  # room for the newline
-        self._max_line = min(source.max_line_bytes, self._max_event)
-        self._piece_bytes = piece_bytes
-        self._late_ms = int(source.late_window * 1000)
-        self._early_ms = int(source.early_window * 1000)
-        self._time_missing = 0
 
     def __repr__(self) -> str:
-        return f"<IdEncoder {self._parsed!r}>"
+        return f"<IdEncoder {self._path} id={self._id_field!r} {self._encoder!r}>"
 
-    def _resolved(self) -> str:
-        """The file's identity, asked once (by whichever path encodes the first block)."""
-        if self._identity_of is not None:
-            self._identity = self._identity_of()
-            self._identity_of = None
-        return self._identity
+    @property
+    def max_line_bytes(self) -> int:
+        """The longest line that can become an event with its id."""
+        return self._encoder.max_line_bytes
 
     @property
     def pending_offset(self) -> int | None:
-        return self._parsed.pending_offset
+        return None  # one event per line, none held (nor by the wrapped Encoder)
 
     def next_flush(self) -> float | None:
-        return self._parsed.next_flush()
+        return None
 
     def flush(self, now: float | None = None, *, force: bool = False) -> Encoded:
-        if self._parsed.pending_offset is None:
-            return NOTHING  # one record per line: nothing is ever held
-        return self._parsed.flush(now, force=force)
+        return NOTHING
 
     def take_counts(self) -> dict[str, int]:
-        counts = self._parsed.take_counts()
-        if self._time_missing:
-            counts["time_missing"] = counts.get("time_missing", 0) + self._time_missing
-            self._time_missing = 0
-        return counts
+        """The wrapped `Encoder`'s counts (``time_missing``, ``time_unparsed``)."""
+        return self._encoder.take_counts()
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
-        """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
-        if self._parsed.pending_offset is None:
-            encoded = self._whole_block(block, start_offset)
-            if encoded is not None:
-                return encoded
-        return self._parsed.encode(block, start_offset)
+        """`block` holds whole lines, each ending in a newline, starting at `start_offset`:
+        by `_spliced` when it can vouch for the block, else by `_one_by_one` (the
+        definition)."""
+        bom = start_offset == 0 and block.startswith(UTF8_BOM)
+        if bom:
+            block, start_offset = block[len(UTF8_BOM) :], len(UTF8_BOM)
+        encoded = self._encoder.encode(block, start_offset)
+        rejected = list(map(self._with_id_size, encoded.rejected))
+        end = encoded.pieces[-1].end_offset if encoded.pieces else start_offset + len(block)
+        count = sum(p.events for p in encoded.pieces)
+        if not count:
+            return Encoded([EncodedPiece(b"", 0, end, [])], rejected, encoded.blank)
+        data = b"".join(p.data for p in encoded.pieces)
+        # the events with their newlines (no CR in them: `splitlines` would split there)
+        lines = data.splitlines(keepends=True) if _CR not in data else None
+        if lines is not None and data == block:  # every line forwarded as written
+            bounds = list(accumulate(map(len, lines), initial=start_offset))
+            starts = bounds[:-1]
+        else:
+            starts = _line_starts(block, start_offset, encoded.pieces, count)
+            bounds = []
+        items = self._id_items(starts, bom=bom)
+        if self._whole and lines is not None and self._spliceable(data, lines):
+            if not bounds:  # where each event ends in `data`
+                bounds = list(accumulate(map(len, lines), initial=0))
+            pieces = self._spliced(lines, items, bounds, starts, end)
+        else:
+            pieces, refused = self._one_by_one(data, starts, items, end, block, start_offset)
+            if refused:
+                rejected = sorted(rejected + refused, key=attrgetter("offset"))
+        return Encoded(pieces, rejected, encoded.blank)
 
-    def _whole_block(self, block: bytes, start_offset: int) -> Encoded | None:
-        """The events `ParsedEncoder.encode` makes of `block`, when every line is one JSON
-        object whose time is written as the builder writes it (or no line has one); None
-        for any other block. Read a slice of about `_SLICE_BYTES` at a time: the dicts of a
-        whole 1 MB block (~19 MB) were most of the shape's peak memory; the events are cut
-        into pieces once, so the pieces are what the whole block would give."""
-        if not block or b"\r" in block or block[:1].isspace() or BLANK_LINE.search(block):
-            return None
-        if not lines_within(block, self._max_line) or not unremarkable(block):
-            return None
-        now_ms = int(self._now() * 1000)
-        sizes: list[int] = []
-        starts: list[int] = [start_offset]
-        joined: list[bytes] = []
-        stamped: set[bool] = set()
-        position = 0
-        while position < len(block):
-            end = block.rfind(b"\n", position, position + _SLICE_BYTES) + 1
-            end = end or block.index(b"\n", position) + 1  # a line longer than a slice
-            stamp = self._slice(block[position:end], starts, sizes, joined, now_ms)
-            if stamp is None:
-                return None
-            stamped.add(bool(stamp))
-            position = end
-        if len(stamped) != 1 or max(sizes) > self._max_event:
-            return None  # some slices without a time and some with: line by line decides
-        if stamped == {True}:
-            self._time_missing += len(sizes)
-        data = b"".join(joined)
-        ends = list(accumulate(map(add, sizes, repeat(1))))
-        pieces = cut_events(data, ends, starts, self._piece_bytes)
-        # offsets as lists, as the line path gives them
-        return Encoded([replace(p, offsets=list(p.offsets)) for p in pieces], [], 0)
+    def _id_items(self, starts: list[int], *, bom: bool) -> list[bytes]:
+        """``{"<id_field>":"<id>",`` for each event whose line starts at `starts[i]`, the
+        id as 16 hex digits (made by ``map``, cut apart by one ``split``); the line after a
+        dropped `bom` keeps the id of offset 0."""
+        if not self._format:  # asked once, at the first block (the file's identity is set)
+            assert self._identity_of is not None
+            self._format = self._identity_of().encode().replace(b"%", b"%%") + b":%d"
+            self._identity_of = None
+        offsets: Sequence[int] = starts
+        if bom and starts[0] == len(UTF8_BOM):
+            offsets = [0, *starts[1:]]
+        digests = map(_HEXDIGEST, map(_BLAKE2B_64, map(self._format.__mod__, offsets)))
+        opening = self._opening.decode()
+        text = opening + f'",\0{opening}'.join(digests) + '",'
+        return text.encode().split(b"\0")
 
-    def _slice(
+    def _spliceable(self, data: bytes, lines: list[bytes]) -> bool:
+        """Whether every event of `data` (its `lines`) takes its id right after its first
+        byte, as `_event_with_id` writes it: each opens with ``{"`` (no space, not empty:
+        one ``min`` and one ``max``, in C) and none can hold the id field."""
+        return min(lines) >= b'{"' and max(lines) < b"{#" and not self._key.maybe_in(data)
+
+    def _spliced(
         self,
-        block: bytes,
+        lines: list[bytes],
+        items: list[bytes],
+        bounds: list[int],
         starts: list[int],
-        sizes: list[int],
-        joined: list[bytes],
-        now_ms: int,
-    ) -> str | None:
-        """One slice's events appended to `joined` (their sizes to `sizes`, where the next
-        line starts to `starts`); the read time when no line of it has a time, "" when
-        every one has, None when the slice cannot be vouched for."""
-        lines = block.split(b"\n")
-        lines.pop()
-        try:
-            rows = orjson.loads(b"[[" + b"],[".join(lines) + b"]]")
-        except orjson.JSONDecodeError:
-            return None
-        if len(rows) != len(lines) or set(map(len, rows)) != {1}:
-            return None
-        objects: list[dict[str, Any]] = list(map(_FIRST, rows))
-        if set(map(type, objects)) != {dict} or not shallow(block, len(lines)):
-            return None
-        stamp = self._times(objects, now_ms)
-        if stamp is None:
-            return None
-        for key, value in self._fields:
-            list(map(methodcaller("setdefault", key, value), objects))
-        if stamp:  # no line has a time: the read time, where the builder writes it
-            list(map(setitem, objects, repeat(self._time_field), repeat(stamp)))
-        begin = len(starts) - 1
-        starts += accumulate(map(add, map(len, lines), repeat(1)), initial=starts[-1])
-        del starts[begin + 1]  # accumulate's initial: the slice's first start, already there
-        identity = self._resolved().encode().replace(b"%", b"%%") + b":%d"
-        ids = map(_HEX, map(_BLAKE2B_64, map(identity.__mod__, starts[begin:-1])))
-        list(map(setitem, objects, repeat(self._id_field), ids))
-        try:  # a few at a time: orjson.dumps keeps each result in a 4 KiB buffer
-            for first in range(0, len(objects), _EVENTS_PER_JOIN):
-                events = list(map(orjson.dumps, objects[first : first + _EVENTS_PER_JOIN]))
-                sizes += map(len, events)
-                joined.append(b"\n".join(events) + b"\n")
-        except orjson.JSONEncodeError:
-            return None
-        return stamp
+        end: int,
+    ) -> list[EncodedPiece]:
+        """The events `lines` (each opening with ``{"``, ending in its newline; event k
+        from ``bounds[k]`` to ``bounds[k + 1]``, whatever the origin) with their id `items`
+        in place of their ``{``, cut as `cut_events` cuts (a piece's events within
+        `piece_bytes`, or its one event), each piece joined once."""
+        joined: list[bytes] = [b""] * (2 * len(lines))
+        joined[0::2] = items
+        joined[1::2] = map(_SLICE, lines, repeat(_AFTER_BRACE))
+        pieces: list[EncodedPiece] = []
+        first, begin = 0, 0
+        while first < len(lines):
+            last = _last_within(bounds, self._growth, first, begin + self._piece_bytes)
+            data = b"".join(joined[2 * first : 2 * last + 2])
+            offsets = array("q", starts[first : last + 1])
+            stop = starts[last + 1] if last + 1 < len(starts) else end
+            pieces.append(EncodedPiece(data, last - first + 1, stop, offsets))
+            first, begin = last + 1, begin + len(data)
+        return pieces
 
-    def _times(self, objects: list[dict[str, Any]], now_ms: int) -> str | None:
-        """ "" when every line's time is as the builder writes it and inside the windows; the
-        read time when no line has one; None otherwise."""
-        times = list(map(methodcaller("get", self._time_field), objects))
-        if times.count(None) == len(times):
-            return iso_from_millis(now_ms)
-        try:
-            joined = "\n".join(times) + "\n"
-        except TypeError:
-            return None  # a number, an object, null on some line
-        if not _CANONICAL.fullmatch(joined):
-            return None
-        try:
-            DATETIMES.decode(orjson.dumps(times))  # each a date that exists
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        earliest = millis_from_datetime(DATETIMES.decode(orjson.dumps([min(times)]))[0], UTC)
-        latest = millis_from_datetime(DATETIMES.decode(orjson.dumps([max(times)]))[0], UTC)
-        if earliest < now_ms - self._late_ms or latest > now_ms + self._early_ms:
-            return None
-        return ""
+    def _one_by_one(
+        self,
+        data: bytes,
+        starts: list[int],
+        items: list[bytes],
+        end: int,
+        block: bytes,
+        start_offset: int,
+    ) -> tuple[list[EncodedPiece], list[Rejected]]:
+        """The events of `data` (one a line, from the lines starting at `starts`) with their
+        ids, each on its own (`_event_with_id`), cut into pieces by `cut_events`; the
+        events refused, as dead letters of their lines."""
+        events: list[bytes] = []
+        kept: list[int] = []
+        refused: list[Rejected] = []
+        for event, start, item in zip(data.split(b"\n"), starts, items, strict=False):
+            made = self._event_with_id(event, item)
+            if isinstance(made, str) or len(made) > self._max_event:
+                line = _line_at(block, start - start_offset)
+                if isinstance(made, str):
+                    refused.append(Rejected(made, start, line))
+                else:
+                    detail = f"{len(made)} bytes encoded"
+                    refused.append(Rejected(_TOO_LARGE, start, line, detail))
+                continue
+            events.append(made)
+            kept.append(start)
+        if not events:
+            return [EncodedPiece(b"", 0, end, [])], refused
+        ends = list(accumulate(map(add, map(len, events), repeat(1))))
+        data = b"\n".join(events) + b"\n"
+        return cut_events(data, ends, [*kept, end], self._piece_bytes), refused
+
+    def _event_with_id(self, event: bytes, item: bytes) -> bytes | str:
+        """`event` (a JSON object) with its id: `item` (``{"<id_field>":"<id>",``) in place
+        of its opening brace (without the comma in an empty object); or, when the object
+        holds the id field already, the id set in its place and the event written again
+        (``orjson``), so that no key is there twice. A reason when it must be written again
+        and cannot be read (a number beyond a double's range, which only msgspec reads:
+        ``invalid_json``, as the fast path says of a line it would have to re-write)."""
+        if self._key.maybe_in(event):
+            try:
+                obj = orjson.loads(event)
+            except orjson.JSONDecodeError:
+                return "invalid_json"
+            if self._id_field in obj:
+                obj[self._id_field] = item[len(self._opening) : -2].decode()
+                return orjson.dumps(obj)
+        brace = event.index(b"{") + 1
+        rest = event[brace:]
+        if rest.lstrip().startswith(b"}"):
+            return event[: brace - 1] + item[:-1] + rest
+        return event[: brace - 1] + item + rest
+
+    def _with_id_size(self, rejected: Rejected) -> Rejected:
+        """A line the wrapped `Encoder` found too large, with the size it has with its id."""
+        if rejected.reason != _TOO_LARGE:
+            return rejected
+        size = _ENCODED_SIZE.fullmatch(rejected.detail)
+        if size is None:
+            return rejected
+        detail = f"{int(size[1]) + self._growth}{size[2]}"
+        return Rejected(rejected.reason, rejected.offset, rejected.data, detail)
+
+
+class IdKey:
+    """Whether a JSON text may hold a key named `name`: a superset, found by a scan in C.
+
+    The key is written as `orjson.dumps` writes it, or with escapes; any escaped form
+    holds an escape of one of its characters (``\\u0065`` for ``e``, ``\\/`` for ``/``...),
+    looked for only where the text holds a backslash."""
+
+    def __init__(self, name: str) -> None:
+        self._plain = orjson.dumps(name)
+        forms = {_escape(c) for c in name}
+        forms |= {re.escape("\\" + _SHORT_ESCAPES[c]) for c in name if c in _SHORT_ESCAPES}
+        self._escapes = re.compile("|".join(sorted(forms)).encode(), re.IGNORECASE)
+
+    def maybe_in(self, text: bytes) -> bool:
+        if self._plain in text:
+            return True
+        return b"\\" in text and self._escapes.search(text) is not None
+
+
+def _escape(char: str) -> str:
+    """``\\uXXXX`` for `char` as a pattern (for a character beyond the BMP: its first
+    surrogate, which any escape of it starts with)."""
+    code = ord(char)
+    if code > 0xFFFF:
+        code = 0xD800 + ((code - 0x10000) >> 10)
+    return re.escape("\\u") + f"{code:04x}"
+
+
+def _line_starts(
+    block: bytes, start_offset: int, pieces: list[EncodedPiece], count: int
+) -> list[int]:
+    """Where each event's line starts: every line's start when every line became an event
+    (the common case: one split, one accumulate, in C), else the pieces' own offsets."""
+    lines = block.split(b"\n")
+    if len(lines) - 1 == count:
+        starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=start_offset))
+        del starts[-2:]  # after the last line, and after the empty tail of the split
+        return starts
+    return list(chain.from_iterable(p.offsets for p in pieces))
+
+
+def _last_within(bounds: list[int], growth: int, first: int, limit: int) -> int:
+    """The last event k (from `first`) that ends within `limit` once every event grew by
+    `growth` (at ``bounds[k + 1] - bounds[0] + (k + 1) * growth``), or `first` when even it
+    does not: `cut_events`' rule, by bisection over `bounds` (no list of the grown ends)."""
+    low, high = first + 1, len(bounds) - 2
+    while low <= high:
+        middle = (low + high) // 2
+        if bounds[middle + 1] - bounds[0] + (middle + 1) * growth <= limit:
+            low = middle + 1
+        else:
+            high = middle - 1
+    return low - 1
+
+
+def _line_at(block: bytes, position: int) -> bytes:
+    """The line at `position` in `block`, without its newline and a CR before it (as the line
+    path letters it)."""
+    line = block[position : block.index(b"\n", position)]
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+__all__ = ["IdEncoder", "IdKey", "takes_ids"]
