@@ -144,6 +144,7 @@ class IdEncoder:
         count = sum(p.events for p in encoded.pieces)
         if not count:
             return Encoded([EncodedPiece(b"", 0, end, [])], rejected, encoded.blank)
+        blank = encoded.blank
         data = b"".join(p.data for p in encoded.pieces)
         # the events with their newlines (no CR in them: `splitlines` would split there)
         lines = data.splitlines(keepends=True) if _CR not in data else None
@@ -153,8 +154,10 @@ class IdEncoder:
         else:
             starts = _line_starts(block, start_offset, encoded.pieces, count)
             bounds = []
+        del encoded  # its pieces: `data` holds their bytes (memory: one block less at the peak)
         items = self._id_items(starts, bom=bom)
         if self._whole and lines is not None and self._spliceable(data, lines):
+            del data  # `lines` holds its bytes
             if not bounds:  # where each event ends in `data`
                 bounds = list(accumulate(map(len, lines), initial=0))
             pieces = self._spliced(lines, items, bounds, starts, end)
@@ -162,7 +165,7 @@ class IdEncoder:
             pieces, refused = self._one_by_one(data, starts, items, end, block, start_offset)
             if refused:
                 rejected = sorted(rejected + refused, key=attrgetter("offset"))
-        return Encoded(pieces, rejected, encoded.blank)
+        return Encoded(pieces, rejected, blank)
 
     def _id_items(self, starts: list[int], *, bom: bool) -> list[bytes]:
         """``{"<id_field>":"<id>",`` for each event whose line starts at `starts[i]`, the
@@ -198,14 +201,16 @@ class IdEncoder:
         from ``bounds[k]`` to ``bounds[k + 1]``, whatever the origin) with their id `items`
         in place of their ``{``, cut as `cut_events` cuts (a piece's events within
         `piece_bytes`, or its one event), each piece joined once."""
-        joined: list[bytes] = [b""] * (2 * len(lines))
-        joined[0::2] = items
-        joined[1::2] = map(_SLICE, lines, repeat(_AFTER_BRACE))
         pieces: list[EncodedPiece] = []
         first, begin = 0, 0
         while first < len(lines):
             last = _last_within(bounds, self._growth, first, begin + self._piece_bytes)
-            data = b"".join(joined[2 * first : 2 * last + 2])
+            # a piece at a time: the lines' copies without their brace are one piece's worth
+            joined: list[bytes] = [b""] * (2 * (last + 1 - first))
+            joined[0::2] = items[first : last + 1]
+            joined[1::2] = map(_SLICE, lines[first : last + 1], repeat(_AFTER_BRACE))
+            data = b"".join(joined)
+            del joined
             offsets = array("q", starts[first : last + 1])
             stop = starts[last + 1] if last + 1 < len(starts) else end
             pieces.append(EncodedPiece(data, last - first + 1, stop, offsets))
