@@ -156,7 +156,12 @@ class IdEncoder:
             bounds = []
         del encoded  # its pieces: `data` holds their bytes (memory: one block less at the peak)
         items = self._id_items(starts, bom=bom)
-        if self._whole and lines is not None and self._spliceable(data, lines):
+        if (
+            self._whole
+            and lines is not None
+            and len(lines) == count
+            and self._spliceable(data, lines)
+        ):
             del data  # `lines` holds its bytes
             if not bounds:  # where each event ends in `data`
                 bounds = list(accumulate(map(len, lines), initial=0))
