@@ -49,11 +49,15 @@ def import_aiohttp() -> None:
     def defer(context: ssl.SSLContext) -> None:
         deferred.append(context)
 
+    own = vars(ssl.SSLContext).get("set_default_verify_paths")  # None: _ssl's, inherited
     ssl.SSLContext.set_default_verify_paths = defer  # type: ignore[method-assign,assignment]
     try:
         import aiohttp.connector  # noqa: F401
     finally:
-        del ssl.SSLContext.set_default_verify_paths  # _ssl._SSLContext's own again
+        if own is None:
+            del ssl.SSLContext.set_default_verify_paths
+        else:
+            ssl.SSLContext.set_default_verify_paths = own  # type: ignore[method-assign]
     for context in deferred:
         if type(context) is ssl.SSLContext:
             context.__class__ = LoadsOnFirstUse
