@@ -3,6 +3,7 @@ object before its closing brace: byte work shared by the block and line paths.""
 
 from __future__ import annotations
 
+import re
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -37,11 +38,14 @@ def splice_lines(block: bytes, lines: int, suffix: bytes) -> bytes | None:
     before every line's closing brace, as `splice` writes it line by line; None when some line
     does not end in its brace, or has a space or ``{`` before it.
 
-    When the block holds one ``}`` a line (flat objects, the common case: counted at memchr
-    speed), each is its line's closing brace and a one-byte ``replace`` splices them all (a
-    two-byte needle such as ``}\n`` is searched about 20x slower); every newline must then
-    follow a spliced brace (one count of a long needle). Otherwise ``}\n`` is replaced."""
+    When every brace closes its line (`braces_close_lines`: flat objects, the common case)
+    a one-byte ``replace`` splices them all (a two-byte needle such as ``}\n`` is searched
+    about 20x slower). Otherwise, when the block holds one ``}`` a line, each is its line's
+    closing brace and every newline must follow a spliced one (one count of a long needle);
+    else ``}\n`` is replaced."""
     closing = suffix + b"}\n"
+    if braces_close_lines(block):
+        return block.replace(b"}", suffix + b"}")  # `splice` on every line, each its brace
     if occurrences(block, b"}") == lines and b"}" not in suffix:
         spliced = block.replace(b"}", suffix + b"}")
         if spliced.count(closing) != lines:
@@ -55,6 +59,41 @@ def splice_lines(block: bytes, lines: int, suffix: bytes) -> bytes | None:
     if any(before + closing in spliced for before in UNSPLICEABLE):
         return None
     return spliced
+
+
+def splice_formatted(
+    block: bytes, lines: int, insert: bytes, args: tuple[object, ...]
+) -> bytes | None:
+    """`block` of `lines` lines, each one JSON object (as msgspec vouched), with `insert`
+    formatted (``%``) with that line's `args` before its closing brace, as `splice` writes
+    each line's own suffix; None unless every line's only brace is its last byte, after
+    neither a space nor ``{`` (`braces_close_lines`: nested objects, a brace in a string, a
+    space after it, ``{}``).
+
+    One ``%`` over the whole block writes every line's values (its ``%`` doubled first):
+    the format is parsed in C, from ``%`` to ``%`` with memchr, where joining a line's parts
+    takes several Python objects a line. `insert` holds no ``%`` but its conversions, and
+    `args` as many per line as they take, for `lines` lines."""
+    if not braces_close_lines(block):
+        return None
+    escaped = block.replace(b"%", b"%%") if b"%" in block else block
+    try:
+        return escaped.replace(b"}", insert + b"}") % args
+    except TypeError:
+        return None  # not one line's args a brace: never, for lines msgspec vouched for
+
+
+_LOOSE_BRACE = re.compile(rb"\}(?:(?!\n)|(?<=[ \t{]\}))")
+"""A ``}`` not right before a newline, or right after a space, tab or ``{``: one scan in C
+from brace to brace (a two-byte needle such as ``}\n`` is searched about 3x slower)."""
+
+
+def braces_close_lines(block: bytes) -> bool:
+    """Every ``}`` of `block` (lines that msgspec read as one object each) is the last byte
+    of its line, after neither a space, a tab nor ``{``: then each line holds exactly one
+    brace, its object's closing one (every line has that one), where a suffix can go as
+    `splice` puts it."""
+    return _LOOSE_BRACE.search(block) is None
 
 
 def cut_events(
@@ -75,15 +114,20 @@ def cut_events(
     return pieces
 
 
-def cut(data: bytes, start_offset: int, growth: int, piece_bytes: int) -> list[EncodedPiece]:
+def cut(
+    data: bytes, start_offset: int, growth: int, piece_bytes: int, lines: int | None = None
+) -> list[EncodedPiece]:
     """Pieces of at most `piece_bytes` (or one event) from `data`, whose k-th event is the
-    k-th line at `start_offset` grown by `growth` bytes."""
+    k-th line at `start_offset` grown by `growth` bytes. `lines`: how many `data` holds, when
+    known (one piece: neither copied nor counted again)."""
     pieces: list[EncodedPiece] = []
     position, events_before, size = 0, 0, len(data)
     while position < size:
         end = piece_end(data, position, piece_bytes)
-        chunk = data[position:end]
-        events = occurrences(chunk, b"\n")  # memchr: count() checks each byte
+        whole = position == 0 and end == size
+        chunk = data if whole else data[position:end]
+        # memchr: count() checks each byte
+        events = lines if whole and lines is not None else occurrences(chunk, b"\n")
         base = start_offset + position - events_before * growth
         events_before += events
         end_offset = start_offset + end - events_before * growth

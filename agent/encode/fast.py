@@ -84,6 +84,8 @@ class Encoder:
             *limits,
             time_key=self._time_key_json,
             candidates=tuple(map(orjson.dumps, self._candidates)),
+            time_field=source.time_field,
+            candidate_names=self._candidates,
         )
         self._text_blocks = TextBlocks(self._fields_suffix, *limits)
         self._whole = self._json_blocks.encode if self._json else self._text_blocks.encode
@@ -129,12 +131,17 @@ class Encoder:
 
     def _json_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """The whole-block JSON path alone (None: it cannot vouch for this block); a look,
-        not a step: what it counts is not kept."""
-        missing = self._json_blocks.missing
+        not a step: what it counts and the shape it learns are not kept."""
+        blocks = self._json_blocks
+        missing, shape = blocks.missing, blocks.shape
         try:
-            return self._json_blocks.encode(block, start_offset)
+            return blocks.encode(block, start_offset)
         finally:
-            self._json_blocks.missing = missing
+            blocks.missing = missing
+            if shape is None:
+                blocks.shape = None
+            else:
+                blocks._learn(shape)
 
     def _text_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """The whole-block text path over one slice alone (None: it cannot vouch for it)."""

@@ -4,11 +4,12 @@ for every line at once (nesting, UTF-8, row breaks), and the probe row type msgs
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from itertools import accumulate, repeat
 from operator import sub
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -119,6 +120,70 @@ def row_type(time_field: str, field_names: list[str], candidates: list[str] | No
     return msgspec.defstruct(
         "Row", [("probe", probe)], array_like=True, forbid_unknown_fields=True, gc=False
     )
+
+
+ABSENT: Final = Annotated[int, msgspec.Meta(ge=1, le=0)]
+"""A type no JSON value has: a member of this type anywhere fails the whole decode."""
+OwnKind = Literal["iso", "int", "float"]
+_OWN_TYPES: Final[dict[str, Any]] = {"iso": msgspec.Raw, "int": int, "float": float}
+
+
+@dataclass(frozen=True, slots=True)
+class BlockShape:
+    """What every line of a block had in common, remembered for the file's next block: its
+    rows are then read with a row type that requires it (`shape_rows_decoder`), so that the
+    decode itself vouches for what the general row type leaves to a Python pass per column.
+
+    `has_time`: the time field is in every line (an RFC 3339 datetime), else in none.
+    `present`: each static field is in every line (True) or in none (False).
+    `candidate`: without the time field, the 1-based index of the own-time candidate every
+    line has its time under (and none has one before it), written as `kind`; 0: no line has
+    any candidate (each gets the read time)."""
+
+    has_time: bool
+    present: tuple[bool, ...] = ()
+    candidate: int = 0
+    kind: OwnKind = "iso"
+
+
+@lru_cache(maxsize=256)
+def shape_rows_decoder(
+    time_field: str, field_names: tuple[str, ...], candidates: tuple[str, ...], shape: BlockShape
+) -> msgspec.json.Decoder[list[Any]]:
+    """The decoder of rows of lines that all have `shape` (a line that has not fails the
+    decode), built once per source and shape. The probe holds the time (`f0`: a datetime,
+    required, or `ABSENT`), the static fields (`f1`...: raw and required, or `ABSENT`), and
+    without the time, the candidates before the one the time is under (`ABSENT`) and that one
+    (`t`: required, raw for an ISO string, else an int or a float); later candidates are not
+    looked at, as the line path stops at the first time."""
+    required: list[tuple[str, Any]] = []
+    absent: list[tuple[str, Any, Any]] = []
+    names = {"f0": time_field}
+    if shape.has_time:
+        required.append(("f0", datetime))
+    else:
+        absent.append(("f0", ABSENT, msgspec.UNSET))
+    for index, (name, present) in enumerate(zip(field_names, shape.present, strict=True), 1):
+        names[f"f{index}"] = name
+        if present:
+            required.append((f"f{index}", msgspec.Raw))
+        else:
+            absent.append((f"f{index}", ABSENT, msgspec.UNSET))
+    if not shape.has_time:
+        last = shape.candidate - 1 if shape.candidate else len(candidates)
+        for index, name in enumerate(candidates[:last], start=1):
+            names[f"c{index}"] = name
+            absent.append((f"c{index}", ABSENT, msgspec.UNSET))
+        if shape.candidate:
+            names["t"] = candidates[shape.candidate - 1]
+            required.append(("t", _OWN_TYPES[shape.kind]))
+    probe = msgspec.defstruct(
+        "ShapedProbe", [*required, *absent], rename=names, kw_only=True, gc=False
+    )
+    row = msgspec.defstruct(
+        "ShapedRow", [("probe", probe)], array_like=True, forbid_unknown_fields=True, gc=False
+    )
+    return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
 
 
 def lines_within(block: bytes, limit: int) -> bool:

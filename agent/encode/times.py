@@ -97,18 +97,12 @@ def epoch_values(numbers: list[int | float]) -> tuple[list[bytes], int, int] | N
     if not numbers:
         return None
     lo, hi = min(numbers), max(numbers)
-    if not (isfinite(lo) and isfinite(hi)):
+    if not (_finite(lo) and _finite(hi)):
         return None  # 1e400: msgspec reads infinity, orjson refuses it
     unit = _unit(lo)
     kinds = set(map(type, numbers))
     if _unit(hi) == unit and len(kinds) == 1:
-        if kinds == {float}:
-            millis = list(map(int, map(unit.__mul__, numbers)))
-        elif unit >= 1:
-            millis = list(map(int(unit).__mul__, numbers))  # type: ignore[arg-type]
-        else:
-            divisor = round(1 / unit)
-            millis = [int(n) // divisor for n in numbers]
+        millis = _scaled(numbers, unit)
     else:
         found = [parse_epoch(n, None) for n in numbers]
         if None in found:
@@ -117,10 +111,65 @@ def epoch_values(numbers: list[int | float]) -> tuple[list[bytes], int, int] | N
     earliest, latest = min(millis), max(millis)
     if earliest < PLAUSIBLE_MILLIS or not _in_range(latest):
         return None
-    seconds = map(_second, map((1000).__rfloordiv__, millis))
-    fractions = map((1000).__rmod__, millis)
-    values = list(map(b'"%b.%03dZ"'.__mod__, zip(seconds, fractions, strict=True)))
+    args = iso_args(millis)
+    values = list(map(b'"%b.%03dZ"'.__mod__, zip(args[::2], args[1::2], strict=True)))
     return values, earliest, latest
+
+
+ISO_FORMAT: Final = b'"%b.%03dZ"'
+"""An epoch's ISO value as `iso_value` writes it, from the two `iso_args` of its millis."""
+
+
+def epoch_millis(numbers: list[int] | list[float]) -> tuple[list[int], int, int] | None:
+    """Numbers all of one type, as msgspec read them for a block of one shape (`BlockShape`),
+    read as epochs as `own_time` reads each, without a Python step per number: their
+    milliseconds, the earliest and the latest; None when they are not all of one resolution,
+    or one is not a plausible epoch. Floats only in seconds or milliseconds (msgspec reads an
+    integer written where floats are as a float: below 1e14, in those units, it converts
+    exactly as the int would), ints below 2**63 (orjson reads a larger one as a float)."""
+    if not numbers:
+        return None
+    lo, hi = min(numbers), max(numbers)
+    floats = type(lo) is float or type(hi) is float
+    if hi >= (1e14 if floats else 2**63) or not (_finite(lo) and _finite(hi)):
+        return None
+    unit = _unit(lo)
+    if _unit(hi) != unit:
+        return None
+    # scaling is monotonic: the least and greatest numbers give the earliest and latest
+    earliest, latest = _scaled([lo, hi], unit)
+    if earliest < PLAUSIBLE_MILLIS or not _in_range(latest):
+        return None
+    if unit == 1 and not floats:
+        return list(numbers), earliest, latest  # type: ignore[arg-type]  # ints already
+    return _scaled(numbers, unit), earliest, latest
+
+
+def iso_args(millis: list[int]) -> list[object]:
+    """For each of `millis`, the two values `ISO_FORMAT` writes it from (its second in ISO,
+    formatted once per distinct second; its milliseconds), one after the other: what one
+    ``%`` over a whole block takes."""
+    seconds = list(map((1000).__rfloordiv__, millis))
+    written = {second: _second(second) for second in set(seconds)}
+    args: list[object] = [b""] * (2 * len(millis))
+    args[::2] = map(written.__getitem__, seconds)
+    args[1::2] = map((1000).__rmod__, millis)
+    return args
+
+
+def _scaled(numbers: list[int] | list[float], unit: float) -> list[int]:
+    """`parse_epoch`'s milliseconds of numbers of one type and one `unit`."""
+    if type(numbers[0]) is float:
+        return list(map(int, map(unit.__mul__, numbers)))
+    if unit >= 1:
+        return list(map(int(unit).__mul__, numbers))  # type: ignore[arg-type]
+    divisor = round(1 / unit)
+    return [int(n) // divisor for n in numbers]
+
+
+def _finite(number: float) -> bool:
+    """Not infinite nor NaN; an int always is (`isfinite` would overflow on a huge one)."""
+    return type(number) is int or isfinite(number)
 
 
 def _in_range(millis: int) -> bool:

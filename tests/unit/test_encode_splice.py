@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.encode.blocks import _join_at_braces
-from agent.encode.cut import splice, splice_lines
+from agent.encode.cut import braces_close_lines, splice, splice_formatted, splice_lines
+from agent.encode.times import ISO_FORMAT, epoch_millis, iso_args, own_time
 
 _values = st.recursive(
     st.none() | st.integers() | st.text(alphabet=' }{"\\ab\t', max_size=5),
@@ -70,3 +72,57 @@ def test_the_own_time_join_at_braces_is_splice_on_every_line_or_none(
         assert joined == b"".join(e + b"\n" for e in expected)
     flat = b'{"a":1,"b":"x y"}\n' * 3
     assert _join_at_braces(flat, 3, head, values[:1] * 3, tail) is not None
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(
+    st.lists(object_lines(), min_size=1, max_size=6),
+    st.sampled_from([b"", b',"e":"50%%"', b',"e":"}"']),
+    st.lists(st.sampled_from([b'"2025-11-25T00:00:00Z"', b"%s", b"%%", b"}"]), min_size=6),
+)
+def test_splice_formatted_is_splice_of_each_lines_own_values_or_none(
+    lines: list[bytes], fields: bytes, values: list[bytes]
+) -> None:
+    """Each line gets its own value through one ``%`` over the block (a ``%`` in a line, in
+    a value or in the static fields is written as it is)."""
+    block = b"".join(line + b"\n" for line in lines)
+    mine = values[: len(lines)]
+    formatted = splice_formatted(block, len(lines), b',"t":%b' + fields, tuple(mine))
+    if formatted is not None:
+        suffixes = [b',"t":' + value + fields.replace(b"%%", b"%") for value in mine]
+        want = [splice(line, suffix) + b"\n" for line, suffix in zip(lines, suffixes, strict=True)]
+        assert formatted == b"".join(want)
+
+
+def test_flat_lines_are_formatted_and_loose_braces_are_not() -> None:
+    flat = b'{"a":"100%"}\n{"b":2}\n'
+    assert splice_formatted(flat, 2, b',"t":"%b.%03dZ"', (b"x", 7, b"y", 123)) == (
+        b'{"a":"100%","t":"x.007Z"}\n{"b":2,"t":"y.123Z"}\n'
+    )
+    for loose in (b'{"a":1} \n', b'{"a":1 }\n', b"{}\n", b'{"a":{"b":1}}\n', b'{"a":"}"}\n'):
+        assert splice_formatted(loose, 1, b',"t":%b', (b"1",)) is None
+    assert braces_close_lines(flat)
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**64), min_size=1, max_size=5)
+    | st.lists(st.floats(0, 1e15, allow_nan=False), min_size=1, max_size=5)
+    | st.lists(st.integers(946_684_800_000, 4_102_444_800_000), min_size=1, max_size=5)
+    | st.lists(st.floats(946_684_800, 4_102_444_800), min_size=1, max_size=5)
+)
+def test_epoch_millis_are_each_numbers_own_time(numbers: list[int] | list[float]) -> None:
+    """The whole-list conversion gives each number's `own_time`, or None: never another
+    time (it may refuse what `own_time` reads, a list of several units or floats past
+    milliseconds; the line path decides those)."""
+    found = epoch_millis(numbers)
+    if found is None:
+        return
+    millis, earliest, latest = found
+    assert (earliest, latest) == (min(millis), max(millis))
+    args = iso_args(millis)
+    written = [ISO_FORMAT % pair for pair in zip(args[::2], args[1::2], strict=True)]
+    # what the line path reads: orjson's number (an int written as such stays an int)
+    assert [own_time(orjson.loads(orjson.dumps(n))) for n in numbers] == list(
+        zip(written, millis, strict=True)
+    )

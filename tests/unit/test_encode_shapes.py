@@ -1,0 +1,210 @@
+"""A file's next block read with its last block's shape (issue 13): the same output as the line
+path, whatever the next block holds.
+
+The JSON block path remembers what every line of a block had in common (`BlockShape`: the time
+field or the candidate its own time is under, ISO or epoch, the static fields each line has or
+none has) and reads the next block with a row type that requires it. A next block that differs
+(another name, ISO among epochs, a time near an edge, a broken line) must fail that read and be
+decided as any block is: these properties teach an encoder a shape first, then compare what it
+makes of a hostile next block with the line path.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+
+from agent.config import SourceConfig
+from agent.encode import Encoded, Encoder
+from agent.encode.scan import BlockShape
+
+NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
+
+
+def encoder(**options: object) -> Encoder:
+    source = SourceConfig.model_validate({"name": "s", "include": ["/x/*.log"], **options})
+    return Encoder(source, max_event_bytes=1_000_000, piece_bytes=256, now=lambda: NOW)
+
+
+def outcome(encoded: Encoded) -> tuple[object, ...]:
+    return (
+        [(p.data, p.events, p.end_offset, list(p.offsets)) for p in encoded.pieces if p.events],
+        encoded.pieces[-1].end_offset,
+        encoded.rejected,
+        encoded.blank,
+    )
+
+
+# Lines each of one shape: (its name for the time, a value of the kind the shape learns).
+TEACHERS = {
+    "timestamp": b'{"timestamp":"2025-11-24T00:00:00Z","a":1}',
+    "event_time": b'{"event_time":"2025-11-24T00:00:00.123Z","a":1}',
+    "@timestamp": b'{"a":"x","@timestamp":"2025-11-24T10:00:00+02:00"}',
+    "time": b'{"time":1763942400.25,"a":1}',
+    "ts": b'{"ts":1763942400123,"a":[1,2]}',
+    "missing": b'{"a":1,"b":"c"}',
+    "env": b'{"timestamp":"2025-11-24T00:00:00Z","env":"dev"}',
+    "env-time": b'{"time":1763942400,"env":"dev"}',
+}
+NAMES = ["timestamp", "event_time", "@timestamp", "time", "ts", "datetime", "env", "a"]
+VALUES = [
+    b'"2025-11-24T00:00:00Z"',
+    b'"2025-11-24T00:00:00.123Z"',
+    b'"2025-11-24T00:00:00.123456+02:00"',
+    b'"2025-11-24T00:00:00"',
+    b'"2025-11-24T00:00:00\\u005a"',
+    b'"2025-10-26T12:00:00Z"',  # near the late edge
+    b'"2025-11-26T00:00:00Z"',  # near the early edge
+    b'"2033-01-01T00:00:00Z"',  # too early
+    b'"garbage"',
+    b'"100%s"',
+    b"1763942400",
+    b"1763942400.25",
+    b"1763942400123",
+    b"1763942400123.5",
+    b"1763942400123456",
+    b"1763942400123456789",
+    b"17639424001234567890123",
+    b"1761480000",  # near the late edge, in seconds
+    b"1700000000",  # too late
+    b"1900000000000",  # too early
+    b"1e400",
+    b"9" * 320,
+    b"0.35",
+    b"-1",
+    b"true",
+    b"null",
+    b"{}",
+    b'{"}":"%"}',
+    b'""',
+]
+TAILS = [b"", b" ", b"\t", b"}", b"{", b"]", b'"', b"\xff", b"\r", b"}],[{", b"%"]
+
+
+@st.composite
+def next_lines(draw: st.DrawFn, teacher: bytes) -> bytes:
+    """The teacher's line with its members' values, names, order or bytes changed."""
+    members = json.loads(teacher)
+    pairs = [(name.encode(), json.dumps(value).encode()) for name, value in members.items()]
+    for _ in range(draw(st.integers(0, 2))):
+        change = draw(st.integers(0, 3))
+        at = draw(st.integers(0, len(pairs)))
+        if change == 0 and pairs:  # another value
+            at %= len(pairs)
+            pairs[at] = (pairs[at][0], draw(st.sampled_from(VALUES)))
+        elif change == 1:  # another member
+            pairs.insert(at, (draw(st.sampled_from(NAMES)).encode(), draw(st.sampled_from(VALUES))))
+        elif change == 2 and pairs:  # one left out
+            pairs.pop(at % len(pairs))
+        elif change == 3 and pairs:  # a name written twice
+            at %= len(pairs)
+            pairs.insert(at, (pairs[at][0], draw(st.sampled_from(VALUES))))
+    line = b"{" + b",".join(b'"%s":%s' % pair for pair in pairs) + b"}"
+    if draw(st.integers(0, 3)):
+        return line  # still one object: the shaped read must decide it
+    tail = draw(st.sampled_from(TAILS))
+    where = draw(st.integers(0, len(line)))
+    return line[:where] + tail + line[where:] if draw(st.booleans()) else line + tail
+
+
+@st.composite
+def taught_blocks(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A shape's name and a next block: the teacher's lines, one or two of them changed."""
+    name = draw(st.sampled_from(sorted(TEACHERS)))
+    teacher = TEACHERS[name]
+    lines = [teacher] * draw(st.integers(1, 5))
+    for _ in range(draw(st.integers(1, 2))):
+        lines.insert(draw(st.integers(0, len(lines))), draw(next_lines(teacher)))
+    return name, b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
+
+
+OPTIONS = st.sampled_from([{}, {"fields": {"env": "prod"}}, {"fields": {"env": "100%"}}])
+
+
+@settings(
+    max_examples=1500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(taught=taught_blocks(), options=OPTIONS)
+@example(  # a static field the shape says no line has
+    ("timestamp", b'{"timestamp":"2025-11-24T00:00:00Z","a":1,"env":"x"}\n'),
+    {"fields": {"env": "p"}},
+)
+@example(("event_time", b'{"event_time":"2025-11-24T00:00:00Z","ts":1763942400123}\n'), {})
+@example(("ts", b'{"ts":1700000000000}\n'), {})  # an epoch too late
+def test_the_next_block_read_with_the_last_ones_shape_is_what_the_line_path_writes(
+    taught: tuple[str, bytes], options: dict[str, object]
+) -> None:
+    name, block = taught
+    fast, slow = encoder(**options), encoder(**options)
+    first = (TEACHERS[name] + b"\n") * 3
+    assert outcome(fast.encode(first, 0)) == outcome(slow._line_by_line(first, 0))
+    shape, missing = fast._json_blocks.shape, fast._json_blocks.missing
+    shaped = shape is not None and fast._json_blocks._shaped(block, 7, shape) is not None
+    fast._json_blocks.missing = missing  # a look only
+    event("shaped" if shaped else "not shaped")
+
+    got, want = fast.encode(block, len(first)), slow._line_by_line(block, len(first))
+
+    assert outcome(got) == outcome(want)
+    assert fast.take_counts() == slow.take_counts()
+
+
+SHAPES = {
+    "timestamp": BlockShape(has_time=True),
+    "event_time": BlockShape(has_time=False, candidate=4, kind="iso"),
+    "@timestamp": BlockShape(has_time=False, candidate=1, kind="iso"),
+    "time": BlockShape(has_time=False, candidate=2, kind="float"),
+    "ts": BlockShape(has_time=False, candidate=3, kind="int"),
+    "missing": BlockShape(has_time=False),
+}
+
+
+def test_each_shape_is_learnt_and_its_next_block_read_with_it() -> None:
+    """The property above is only worth something if the shaped path is taken: a block of
+    each shape teaches it, and the next block of that shape is read with it alone."""
+    for name, shape in SHAPES.items():
+        fast, slow = encoder(), encoder()
+        block = (TEACHERS[name] + b"\n") * 3
+        fast.encode(block, 0)
+        assert fast._json_blocks.shape == shape, name
+        shaped = fast._json_blocks._shaped(block, len(block), shape)
+        assert shaped is not None, name
+        assert outcome(shaped) == outcome(slow._line_by_line(block, len(block)))
+
+
+def test_static_fields_each_line_has_or_none_has_are_part_of_the_shape() -> None:
+    fast = encoder(fields={"env": "prod", "team": "core"})
+    fast.encode(b'{"timestamp":"2025-11-24T00:00:00Z","env":"dev"}\n' * 2, 0)
+    assert fast._json_blocks.shape == BlockShape(has_time=True, present=(True, False))
+    events = fast.encode(b'{"timestamp":"2025-11-24T00:00:00Z","env":"dev"}\n', 100)
+    assert events.pieces[0].data == (
+        b'{"timestamp":"2025-11-24T00:00:00Z","env":"dev","team":"core"}\n'
+    )
+
+
+def test_a_block_of_another_shape_is_read_as_any_block_and_teaches_its_own() -> None:
+    fast = encoder()
+    fast.encode(b'{"ts":1763942400123}\n' * 2, 0)
+    assert fast._json_blocks.shape == SHAPES["ts"]
+    mixed = b'{"ts":1763942400123}\n{"ts":"2025-11-24T00:00:00Z"}\n'
+    events = fast.encode(mixed, 100)
+    assert events.pieces[0].data == (
+        b'{"ts":1763942400123,"timestamp":"2025-11-24T00:00:00.123Z"}\n'
+        b'{"ts":"2025-11-24T00:00:00Z","timestamp":"2025-11-24T00:00:00Z"}\n'
+    )
+    assert fast._json_blocks.shape is None  # mixed: nothing in common to learn
+    fast.encode(b'{"a":1}\n', 200)
+    assert fast._json_blocks.shape == SHAPES["missing"]
+    assert fast.take_counts() == {"time_missing": 1}
+
+
+def test_iso_times_of_several_widths_keep_their_shape() -> None:
+    """Go's RFC3339Nano trims trailing zeros: one block holds times of several widths."""
+    fast, slow = encoder(), encoder()
+    fast.encode(b'{"event_time":"2025-11-24T00:00:00.12Z"}\n', 0)
+    block = b'{"event_time":"2025-11-24T00:00:00.1Z"}\n{"event_time":"2025-11-24T00:00:01Z"}\n'
+    shaped = fast._json_blocks._shaped(block, 41, SHAPES["event_time"])
+    assert shaped is not None
+    assert outcome(shaped) == outcome(slow._line_by_line(block, 41))
