@@ -22,6 +22,7 @@ with these functions (`own_time` on a decoded value, the block path on raw value
 from __future__ import annotations
 
 import glob
+from bisect import bisect_left
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -149,12 +150,32 @@ def iso_args(millis: list[int]) -> list[object]:
     """For each of `millis`, the two values `ISO_FORMAT` writes it from (its second in ISO,
     formatted once per distinct second; its milliseconds), one after the other: what one
     ``%`` over a whole block takes."""
-    seconds = list(map((1000).__rfloordiv__, millis))
-    written = {second: _second(second) for second in set(seconds)}
     args: list[object] = [b""] * (2 * len(millis))
-    args[::2] = map(written.__getitem__, seconds)
     args[1::2] = map((1000).__rmod__, millis)
+    if not _seconds_by_runs(millis, args):
+        seconds = list(map((1000).__rfloordiv__, millis))
+        written = {second: _second(second) for second in set(seconds)}
+        args[::2] = map(written.__getitem__, seconds)
     return args
+
+
+def _seconds_by_runs(millis: list[int], args: list[object]) -> bool:
+    """Each second's ISO text into `args` a run of lines at a time, for `millis` in order (a
+    log's lines mostly are: one sort of sorted numbers, a comparison, a bisect per second);
+    False, `args` half written, for others or when runs are short (a step per second would
+    cost more than a step per line)."""
+    if millis != sorted(millis):
+        return False
+    start, size, runs = 0, len(millis), 0
+    while start < size:
+        runs += 1
+        if runs > 16 + size // 16:
+            return False
+        second = millis[start] // 1000
+        end = bisect_left(millis, (second + 1) * 1000, start)
+        args[2 * start : 2 * end : 2] = [_second(second)] * (end - start)
+        start = end
+    return True
 
 
 def _scaled(numbers: list[int] | list[float], unit: float) -> list[int]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.encode.blocks import _join_at_braces
 from agent.encode.cut import braces_close_lines, splice, splice_formatted, splice_lines
-from agent.encode.times import ISO_FORMAT, epoch_millis, iso_args, own_time
+from agent.encode.times import ISO_FORMAT, epoch_millis, iso_args, iso_value, own_time
 
 _values = st.recursive(
     st.none() | st.integers() | st.text(alphabet=' }{"\\ab\t', max_size=5),
@@ -126,3 +126,22 @@ def test_epoch_millis_are_each_numbers_own_time(numbers: list[int] | list[float]
     assert [own_time(orjson.loads(orjson.dumps(n))) for n in numbers] == list(
         zip(written, millis, strict=True)
     )
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    st.lists(
+        st.integers(0, 60).map(lambda k: 946_684_800_000 + 500 * k)  # on a second, or half
+        | st.integers(946_684_800_000, 946_684_900_000),
+        min_size=1,
+        max_size=60,
+    ),
+    st.booleans(),
+)
+def test_iso_args_write_each_millis_as_iso_value_does(millis: list[int], ordered: bool) -> None:
+    """In order (a run of lines a second, or too many short runs) or not."""
+    if ordered:
+        millis.sort()
+    args = iso_args(millis)
+    written = [ISO_FORMAT % pair for pair in zip(args[::2], args[1::2], strict=True)]
+    assert written == list(map(iso_value, millis))
