@@ -39,6 +39,7 @@ from itertools import accumulate, chain, repeat
 from operator import add, attrgetter, getitem
 from typing import Final, cast
 
+import msgspec
 import orjson
 
 from agent.config import SourceConfig
@@ -259,22 +260,43 @@ class IdEncoder:
         """`event` (a JSON object) with its id: `item` (``{"<id_field>":"<id>",``) in place
         of its opening brace (without the comma in an empty object); or, when the object
         holds the id field already, the id set in its place and the event written again
-        (``orjson``), so that no key is there twice. A reason when it must be written again
-        and cannot be read (a number beyond a double's range, which only msgspec reads:
-        ``invalid_json``, as the fast path says of a line it would have to re-write)."""
+        (``orjson``), so that no key is there twice; an event orjson would read wrong or
+        not at all (an integer beyond 64 bits, 1e400) is written again by its top-level
+        members, their values as written (`_rewritten_as_written`)."""
         if self._key.maybe_in(event):
+            identifier = item[len(self._opening) : -2].decode()
             try:
                 obj = orjson.loads(event)
             except orjson.JSONDecodeError:
-                return "invalid_json"
-            if self._id_field in obj:
-                obj[self._id_field] = item[len(self._opening) : -2].decode()
+                obj = None  # a number beyond a double's range: read by msgspec below
+            if obj is None or (self._id_field in obj and _lossy(obj, event)):
+                written = self._rewritten_as_written(event, identifier)
+                if written is not None:
+                    return written
+            elif self._id_field in obj:
+                obj[self._id_field] = identifier
                 return orjson.dumps(obj)
         brace = event.index(b"{") + 1
         rest = event[brace:]
         if rest.lstrip().startswith(b"}"):
             return event[: brace - 1] + item[:-1] + rest
         return event[: brace - 1] + item + rest
+
+    def _rewritten_as_written(self, event: bytes, identifier: str) -> bytes | str | None:
+        """`event` with `identifier` in place of its own id member, every other member's
+        value kept as written, for an event orjson reads wrong or not at all (an integer
+        beyond 64 bits becomes a float, 1e400 an error; the fast path forwards both as
+        written): its top-level members read by msgspec, values left raw. None when the
+        event holds no id member of its own (it merely mentions the name: the id goes after
+        its brace as for any other); ``invalid_json`` when even msgspec cannot read it."""
+        try:
+            members = msgspec.json.decode(event, type=dict[str, msgspec.Raw])
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return "invalid_json"
+        if self._id_field not in members:
+            return None
+        members[self._id_field] = msgspec.Raw(orjson.dumps(identifier))
+        return msgspec.json.encode(members)
 
     def _with_id_size(self, rejected: Rejected) -> Rejected:
         """A line the wrapped `Encoder` found too large, with the size it has with its id."""
@@ -304,6 +326,16 @@ class IdKey:
         if self._plain in text:
             return True
         return b"\\" in text and self._escapes.search(text) is not None
+
+
+def _lossy(obj: object, event: bytes) -> bool:
+    """Whether orjson's reading of `event` (`obj`) differs from its exact value: orjson
+    reads an integer beyond 64 bits as a float, so writing `obj` again would change it
+    (msgspec keeps such an integer exact)."""
+    try:
+        return bool(obj != msgspec.json.decode(event))
+    except (msgspec.DecodeError, RecursionError):
+        return True
 
 
 def _escape(char: str) -> str:
