@@ -153,18 +153,47 @@ class TextStarts(LineStarts):
     from the events when asked: each event's message, unescaped, is its line (no CR, no
     blank line in such a piece), so line k starts where line k-1 started plus its length
     in UTF-8 and its newline. Refused events are rare; a list of offsets per line would
-    cost the hot path a Python object per line."""
+    cost the hot path a Python object per line.
 
-    __slots__ = ()
+    Once read back, the offsets are kept, and shared with every rebinding (`within`: the
+    same events read from a joined or re-read body): a split after a 413 looks up each
+    event of the half it keeps, and reading the whole piece back for each was quadratic
+    (a 1 MB batch of short lines: ~15 s of CPU on the event loop)."""
+
+    __slots__ = ("_known",)
+
+    def __init__(
+        self,
+        data: bytes,
+        base: int,
+        growth: int = 0,
+        begin: int = 0,
+        end: int | None = None,
+        known: list[list[int]] | None = None,
+    ) -> None:
+        super().__init__(data, base, growth, begin, end)
+        self._known: list[list[int]] = [] if known is None else known
+        """Empty until the offsets are read back; then holds them (one list, shared)."""
 
     def within(self, body: bytes, begin: int) -> TextStarts:
         size = self._end - self._begin
-        return TextStarts(body, self._base, 0, begin, begin + size)
+        return TextStarts(body, self._base, 0, begin, begin + size, self._known)
+
+    def __len__(self) -> int:
+        return len(self._known[0]) if self._known else super().__len__()
 
     def __getitem__(self, index: int | slice) -> Any:
-        return list(self)[index]
+        return self._offsets()[index]
 
     def __iter__(self) -> Iterator[int]:
+        return iter(self._offsets())
+
+    def _offsets(self) -> list[int]:
+        if not self._known:
+            self._known.append(list(self._read_back()))
+        return self._known[0]
+
+    def _read_back(self) -> Iterator[int]:
         position, offset = self._begin, self._base
         while position < self._end:
             yield offset
