@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 _LOADING = threading.Lock()
+_IMPORTING = threading.Lock()
 _load_default_verify_paths = ssl.SSLContext.set_default_verify_paths
 
 
@@ -41,25 +42,32 @@ class LoadsOnFirstUse(ssl.SSLContext):
 
 def import_aiohttp() -> None:
     """Import aiohttp now, its default contexts loading the CA bundle at their first
-    handshake. A no-op when aiohttp is already imported (its contexts are loaded then)."""
-    if "aiohttp" in sys.modules:
-        return
-    deferred: list[ssl.SSLContext] = []
+    handshake. A no-op when aiohttp is already imported (its contexts are loaded then).
 
-    def defer(context: ssl.SSLContext) -> None:
-        deferred.append(context)
+    While it imports, ``SSLContext.set_default_verify_paths`` is replaced for the whole
+    process: a context any thread makes then becomes a `LoadsOnFirstUse` at once (so one
+    wrapped before the import returns loads first, not verifying against an empty store),
+    and a subclass of someone else's loads at once, as it would have. One import at a time:
+    a second caller saving the first's replacement as "the original" would leave it
+    installed for good."""
+    with _IMPORTING:
+        if "aiohttp" in sys.modules:
+            return
+        own = vars(ssl.SSLContext).get("set_default_verify_paths")  # None: _ssl's, inherited
+        ssl.SSLContext.set_default_verify_paths = _defer  # type: ignore[method-assign,assignment]
+        try:
+            import aiohttp.connector  # noqa: F401
+        finally:
+            if own is None:
+                del ssl.SSLContext.set_default_verify_paths
+            else:
+                ssl.SSLContext.set_default_verify_paths = own  # type: ignore[method-assign]
 
-    own = vars(ssl.SSLContext).get("set_default_verify_paths")  # None: _ssl's, inherited
-    ssl.SSLContext.set_default_verify_paths = defer  # type: ignore[method-assign,assignment]
-    try:
-        import aiohttp.connector  # noqa: F401
-    finally:
-        if own is None:
-            del ssl.SSLContext.set_default_verify_paths
-        else:
-            ssl.SSLContext.set_default_verify_paths = own  # type: ignore[method-assign]
-    for context in deferred:
-        if type(context) is ssl.SSLContext:
-            context.__class__ = LoadsOnFirstUse
-        else:  # a subclass of someone else's: loaded now, as it would have been
-            _load_default_verify_paths(context)
+
+def _defer(context: ssl.SSLContext) -> None:
+    """``set_default_verify_paths`` while aiohttp imports: a plain context loads at its
+    first wrap, any other now."""
+    if type(context) is ssl.SSLContext:
+        context.__class__ = LoadsOnFirstUse
+    else:  # a subclass of someone else's: loaded now, as it would have been
+        _load_default_verify_paths(context)

@@ -1,0 +1,88 @@
+"""Attacks on `agent.ship.tls.import_aiohttp`: while aiohttp imports, every
+``SSLContext.set_default_verify_paths`` in the process is put off, whoever calls it. Each
+scenario runs in a child Python (this one imported aiohttp long ago) whose CA bundle is one
+certificate, named by SSL_CERT_FILE."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DURING_THE_IMPORT = """\
+import importlib.abc, ssl, sys
+from agent.ship.tls import import_aiohttp
+
+class Theirs(ssl.SSLContext):
+    pass  # a library's own subclass (its class is not ours to swap)
+
+class WhileAiohttpImports(importlib.abc.MetaPathFinder):
+    '''Another thread's HTTPS client, simulated: while aiohttp's connector is being
+    imported (the window), a default context is made and wrapped for a handshake.'''
+
+    def find_spec(self, name, path, target=None):
+        if name == "aiohttp.connector":
+            sys.meta_path.remove(self)
+            context = ssl.create_default_context()
+            context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.org")
+            print("ca_at_handshake", context.cert_store_stats()["x509_ca"])
+            theirs = Theirs(ssl.PROTOCOL_TLS_CLIENT)
+            theirs.load_default_certs()
+            print("subclass_kept", type(theirs) is Theirs)
+            print("subclass_ca", theirs.cert_store_stats()["x509_ca"])
+        return None
+
+sys.meta_path.insert(0, WhileAiohttpImports())
+import_aiohttp()
+print("patched_after", "set_default_verify_paths" in vars(ssl.SSLContext))
+later = ssl.create_default_context()
+print("ca_later", later.cert_store_stats()["x509_ca"])
+"""
+
+
+def _bundle(directory: Path) -> Path:
+    """A self-signed certificate made by openssl: the child's whole CA bundle."""
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    made = subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
+    return cert
+
+
+def _child(tmp_path: Path, script: str) -> dict[str, str]:
+    no_dir = tmp_path / "no-ca-dir"
+    no_dir.mkdir(exist_ok=True)
+    env = {**os.environ, "SSL_CERT_FILE": str(_bundle(tmp_path)), "SSL_CERT_DIR": str(no_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines())
+
+
+def test_a_context_made_and_used_while_aiohttp_imports_verifies_with_the_bundle(
+    tmp_path: Path,
+) -> None:
+    """Before, a context whose load was put off stayed a plain SSLContext until the import
+    returned: a handshake by another thread in that window checked the server against an
+    empty store (refused, however trusted the server)."""
+    seen = _child(tmp_path, DURING_THE_IMPORT)
+    assert seen["ca_at_handshake"] == "1"
+    assert (seen["subclass_kept"], seen["subclass_ca"]) == ("True", "1")  # loaded at once
+    assert seen["patched_after"] == "False"  # the class is as it was
+    assert seen["ca_later"] == "1"  # contexts made afterwards load as ever
