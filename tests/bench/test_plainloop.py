@@ -37,3 +37,20 @@ def test_text_lines_become_json_rows_with_the_read_time(tmp_path: Path) -> None:
 
     assert [row["message"] for row in rows] == ['GET /a "quoted" seq=1', "last line, ünïcode"]
     assert all(row["timestamp"].endswith("Z") for row in rows)
+
+
+def test_the_spread_between_json_shapes_is_judged_on_what_each_costs() -> None:
+    from bench import shapes
+    from bench.report import Result
+
+    def run(name: str, seconds: float, cpu: float) -> Result:
+        result = Result(f"{name} (1 core)", tool="agent", lines=1, raw_bytes=146_000_000)
+        result.seconds, result.cpu = seconds, cpu
+        return result
+
+    lines = shapes.spread(
+        [run("json-timestamp", 1.5, 1.30), run("json-fields", 2.0, 1.45), run("json-x", 1.4, 1.6)]
+    )
+
+    assert [line.endswith("over the best)") for line in lines] == [False, False, True]
+    assert lines[1].startswith("json-fields (1 core): 1.12x the cheapest")
