@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.config import SourceConfig
-from agent.encode import textblocks
+from agent.encode import Encoded, textblocks
 from agent.encode.fast import Encoder
 from agent.encode.ids import IdEncoder
 from agent.encode.textblocks import TextStarts
@@ -140,3 +142,187 @@ def test_a_split_text_batch_reads_each_events_line_back_once(
     first = 2_000 - rest.events
     assert kept == [len(block) + n * len(b"short 00000\n") for n in range(first, 2_000)]
     assert counting.matches <= 2_000  # each event of each piece read back at most once
+
+
+# Id fields named as operators name them, and lines that hold them in every escaped form.
+_ID_FIELDS = ["event_id", "id", 'a"b', "é", "\U0001f600x", "/", "%d", "e\\", "\x01"]
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=5,
+)
+
+
+def _escaped(text: str, name: str) -> str:
+    """`text` with the first written form of `name` (as a JSON string's inside) escaped
+    character by character."""
+    written = json.dumps(name)[1:-1]
+    escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else c for c in name)
+    return text.replace(written, escaped, 1)
+
+
+@st.composite
+def _id_lines(draw: st.DrawFn, name: str) -> bytes:
+    kind = draw(st.integers(0, 5))
+    if kind == 0:
+        return draw(st.binary(max_size=30)).replace(b"\n", b"")
+    if kind == 1:
+        mention = json.dumps(name).encode()
+        return draw(
+            st.sampled_from(
+                [
+                    b"",
+                    b" ",
+                    b" { } ",
+                    b'{"a":1e400,"x":' + mention + b"}",
+                    b"{" + mention + b':"own","n":1e400}',
+                    b"{" + mention + b":1," + mention + b":2}",
+                    b"\xef\xbb\xbf{}",
+                    b'{"a":"\\ud800"}',
+                    b'{\r"a":1}',
+                ]
+            )
+        )
+    keys = st.sampled_from(["a", name, "timestamp", "env"])
+    obj = draw(st.dictionaries(keys, _values, max_size=4))
+    try:
+        text = json.dumps(obj, ensure_ascii=draw(st.booleans()))
+    except ValueError:
+        text = "{}"
+    return (_escaped(text, name) if draw(st.booleans()) else text).encode()
+
+
+@settings(
+    max_examples=250, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+)
+@given(
+    st.data(),
+    st.sampled_from(_ID_FIELDS),
+    st.sampled_from(["0123456789abcdef", "%s%d%%"]),
+    st.booleans(),
+    st.sampled_from([150, 2000]),
+    st.booleans(),
+)
+def test_any_id_field_name_any_line_the_block_path_is_the_definition_and_no_key_is_twice(
+    data: st.DataObject,
+    name: str,
+    identity: str,
+    static: bool,
+    piece_bytes: int,
+    bom: bool,
+) -> None:
+    source = SourceConfig.model_validate(
+        {
+            "name": "s",
+            "include": ["/x/*.log"],
+            "event_id": name,
+            "fields": {name: "static", "env": "p"} if static else {},
+        }
+    )
+
+    def encoder(whole_blocks: bool) -> IdEncoder:
+        return IdEncoder(
+            source,
+            path="/x/a.log",
+            identity=lambda: identity,
+            max_event_bytes=400,
+            piece_bytes=piece_bytes,
+            now=lambda: NOW,
+            whole_blocks=whole_blocks,
+        )
+
+    fast, definition = encoder(True), encoder(False)
+    blocks = data.draw(st.lists(st.lists(_id_lines(name), min_size=1, max_size=8), max_size=3))
+    offset = 0
+    for number, lines in enumerate(blocks):
+        block = b"".join(line + b"\n" for line in lines)
+        if number == 0 and bom:
+            block = b"\xef\xbb\xbf" + block
+        got = fast.encode(block, offset)
+        assert _flat(got) == _flat(definition.encode(block, offset))
+        shipped = sum(p.events for p in got.pieces)
+        assert shipped + len(got.rejected) + got.blank == block.count(b"\n")
+        assert got.pieces[-1].end_offset == offset + len(block)
+        for piece in got.pieces:
+            assert len(piece.data) <= piece_bytes or piece.events == 1
+            for start, event in zip(piece.offsets, piece.data.split(b"\n")[:-1], strict=True):
+                assert len(event) < 400
+                first_line = offset == 0 and block.startswith(b"\xef\xbb\xbf") and start == 3
+                want = event_id(identity, 0 if first_line else start)
+                assert read_exactly(event)[name] == want  # and no key twice
+        offset += len(block)
+
+
+def _flat(encoded: Encoded) -> tuple[object, ...]:
+    pieces = [(p.data, p.events, p.end_offset, list(p.offsets)) for p in encoded.pieces]
+    return (pieces, encoded.rejected, encoded.blank)
+
+
+_text_lines = st.one_of(
+    st.text(st.characters(blacklist_characters="\n"), max_size=30).map(
+        lambda text: text.encode("utf-8", "surrogatepass")
+    ),
+    st.binary(max_size=20).map(lambda raw: raw.replace(b"\n", b"")),
+    st.sampled_from(
+        [b"", b" ", b"\r", b"\x0b", b"\x7f", b"a\r", b"\xef\xbb\xbf", b"\xe2\x80\xa8", b"x" * 300]
+    ),
+)
+
+
+@settings(
+    max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+)
+@given(
+    st.lists(st.lists(_text_lines, min_size=1, max_size=40), min_size=1, max_size=4),
+    st.sampled_from([1024, 1 << 16]),
+    st.sampled_from([400, 1_000_000]),
+    st.booleans(),
+)
+def test_text_blocks_in_a_row_joined_and_split_trace_each_event_to_its_line(
+    blocks: list[list[bytes]], piece_bytes: int, max_event_bytes: int, bom: bool
+) -> None:
+    """Whatever a text file holds: the block path writes what the line path writes, its
+    pieces fit, and each event is traced to its line's start from the joined batch and
+    from the half a 413 split keeps."""
+    source = SourceConfig.model_validate({"name": "s", "include": ["/x/*.log"], "format": "text"})
+    encoder = Encoder(
+        source,
+        max_event_bytes=max_event_bytes,
+        piece_bytes=piece_bytes,
+        now=lambda: NOW,
+        strip_bom=True,
+    )
+    batch, starts, offset = Batch(seq=1), [], 0 if bom else 9
+    for number, lines in enumerate(blocks):
+        block = b"".join(line + b"\n" for line in lines)
+        if number == 0 and bom:
+            block = b"\xef\xbb\xbf" + block
+        got = encoder.encode(block, offset)
+        lined = block[3:] if block.startswith(b"\xef\xbb\xbf") and offset == 0 else block
+        reference = encoder._line_by_line(lined, offset + len(block) - len(lined))
+        assert b"".join(p.data for p in got.pieces) == b"".join(p.data for p in reference.pieces)
+        got_starts = [o for p in got.pieces for o in p.offsets]
+        assert got_starts == [o for p in reference.pieces for o in p.offsets]
+        assert (got.rejected, got.blank) == (reference.rejected, reference.blank)
+        for piece in got.pieces:
+            assert len(piece.data) <= piece_bytes or piece.events == 1
+            if piece.events:
+                ticket = Ticket(FileId(1), piece.end_offset)
+                batch.add(Piece(piece.data, piece.events, ticket, Origin("/a", piece.offsets)))
+        starts += got_starts
+        offset += len(block)
+    if not batch.events:
+        return
+    payload = Payload.of_batch(batch, "")
+    body = payload.body
+    positions = [0, *(i + 1 for i, byte in enumerate(body) if byte == ord("\n"))][:-1]
+    assert [batch.locate(p)[1] for p in positions] == starts
+    assert [payload.locate(p)[1] for p in positions] == starts
+    half = positions[len(positions) // 2]
+    if half:
+        kept = payload.rest(body, [(0, half)])
+        kept_body = kept.body
+        kept_positions = [0, *(i + 1 for i, b in enumerate(kept_body) if b == ord("\n"))][:-1]
+        assert [kept.locate(p)[1] for p in kept_positions] == starts[: len(kept_positions)]
