@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from agent.config import SourceConfig
 from agent.encode import Encoded, textblocks
@@ -326,3 +327,65 @@ def test_text_blocks_in_a_row_joined_and_split_trace_each_event_to_its_line(
         kept_body = kept.body
         kept_positions = [0, *(i + 1 for i, b in enumerate(kept_body) if b == ord("\n"))][:-1]
         assert [kept.locate(p)[1] for p in kept_positions] == starts[: len(kept_positions)]
+
+
+def _source_or_refused(**options: object) -> SourceConfig | None:
+    """The source, or None when the config refuses it (as it should, for these)."""
+    try:
+        return SourceConfig.model_validate({"name": "s", "include": ["/x/*.log"], **options})
+    except ValidationError:
+        return None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/encode/scan.py rows_decoder (helper A's) raises ValueError building the "
+    "probe struct, raised from FileEncoders.take, outside the tailer's encode guard; config "
+    "does not refuse it either (agent/config/models.py)",
+)
+@pytest.mark.parametrize("form", ["json", "text"])
+def test_a_static_field_named_like_the_time_field_is_refused_or_encoded(form: str) -> None:
+    source = _source_or_refused(format=form, fields={"timestamp": "2025-11-24T00:00:00Z"})
+    if source is None:
+        return
+    encoder = Encoder(source, max_event_bytes=10_000, piece_bytes=5_000, now=lambda: NOW)
+    (event,) = encoder.encode(b'{"a":1}\n', 0).pieces[0].data.splitlines()
+    read_exactly(event)  # no key twice
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/encode/fast.py _text_event and textblocks' tail both append static fields "
+    "after message and the time: a static field named message (or the time field) is a key "
+    "twice; config does not refuse it (agent/config/models.py)",
+)
+def test_a_text_sources_static_field_named_message_is_refused_or_not_a_key_twice() -> None:
+    source = _source_or_refused(format="text", fields={"message": "static"})
+    if source is None:
+        return
+    encoder = Encoder(source, max_event_bytes=10_000, piece_bytes=5_000, now=lambda: NOW)
+    (event,) = encoder.encode(b"hello\n", 0).pieces[0].data.splitlines()
+    assert read_exactly(event)["message"] == "hello"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/parse/settings.py accepts event_id naming the time field: the id replaces "
+    "the event's time (IdEncoder, and the parsing path before it), Polaris reads a hex id "
+    "as the time",
+)
+def test_an_id_field_named_like_the_time_field_is_refused_or_keeps_the_time() -> None:
+    source = _source_or_refused(event_id="timestamp")
+    if source is None:
+        return
+    encoder = IdEncoder(
+        source,
+        path="/x/a.log",
+        identity=lambda: IDENTITY,
+        max_event_bytes=2000,
+        piece_bytes=1500,
+        now=lambda: NOW,
+    )
+    line = b'{"timestamp":"2025-11-24T10:00:00Z","a":1}\n'
+    (event,) = encoder.encode(line, 0).pieces[0].data.splitlines()
+    assert read_exactly(event)["timestamp"] == "2025-11-24T10:00:00Z"
