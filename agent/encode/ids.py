@@ -23,7 +23,9 @@ whole path).
   not fit.
 - A line that holds the id field already has it replaced, in place: that event is read and
   written again (``orjson``), as the parsing path did; a key twice would leave the value to
-  the reader. A static field of that name gives way to the id (dropped).
+  the reader. One orjson reads wrong or not at all (an integer beyond 64 bits, 1e400) is
+  written again by its top-level members, their values as written (msgspec). A static
+  field of that name gives way to the id (dropped).
 - The wrapped `Encoder` holds nothing back, nor does this: no flush, no hand-over.
 """
 
