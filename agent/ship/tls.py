@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 _LOADING = threading.Lock()
-_IMPORTING = threading.Lock()
+_IMPORTING = threading.RLock()  # re-entered from inside the import: aiohttp is there
 _load_default_verify_paths = ssl.SSLContext.set_default_verify_paths
 
 
