@@ -14,11 +14,16 @@ from __future__ import annotations
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _LOADING = threading.Lock()
 _IMPORTING = threading.RLock()  # re-entered from inside the import: aiohttp is there
-_load_default_verify_paths = ssl.SSLContext.set_default_verify_paths
+_load_default_verify_paths: Callable[[ssl.SSLContext], None] = (
+    ssl.SSLContext.set_default_verify_paths
+)
+"""What a put-off load calls: what the class had when aiohttp was imported (someone's
+override, installed after this module was imported, included), not just _ssl's."""
 
 
 class LoadsOnFirstUse(ssl.SSLContext):
@@ -50,10 +55,12 @@ def import_aiohttp() -> None:
     and a subclass of someone else's loads at once, as it would have. One import at a time:
     a second caller saving the first's replacement as "the original" would leave it
     installed for good."""
+    global _load_default_verify_paths
     with _IMPORTING:
         if "aiohttp" in sys.modules:
             return
         own = vars(ssl.SSLContext).get("set_default_verify_paths")  # None: _ssl's, inherited
+        _load_default_verify_paths = ssl.SSLContext.set_default_verify_paths
         ssl.SSLContext.set_default_verify_paths = _defer  # type: ignore[method-assign,assignment]
         try:
             import aiohttp.connector  # noqa: F401

@@ -43,13 +43,14 @@ print("ca_later", later.cert_store_stats()["x509_ca"])
 """
 
 
-def _bundle(directory: Path) -> Path:
-    """A self-signed certificate made by openssl: the child's whole CA bundle."""
+def _bundle(directory: Path, name: str = "system-ca") -> Path:
+    """A self-signed certificate named `name`, made by openssl: a CA bundle."""
+    directory.mkdir(exist_ok=True)
     key, cert = directory / "key.pem", directory / "cert.pem"
     made = subprocess.run(
         [
             *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}"),
         ],
         capture_output=True,
         check=False,
@@ -59,12 +60,16 @@ def _bundle(directory: Path) -> Path:
     return cert
 
 
-def _child(tmp_path: Path, script: str) -> dict[str, str]:
+def _child(tmp_path: Path, script: str, *args: str) -> dict[str, str]:
     no_dir = tmp_path / "no-ca-dir"
     no_dir.mkdir(exist_ok=True)
-    env = {**os.environ, "SSL_CERT_FILE": str(_bundle(tmp_path)), "SSL_CERT_DIR": str(no_dir)}
+    env = {
+        **os.environ,
+        "SSL_CERT_FILE": str(_bundle(tmp_path / "system")),
+        "SSL_CERT_DIR": str(no_dir),
+    }
     done = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -86,3 +91,34 @@ def test_a_context_made_and_used_while_aiohttp_imports_verifies_with_the_bundle(
     assert (seen["subclass_kept"], seen["subclass_ca"]) == ("True", "1")  # loaded at once
     assert seen["patched_after"] == "False"  # the class is as it was
     assert seen["ca_later"] == "1"  # contexts made afterwards load as ever
+
+
+AN_OVERRIDE_ON_THE_CLASS = """\
+import ssl, sys
+from agent.ship.tls import import_aiohttp
+
+def pinned(self):
+    '''Someone's own default paths (a pinned corporate CA), installed after the agent's
+    tls module was imported and before aiohttp.'''
+    self.load_verify_locations(cafile=sys.argv[1])
+
+ssl.SSLContext.set_default_verify_paths = pinned
+import_aiohttp()
+from aiohttp.connector import _SSL_CONTEXT_VERIFIED as verified
+
+print("kept", ssl.SSLContext.set_default_verify_paths is pinned)
+verified.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.org")
+print("trusted", ",".join(c["subject"][0][0][1] for c in verified.get_ca_certs()))
+"""
+
+
+def test_an_override_installed_on_the_class_is_what_the_deferred_load_calls(
+    tmp_path: Path,
+) -> None:
+    """aiohttp's contexts would have called the override at import; put off, they must
+    call it still, not the system bundle (SSL_CERT_FILE) it stood in for: trusting that
+    instead would verify against more (or other) CAs than before."""
+    pinned = _bundle(tmp_path / "pinned", "pinned-ca")
+    seen = _child(tmp_path, AN_OVERRIDE_ON_THE_CLASS, str(pinned))
+    assert seen["kept"] == "True"
+    assert seen["trusted"] == "pinned-ca"
