@@ -16,12 +16,15 @@ import msgspec
 
 from agent.encode.cut import (
     UNSPLICEABLE,
+    braces_close_lines,
     cut,
     cut_events,
+    format_at_braces,
     members,
     piece_end,
     splice_formatted,
     splice_lines,
+    suffix_at_braces,
 )
 from agent.encode.scan import (
     ROW_SEPARATOR,
@@ -29,6 +32,7 @@ from agent.encode.scan import (
     OwnKind,
     lines_within,
     shallow,
+    shape_lines_decoder,
     shape_rows_decoder,
     unremarkable,
 )
@@ -37,8 +41,11 @@ from agent.encode.values import Encoded, EncodedPiece
 from agent.encode.window import ReadClock
 from agent.records import LineStarts
 
-_TIME = attrgetter("probe.f0")
+_TIME = attrgetter("probe.f0")  # of a row (`JsonBlocks.probe`)
 _OWN = attrgetter("probe.t")
+_LINE_TIME = attrgetter("f0")  # of a line's probe (`_flat_rows`)
+_LINE_OWN = attrgetter("t")
+_EVENTS = attrgetter("events")
 _ISO_WIDTH = len(b'"2025-11-25T00:00:00.000Z"')  # an epoch's value: years 2000 to 9999
 _DECODING = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 _FIRST = itemgetter(0)
@@ -75,6 +82,7 @@ class JsonBlocks:
     candidate_names: tuple[str, ...] = ()  # `candidates`, as names
     shape: BlockShape | None = None  # what every line of the last block had in common
     _shaped_rows: msgspec.json.Decoder[list[Any]] | None = None  # rows of that shape
+    _shaped_lines: msgspec.json.Decoder[Any] | None = None  # its lines, for `_flat_rows`
     _shape_fields: bytes = b""  # the static fields no line of that shape has, as members
 
     def encode(self, block: bytes, start_offset: int) -> Encoded | None:
@@ -98,36 +106,52 @@ class JsonBlocks:
         self.shape = shape
         names = tuple(self.fields)
         self._shaped_rows = shape_rows_decoder(self.time_field, names, self.candidate_names, shape)
+        self._shaped_lines = shape_lines_decoder(
+            self.time_field, names, self.candidate_names, shape
+        )
         absent = zip(self.fields.items(), shape.present, strict=True)
         self._shape_fields = members(field for field, present in absent if not present)
 
     def _shaped(self, block: bytes, start_offset: int, shape: BlockShape) -> Encoded | None:
         """`block` when every line has `shape`, without a Python step per line; None
         otherwise. The decode vouched for the columns; what is left is the time's window
-        (and own times' conversion) and one splice."""
-        assert self._shaped_rows is not None
-        found_rows = _rows_in_chunks(self._shaped_rows, block)
-        if found_rows is None:
+        (and own times' conversion) and one splice. A block to splice whose braces close its
+        lines (`braces_close_lines`: flat objects, the common case; the splice needs that
+        check anyway) is read straight from its bytes (`_flat_rows`); any other as rows."""
+        assert self._shaped_rows is not None and self._shaped_lines is not None
+        fields = self._shape_fields
+        if shape.has_time and not fields:
+            return self._as_written(block, start_offset)
+        flat = braces_close_lines(block)
+        if flat:
+            found = _flat_rows(self._shaped_lines, block)
+            time, own_time = _LINE_TIME, _LINE_OWN
+        elif shape.candidate:
+            return None  # own times are spliced only where braces close lines
+        else:
+            found = _rows_in_chunks(self._shaped_rows, block)
+            time, own_time = _TIME, _OWN
+        if found is None:
             return None
-        rows, ends = found_rows
-        lines, fields = len(rows), self._shape_fields
+        rows, ends = found
+        lines = len(rows)
         if shape.has_time:
-            if not self.clock.well_inside(list(map(_TIME, rows))):
+            if not self.clock.well_inside(list(map(time, rows))):
                 return None
-            if not fields:
-                return Encoded(cut(block, start_offset, 0, self.piece_bytes, lines), [], 0)
-            return self._spliced(block, start_offset, lines, fields)
+            return self._spliced(block, start_offset, lines, fields, flat)
         if not shape.candidate:
-            encoded = self._spliced(block, start_offset, lines, self.clock.time_suffix + fields)
+            suffix = self.clock.time_suffix + fields
+            encoded = self._spliced(block, start_offset, lines, suffix, flat)
             if encoded is not None:
                 self.missing += lines
             return encoded
-        own = list(map(_OWN, rows))
-        found = self._iso_args(own) if shape.kind == "iso" else self._epoch_args(own)
-        if found is None:
+        own = list(map(own_time, rows))
+        found_args = self._iso_args(own) if shape.kind == "iso" else self._epoch_args(own)
+        if found_args is None:
             return None
-        value, width, args = found
+        value, width, args = found_args
         if width is None:  # ISO times of several widths (Go's RFC3339Nano trims zeros)
+            # (its join splits the block into lines and counts them against `lines`)
             return self._with_own_times(block, start_offset, lines, list(args), fields)
         head = b"," + self.time_key + b":"
         growth = len(head) + width + len(fields)
@@ -137,7 +161,31 @@ class JsonBlocks:
         data = _splice_chunks(block, ends, lines, insert, args)
         if data is None:
             return None
-        return Encoded(cut(data, start_offset, growth, self.piece_bytes, lines), [], 0)
+        return _counted(cut(data, start_offset, growth, self.piece_bytes), lines)
+
+    def _as_written(self, block: bytes, start_offset: int) -> Encoded | None:
+        """`block` of a shape with the time and no field to add: forwarded as it is, cut
+        into pieces where the line path cuts them, each piece read as it is cut (in chunks:
+        `_rows_in_chunks`), so that its rows number its events (no count of newlines); None
+        when a piece cannot be vouched for or a time is not well inside the window."""
+        assert self._shaped_rows is not None
+        pieces: list[EncodedPiece] = []
+        times: list[Any] = []
+        position = 0
+        while position < len(block):
+            end = piece_end(block, position, self.piece_bytes)
+            data = block if position == 0 and end == len(block) else block[position:end]
+            found = _rows_in_chunks(self._shaped_rows, data)
+            if found is None:
+                return None
+            rows = found[0]
+            times += map(_TIME, rows)
+            base = start_offset + position
+            pieces.append(EncodedPiece(data, len(rows), start_offset + end, LineStarts(data, base)))
+            position = end
+        if not pieces or not self.clock.well_inside(times):
+            return None
+        return Encoded(pieces, [], 0)
 
     def _iso_args(self, raws: list[Any]) -> tuple[bytes, int | None, tuple[object, ...]] | None:
         """ISO times, as written (`%b`), when each is one RFC 3339 string well inside the
@@ -171,11 +219,16 @@ class JsonBlocks:
         return ISO_FORMAT, _ISO_WIDTH, tuple(iso_args(millis))
 
     def _spliced(
-        self, block: bytes, start_offset: int, lines: int, suffix: bytes
+        self, block: bytes, start_offset: int, lines: int, suffix: bytes, flat: bool
     ) -> Encoded | None:
-        """`suffix` before every line's closing brace, in one `splice_lines`."""
+        """`suffix` before every line's closing brace, in one replace; `flat`: the block's
+        braces close its lines (checked), its `lines` read by `_flat_rows` and still to be
+        counted (`_counted`), else read as rows (counted) and spliced by `splice_lines`."""
         if not lines_within(block, self.max_event - len(suffix)):
             return None
+        if flat:
+            data = suffix_at_braces(block, suffix)
+            return _counted(cut(data, start_offset, len(suffix), self.piece_bytes), lines)
         spliced = splice_lines(block, lines, suffix)
         if spliced is None:
             return None
@@ -452,20 +505,61 @@ def _rows_in_chunks(
 def _splice_chunks(
     block: bytes, ends: list[tuple[int, int]], lines: int, insert: bytes, args: tuple[object, ...]
 ) -> bytes | None:
-    """`splice_formatted` over `block` a chunk at a time (`_rows_in_chunks`' `ends`), each
-    with its lines' share of `args`, `lines` lines in all."""
+    """`splice_formatted` over `block`, whose braces close its lines (`braces_close_lines`,
+    checked), a chunk at a time (`_flat_rows`' `ends`), each with its lines' share of `args`,
+    `lines` lines in all: the ``%`` checks that each chunk holds a brace per line read."""
     per_line = len(args) // lines
     parts: list[bytes] = []
     start, first = 0, 0
     for end, count in ends:
         chunk = block if start == 0 and end == len(block) else block[start:end]
         done = first + count * per_line
-        part = splice_formatted(chunk, count, insert, args[first:done])
+        part = format_at_braces(chunk, insert, args[first:done])
         if part is None:
             return None
         parts.append(part)
         start, first = end, done
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _flat_rows(
+    decoder: msgspec.json.Decoder[Any], block: bytes
+) -> tuple[list[Any], list[tuple[int, int]]] | None:
+    """Each line of `block` as its probe (`shape_lines_decoder`), read with ``decode_lines``
+    straight from the block's bytes a `DECODE_CHUNK` of whole lines at a time, and where each
+    chunk ends, with its number of probes; None when msgspec refuses a chunk or a line is
+    nested too deep (`shallow`).
+
+    For a block whose braces close its lines (`braces_close_lines`, checked by the caller):
+    each object's closing brace is then the last byte of a line, one line's at most, so the
+    objects lie in lines of their own, in order, and they number the lines exactly when each
+    line holds one object. ``decode_lines`` takes any whitespace for a line break (a blank
+    line is skipped; an object may span lines), so the caller must still count the block's
+    newlines and compare (`_counted`: the pieces' own counts). No row text is built."""
+    view = memoryview(block)
+    rows: list[Any] = []
+    ends: list[tuple[int, int]] = []
+    position = 0
+    while position < len(block):
+        end = piece_end(block, position, DECODE_CHUNK)
+        try:
+            chunk = decoder.decode_lines(view[position:end])
+        except _DECODING:
+            return None
+        rows += chunk
+        ends.append((end, len(chunk)))
+        position = end
+    # (`shallow` assumes a line per object: with more objects than lines, `_counted` refuses)
+    return (rows, ends) if rows and shallow(block, len(rows)) else None
+
+
+def _counted(pieces: list[EncodedPiece], lines: int) -> Encoded | None:
+    """`pieces` as the block's events when they hold `lines` events, counted by `cut` in their
+    bytes: the check `_flat_rows` leaves to its caller (a blank line, or an object spanning
+    lines, makes the count differ). None otherwise."""
+    if sum(map(_EVENTS, pieces)) != lines:
+        return None
+    return Encoded(pieces, [], 0)
 
 
 def _rows_without_sentinel(

@@ -45,7 +45,7 @@ def splice_lines(block: bytes, lines: int, suffix: bytes) -> bytes | None:
     else ``}\n`` is replaced."""
     closing = suffix + b"}\n"
     if braces_close_lines(block):
-        return block.replace(b"}", suffix + b"}")  # `splice` on every line, each its brace
+        return suffix_at_braces(block, suffix)
     if occurrences(block, b"}") == lines and b"}" not in suffix:
         spliced = block.replace(b"}", suffix + b"}")
         if spliced.count(closing) != lines:
@@ -76,11 +76,25 @@ def splice_formatted(
     `args` as many per line as they take, for `lines` lines."""
     if not braces_close_lines(block):
         return None
+    return format_at_braces(block, insert, args)
+
+
+def suffix_at_braces(block: bytes, suffix: bytes) -> bytes:
+    """`suffix` before every ``}`` of `block`: `splice` on every line, for a block whose
+    braces close its lines (`braces_close_lines`, checked by the caller), each its brace."""
+    return block.replace(b"}", suffix + b"}")
+
+
+def format_at_braces(block: bytes, insert: bytes, args: tuple[object, ...]) -> bytes | None:
+    """`splice_formatted` of a block whose braces close its lines (`braces_close_lines`,
+    checked by the caller): `insert` formatted with each line's `args` before its brace.
+    None when `block` holds not exactly one brace per line's share of `args` (the ``%``
+    itself counts them: a check the caller may rely on)."""
     escaped = block.replace(b"%", b"%%") if b"%" in block else block
     try:
         return escaped.replace(b"}", insert + b"}") % args
     except TypeError:
-        return None  # not one line's args a brace: never, for lines msgspec vouched for
+        return None  # as many braces as lines' args, or nothing
 
 
 _LOOSE_BRACE = re.compile(rb"\}(?:(?!\n)|(?<=[ \t{]\}))")

@@ -151,7 +151,34 @@ def shape_rows_decoder(
     time_field: str, field_names: tuple[str, ...], candidates: tuple[str, ...], shape: BlockShape
 ) -> msgspec.json.Decoder[list[Any]]:
     """The decoder of rows of lines that all have `shape` (a line that has not fails the
-    decode), built once per source and shape. The probe holds the time (`f0`: a datetime,
+    decode), built once per source and shape: each row ``[probe]`` (`shape_probe`), as
+    `JsonBlocks.probe` lays the lines out."""
+    row = msgspec.defstruct(
+        "ShapedRow",
+        [("probe", shape_probe(time_field, field_names, candidates, shape))],
+        array_like=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
+
+
+@lru_cache(maxsize=256)
+def shape_lines_decoder(
+    time_field: str, field_names: tuple[str, ...], candidates: tuple[str, ...], shape: BlockShape
+) -> msgspec.json.Decoder[Any]:
+    """The decoder of lines that all have `shape`, one `shape_probe` a line, read with
+    ``decode_lines`` straight from the block: no row text to build, but msgspec takes any
+    whitespace between values for a line break, so the caller must prove that each line holds
+    one object (`JsonBlocks._flat_rows`)."""
+    return msgspec.json.Decoder(shape_probe(time_field, field_names, candidates, shape))
+
+
+@lru_cache(maxsize=256)
+def shape_probe(
+    time_field: str, field_names: tuple[str, ...], candidates: tuple[str, ...], shape: BlockShape
+) -> type:
+    """What a line of `shape` must hold. The probe holds the time (`f0`: a datetime,
     required, or `ABSENT`), the static fields (`f1`...: raw and required, or `ABSENT`), and
     without the time, the candidates before the one the time is under (`ABSENT`) and that one
     (`t`: required, raw for an ISO string, else an int or a float); later candidates are not
@@ -177,13 +204,9 @@ def shape_rows_decoder(
         if shape.candidate:
             names["t"] = candidates[shape.candidate - 1]
             required.append(("t", _OWN_TYPES[shape.kind]))
-    probe = msgspec.defstruct(
+    return msgspec.defstruct(
         "ShapedProbe", [*required, *absent], rename=names, kw_only=True, gc=False
     )
-    row = msgspec.defstruct(
-        "ShapedRow", [("probe", probe)], array_like=True, forbid_unknown_fields=True, gc=False
-    )
-    return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
 
 
 def lines_within(block: bytes, limit: int) -> bool:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from agent.config import SourceConfig
 from agent.encode import Encoded, Encoder
+from agent.encode.blocks import _flat_rows
 from agent.encode.scan import BlockShape
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
@@ -208,3 +209,59 @@ def test_iso_times_of_several_widths_keep_their_shape() -> None:
     shaped = fast._json_blocks._shaped(block, 41, SHAPES["event_time"])
     assert shaped is not None
     assert outcome(shaped) == outcome(slow._line_by_line(block, 41))
+
+
+# Where a flat line may be broken without changing its braces: after a member, after its
+# opening brace, before its closing one; and what may be put there.
+BREAKS = [b"\n", b"\n\n", b" \n", b"\n ", b"\n\t", b" \n "]
+
+
+@st.composite
+def broken_flat_blocks(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A shape's name and a next block of its teacher's lines, with newlines (and spaces)
+    put between tokens, where ``decode_lines`` reads on as if nothing happened: an object
+    spanning lines, a blank line, a line of spaces, leading whitespace. Every brace still
+    closes its line, so the block is read straight from its bytes (`_flat_rows`)."""
+    name = draw(st.sampled_from([n for n in sorted(TEACHERS) if n != "ts"]))  # "ts": a list
+    block = bytearray((TEACHERS[name] + b"\n") * draw(st.integers(1, 4)))
+    gaps = [i + 1 for i, byte in enumerate(block) if byte in b"{,:"]
+    gaps += [i for i, byte in enumerate(block) if byte == ord("}")]
+    for at in sorted(draw(st.lists(st.sampled_from(gaps), min_size=1, max_size=3)), reverse=True):
+        block[at:at] = draw(st.sampled_from(BREAKS))
+    return name, bytes(block)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(taught=broken_flat_blocks(), options=OPTIONS)
+@example(("missing", b'{"a":1,\n"b":"c"}\n{"a":1,"b":"c"}\n'), {})  # two lines, one object
+@example(("env", b'{"timestamp":"2025-11-24T00:00:00Z",\n"env":"dev"}\n\n'), {})
+@example(("event_time", b'\n{"event_time":"2025-11-24T00:00:00.123Z","a":1}\n'), {})
+def test_lines_read_straight_from_the_block_are_counted_against_its_newlines(
+    taught: tuple[str, bytes], options: dict[str, object]
+) -> None:
+    name, block = taught
+    fast, slow = encoder(**options), encoder(**options)
+    first = (TEACHERS[name] + b"\n") * 3
+    fast.encode(first, 0)
+    slow._line_by_line(first, 0)
+    assert fast._json_blocks.shape is not None
+
+    got, want = fast.encode(block, len(first)), slow._line_by_line(block, len(first))
+
+    assert outcome(got) == outcome(want)
+    assert fast.take_counts() == slow.take_counts()
+
+
+def test_flat_lines_to_splice_are_read_straight_from_the_block() -> None:
+    """The property above proves something only if such blocks take that way."""
+    for name in ("missing", "event_time", "time", "env"):
+        fast, slow = encoder(fields={"team": "core"}), encoder(fields={"team": "core"})
+        block = (TEACHERS[name] + b"\n") * 3
+        fast.encode(block, 0)
+        shape = fast._json_blocks.shape
+        assert shape is not None, name
+        decoded = _flat_rows(fast._json_blocks._shaped_lines, block)  # type: ignore[arg-type]
+        assert decoded is not None and len(decoded[0]) == 3, name
+        shaped = fast._json_blocks._shaped(block, len(block), shape)
+        assert shaped is not None, name
+        assert outcome(shaped) == outcome(slow._line_by_line(block, len(block)))
