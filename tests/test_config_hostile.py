@@ -141,6 +141,24 @@ REFUSED: list[tuple[str, dict[str, str], str]] = [
     ("nan_field", {"source": "fields = { x = nan }"}, "sources[0].fields.x"),
     ("huge_int_field", {"source": "fields = { x = 99999999999999999999 }"}, "sources[0].fields.x"),
     ("tiny_request_timeout", {"polaris": "request_timeout = 0"}, "polaris.request_timeout"),
+    # a name the agent writes into each event, also a static field's: a crash or a key twice
+    ("static_time", {"source": 'fields = { timestamp = "x" }'}, "sources[0].fields.timestamp"),
+    (
+        "static_own_time_field",
+        {"source": 'time_field = "ts"\nfields = { ts = 1 }'},
+        "sources[0].fields.ts",
+    ),
+    ("id_is_the_time", {"source": 'event_id = "timestamp"'}, "sources[0].event_id"),
+    (
+        "static_id",
+        {"source": 'event_id = true\nfields = { event_id = "x" }'},
+        "sources[0].fields.event_id",
+    ),
+    (
+        "static_message_of_text",
+        {"source": 'format = "text"\nfields = { message = "x" }'},
+        "sources[0].fields.message",
+    ),
 ]
 
 
@@ -388,3 +406,12 @@ def test_run_logs_the_same_warnings_as_structured_events(tmp_path: Path) -> None
     assert warned == {"api.listen", "sources[0].include[0]"}
     assert all(e["level"] == "warning" for e in events if e["event"] == "config_warning")
     assert KEY not in result.stderr + result.stdout
+
+
+def test_a_journald_sources_static_field_named_like_its_time_field_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from agent.config import SourceConfig
+
+    with pytest.raises(ValidationError, match=r"fields\.timestamp\tis the time field"):
+        SourceConfig.model_validate({"name": "j", "type": "journald", "fields": {"timestamp": 1}})

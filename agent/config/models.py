@@ -19,7 +19,7 @@ from agent.config.kubernetes import KubernetesApiConfig
 from agent.config.listen import ListenAddress
 from agent.config.polaris import PolarisConfig, valid_connection
 from agent.config.problems import at
-from agent.parse.settings import SourceParsing
+from agent.parse.settings import SourceParsing, needs_parsing
 from agent.schema import Count, Duration, Interval, Section, Size, is_utf8, no_nul
 
 POLARIS_MAX_PAYLOAD = 1_000_000
@@ -90,6 +90,30 @@ class SourceConfig(SourceParsing, JournalSettings):
             for index, pattern in enumerate(patterns)
             if (problem := glob_problem(pattern))
         ]
+        if problems:
+            raise ValueError(at(*problems))
+        return self
+
+    @model_validator(mode="after")
+    def _names_apart(self) -> SourceConfig:
+        """The names the agent writes into each event must not be a static field's too: a
+        key twice in one event (Polaris keeps one of them) or, for the time, an event whose
+        time is a constant; refused here, naming the key, never found by the encoder."""
+        problems: list[tuple[str, str]] = []
+        if self.time_field in self.fields:
+            problems.append(
+                (f"fields.{self.time_field}", "is the time field (`time_field`): the time comes "
+                 "from each line, or the read time, never from a static field")
+            )  # fmt: skip
+        if self.event_id is not None and self.event_id == self.time_field:
+            problems.append(("event_id", f"names the time field ({self.time_field!r})"))
+        if self.event_id is not None and self.event_id in self.fields:
+            problems.append(
+                (f"fields.{self.event_id}", "is the `event_id` field: each event's id goes there")
+            )
+        text_lines = self.type == "file" and self.format == "text" and not needs_parsing(self)
+        if text_lines and "message" in self.fields:
+            problems.append(("fields.message", "holds each line of a text source"))
         if problems:
             raise ValueError(at(*problems))
         return self
