@@ -187,22 +187,29 @@ class JsonBlocks:
             return None
         return Encoded(pieces, [], 0)
 
-    def _iso_args(self, raws: list[Any]) -> tuple[bytes, int | None, tuple[object, ...]] | None:
-        """ISO times, as written (`%b`), when each is one RFC 3339 string well inside the
-        window, without an escape (the line path writes those its own way), and their one
-        width (None: several)."""
-        joined = b"\n".join(raws)  # no line holds a newline: the values come apart again
-        if b"\\" in joined:
-            return None
+    def _iso_args(self, strings: list[str]) -> tuple[bytes, int | None, tuple[object, ...]] | None:
+        """ISO times as the line path writes each (`own_time`: orjson's text of the string,
+        which for an RFC 3339 time is the string in quotes, escapes or not in the line), when
+        each is one RFC 3339 string well inside the window: the format (`"%b"`), the values'
+        one width with quotes (None: several) and the values (with quotes when several)."""
         try:
-            times = DATETIMES.decode(b"[" + joined.replace(b"\n", b",") + b"]")
+            text = "\n".join(strings).encode()
+        except UnicodeEncodeError:
+            return None  # a lone surrogate: no time
+        if b'"' in text or b"\\" in text:
+            return None  # no time holds either; quotes alone would not write it
+        try:  # a string holding a newline makes more times than strings
+            times = DATETIMES.decode(b'["' + text.replace(b"\n", b'","') + b'"]')
         except _DECODING:
             return None
-        if not self.clock.well_inside(times):
+        if len(times) != len(strings) or not self.clock.well_inside(times):
             return None
-        values = joined.split(b"\n")
+        values = text.split(b"\n")
         widths = set(map(len, values))
-        return b"%b", widths.pop() if len(widths) == 1 else None, tuple(values)
+        if len(widths) == 1:
+            return b'"%b"', widths.pop() + 2, tuple(values)
+        quoted = (b'"' + text.replace(b"\n", b'"\n"') + b'"').split(b"\n")
+        return b"%b", None, tuple(quoted)
 
     def _epoch_args(
         self, numbers: list[Any]

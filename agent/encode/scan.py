@@ -125,7 +125,7 @@ def row_type(time_field: str, field_names: list[str], candidates: list[str] | No
 ABSENT: Final = Annotated[int, msgspec.Meta(ge=1, le=0)]
 """A type no JSON value has: a member of this type anywhere fails the whole decode."""
 OwnKind = Literal["iso", "int", "float"]
-_OWN_TYPES: Final[dict[str, Any]] = {"iso": msgspec.Raw, "int": int, "float": float}
+_OWN_TYPES: Final[dict[str, Any]] = {"iso": str, "int": int, "float": float}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +181,9 @@ def shape_probe(
     """What a line of `shape` must hold. The probe holds the time (`f0`: a datetime,
     required, or `ABSENT`), the static fields (`f1`...: raw and required, or `ABSENT`), and
     without the time, the candidates before the one the time is under (`ABSENT`) and that one
-    (`t`: required, raw for an ISO string, else an int or a float); later candidates are not
-    looked at, as the line path stops at the first time."""
+    (`t`: required, a string for ISO (the line path writes the string, not its bytes), else an
+    int or a float); later candidates are not looked at, as the line path stops at the first
+    time."""
     required: list[tuple[str, Any]] = []
     absent: list[tuple[str, Any, Any]] = []
     names = {"f0": time_field}

@@ -265,3 +265,52 @@ def test_flat_lines_to_splice_are_read_straight_from_the_block() -> None:
         shaped = fast._json_blocks._shaped(block, len(block), shape)
         assert shaped is not None, name
         assert outcome(shaped) == outcome(slow._line_by_line(block, len(block)))
+
+
+# ISO own times as msgspec decodes them to strings, hostile to text built from them.
+ISO_STRINGS = [
+    b'"2025-11-24T00:00:00.123Z"',
+    b'"2025-11-24T00:00:00.123\\u005a"',  # escaped: the line path writes the string
+    b'"2025-11-24T00:00:00\\/"',
+    b'"2025-11-24T00:00:00.123Z\\",\\"2025-11-24T00:00:00.123Z"',  # one string, quotes in it
+    b'"2025-11-24T00:00:00.123Z\\n2025-11-24T00:00:00.123Z"',  # one string, a newline in it
+    b'"2025-11-24T00:00:00.123Z\\\\"',
+    b'"\\ud800"',  # a lone surrogate
+    b'"2025-11-24T00:00:00.1Z"',  # another width
+    b'"2025-11-24T00:00:00.123+02:00"',
+    b'"2025-11-24T00:00:00.123Z\\t"',
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    values=st.lists(st.sampled_from(ISO_STRINGS), min_size=1, max_size=4),
+    options=OPTIONS,
+)
+@example([b'"2025-11-24T00:00:00.123Z\\",\\"2025-11-24T00:00:00.123Z"'], {})
+def test_iso_own_times_read_as_strings_are_written_as_the_line_path_writes_them(
+    values: list[bytes], options: dict[str, object]
+) -> None:
+    fast, slow = encoder(**options), encoder(**options)
+    first = (TEACHERS["event_time"] + b"\n") * 3
+    fast.encode(first, 0)
+    slow._line_by_line(first, 0)
+    shape = fast._json_blocks.shape
+    assert shape is not None and (shape.candidate, shape.kind) == (4, "iso")
+    block = b"".join(b'{"event_time":%b,"a":1}\n' % value for value in values)
+
+    got, want = fast.encode(block, len(first)), slow._line_by_line(block, len(first))
+
+    assert outcome(got) == outcome(want)
+    assert fast.take_counts() == slow.take_counts()
+
+
+def test_an_escaped_iso_own_time_keeps_the_shaped_path() -> None:
+    """The line path writes the decoded string: an escape in the line is no reason to leave
+    the shape (it was, while the block path copied the value's bytes)."""
+    fast, slow = encoder(), encoder()
+    fast.encode((TEACHERS["event_time"] + b"\n") * 2, 0)
+    block = b'{"event_time":"2025-11-24T00:00:00.123\\u005a"}\n' * 2
+    shaped = fast._json_blocks._shaped(block, 100, SHAPES["event_time"])
+    assert shaped is not None
+    assert outcome(shaped) == outcome(slow._line_by_line(block, 100))
