@@ -556,8 +556,12 @@ def _flat_rows(
         rows += chunk
         ends.append((end, len(chunk)))
         position = end
-    # (`shallow` assumes a line per object: with more objects than lines, `_counted` refuses)
-    return (rows, ends) if rows and shallow(block, len(rows)) else None
+    if not rows:
+        return None
+    # Once `_counted` has vouched for a line per object, each line's only ``}`` closes its
+    # object: no object nests in another, so only arrays can nest (`shallow` assumes a line
+    # per object too: with more objects than lines, `_counted` refuses).
+    return (rows, ends) if b"[" not in block or shallow(block, len(rows)) else None
 
 
 def _counted(pieces: list[EncodedPiece], lines: int) -> Encoded | None:

@@ -314,3 +314,22 @@ def test_an_escaped_iso_own_time_keeps_the_shaped_path() -> None:
     shaped = fast._json_blocks._shaped(block, 100, SHAPES["event_time"])
     assert shaped is not None
     assert outcome(shaped) == outcome(slow._line_by_line(block, 100))
+
+
+@given(depth=st.sampled_from([127, 128, 129, 300]), name=st.sampled_from(["missing", "env"]))
+@settings(max_examples=20, deadline=None, derandomize=True)
+def test_arrays_nested_deep_in_flat_lines_are_refused_as_the_line_path_refuses_them(
+    depth: int, name: str
+) -> None:
+    """A flat line (its only brace closing it) nests only arrays: read straight from the
+    block, it is still held to the nesting bound."""
+    fast, slow = encoder(fields={"team": "core"}), encoder(fields={"team": "core"})
+    first = (TEACHERS[name] + b"\n") * 2
+    fast.encode(first, 0)
+    slow._line_by_line(first, 0)
+    deep = b'{"deep":' + b"[" * depth + b"]" * depth + b"," + TEACHERS[name][1:] + b"\n"
+    block = TEACHERS[name] + b"\n" + deep
+
+    got, want = fast.encode(block, len(first)), slow._line_by_line(block, len(first))
+
+    assert outcome(got) == outcome(want)
