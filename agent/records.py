@@ -124,9 +124,11 @@ class Batch:
     body: bytes | None = None  # the joined chunks, once `payload` was called
 
     def add(self, piece: Piece) -> None:
-        self.chunks.append(piece.data)
-        self.sizes.append(len(piece.data))
-        self.size += len(piece.data)
+        data = piece.data
+        size = len(data)
+        self.chunks.append(data)
+        self.sizes.append(size)
+        self.size += size
         self.events += piece.events
         self.tickets.append(piece.ticket)
         self.origins.append(piece.origin)
