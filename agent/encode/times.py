@@ -113,12 +113,15 @@ def epoch_values(numbers: list[int | float]) -> tuple[list[bytes], int, int] | N
     if earliest < PLAUSIBLE_MILLIS or not _in_range(latest):
         return None
     args = iso_args(millis)
-    values = list(map(b'"%b.%03dZ"'.__mod__, zip(args[::2], args[1::2], strict=True)))
+    values = list(map(ISO_FORMAT.__mod__, zip(args[::2], args[1::2], strict=True)))
     return values, earliest, latest
 
 
-ISO_FORMAT: Final = b'"%b.%03dZ"'
-"""An epoch's ISO value as `iso_value` writes it, from the two `iso_args` of its millis."""
+ISO_FORMAT: Final = b'"%b.%bZ"'
+"""An epoch's ISO value as `iso_value` writes it, from the two `iso_args` of its millis (its
+milliseconds as text too: a ``%b`` copies bytes, a ``%03d`` formats an int, about 0.2 ms/MB
+more over a block's ``%``)."""
+_MILLIS_TEXT: Final = tuple(b"%03d" % n for n in range(1000))
 
 
 def epoch_millis(numbers: list[int] | list[float]) -> tuple[list[int], int, int] | None:
@@ -148,10 +151,10 @@ def epoch_millis(numbers: list[int] | list[float]) -> tuple[list[int], int, int]
 
 def iso_args(millis: list[int]) -> list[object]:
     """For each of `millis`, the two values `ISO_FORMAT` writes it from (its second in ISO,
-    formatted once per distinct second; its milliseconds), one after the other: what one
-    ``%`` over a whole block takes."""
+    formatted once per distinct second; its milliseconds' three digits), one after the other:
+    what one ``%`` over a whole block takes."""
     args: list[object] = [b""] * (2 * len(millis))
-    args[1::2] = map((1000).__rmod__, millis)
+    args[1::2] = map(_MILLIS_TEXT.__getitem__, map((1000).__rmod__, millis))
     if not _seconds_by_runs(millis, args):
         seconds = list(map((1000).__rfloordiv__, millis))
         written = {second: _second(second) for second in set(seconds)}
