@@ -115,16 +115,14 @@ class Payload:
 
     @classmethod
     def of_batch(cls, batch: Batch, connection: str) -> Payload:
-        """The payload of a live batch: its joined pieces and their origins, unbound from the
-        pieces' bytes (so the pieces go with the batch). The batch is left as it is: not joined
-        through `Batch.payload`, whose rebinding of every origin to the body would be undone
-        here at once (two objects per piece, per batch, for nothing)."""
-        runs = tuple(
-            (size, _unbound(origin))
-            for size, origin in zip(batch.sizes, batch.origins, strict=True)
-        )
-        body = batch.body if batch.body is not None else b"".join(batch.chunks)
-        return cls(connection, body, batch.events, PieceOrigins(runs), size=len(body))
+        """The payload of a live batch: its joined pieces and their origins."""
+        body = batch.payload()
+        runs: list[tuple[int, Origin | None]] = []
+        for size, origin in zip(batch.sizes, batch.origins, strict=True):
+            if origin is not None and isinstance(origin.offsets, LineStarts):
+                origin = Origin(origin.path, origin.offsets.within(b"", 0))  # unbound
+            runs.append((size, origin))
+        return cls(connection, body, batch.events, PieceOrigins(tuple(runs)), size=len(body))
 
     def __repr__(self) -> str:
         form = "gzip" if self._gzipped is not None else "ndjson"
@@ -202,13 +200,6 @@ class Payload:
         rest = b"".join(body[a:b] for a, b in spans)
         origins = self.origins.select(body, spans)
         return Payload(self.connection, rest, rest.count(b"\n"), origins, size=len(rest))
-
-
-def _unbound(origin: Origin | None) -> Origin | None:
-    """`origin` holding no bytes: lazy offsets keep only what reading them again needs."""
-    if origin is None or not isinstance(origin.offsets, LineStarts):
-        return origin
-    return Origin(origin.path, origin.offsets.within(b"", 0))
 
 
 def _bound(origin: Origin, body: bytes, begin: int) -> Sequence[int]:
