@@ -175,7 +175,9 @@ class JsonBlocks:
         while position < len(block):
             end = piece_end(block, position, self.piece_bytes)
             data = block if position == 0 and end == len(block) else block[position:end]
-            found = _rows_in_chunks(self._shaped_rows, data)
+            # a piece of up to two chunks is read whole: one row text less to build, no
+            # slice of it to copy (~0.07 ms/MB on the bench's 125 KB pieces)
+            found = _rows_in_chunks(self._shaped_rows, data, 2 * DECODE_CHUNK)
             if found is None:
                 return None
             rows = found[0]
@@ -490,15 +492,15 @@ the CPU's cache (a 375 KB block read whole costs about 1.5x as much), and a spli
 
 
 def _rows_in_chunks(
-    decoder: msgspec.json.Decoder[list[Any]], block: bytes
+    decoder: msgspec.json.Decoder[list[Any]], block: bytes, chunk_bytes: int = DECODE_CHUNK
 ) -> tuple[list[Any], list[tuple[int, int]]] | None:
-    """`_rows_without_sentinel` of `block`, a `DECODE_CHUNK` of whole lines at a time, and
+    """`_rows_without_sentinel` of `block`, `chunk_bytes` of whole lines at a time, and
     where each chunk ends, with its number of lines."""
     rows: list[Any] = []
     ends: list[tuple[int, int]] = []
     position = 0
     while position < len(block):
-        end = piece_end(block, position, DECODE_CHUNK)
+        end = piece_end(block, position, chunk_bytes)
         whole = position == 0 and end == len(block)
         chunk = _rows_without_sentinel(decoder, block if whole else block[position:end])
         if chunk is None:

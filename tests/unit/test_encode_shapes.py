@@ -333,3 +333,55 @@ def test_arrays_nested_deep_in_flat_lines_are_refused_as_the_line_path_refuses_t
     got, want = fast.encode(block, len(first)), slow._line_by_line(block, len(first))
 
     assert outcome(got) == outcome(want)
+
+
+def timed(teacher: bytes, i: int) -> bytes:
+    """The teacher's line with a time of its own: line `i`, `i` seconds later."""
+    clock = b"T%02d:%02d:%02d" % (i // 3600, i // 60 % 60, i % 60)
+    iso = teacher.replace(b"T00:00:00", clock).replace(b"T10:00:00", clock)
+    return iso.replace(b"1763942400", b"%d" % (1763942400 + i))
+
+
+def big_encoder(piece_bytes: int, **options: object) -> Encoder:
+    source = SourceConfig.model_validate({"name": "s", "include": ["/x/*.log"], **options})
+    return Encoder(source, max_event_bytes=1_000_000, piece_bytes=piece_bytes, now=lambda: NOW)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    name=st.sampled_from(sorted(TEACHERS)),
+    lines=st.integers(2000, 6000),
+    piece_bytes=st.sampled_from([5000, 125_000, 400_000]),
+    hostile=st.one_of(st.none(), st.tuples(st.floats(0, 1), st.sampled_from(VALUES + TAILS))),
+    options=OPTIONS,
+)
+def test_blocks_of_many_chunks_and_pieces_are_what_the_line_path_writes(
+    name: str,
+    lines: int,
+    piece_bytes: int,
+    hostile: tuple[float, bytes] | None,
+    options: dict[str, object],
+) -> None:
+    """Blocks as big as the tailer reads (hundreds of KB): read in several chunks
+    (`DECODE_CHUNK`), spliced a chunk at a time, cut into several pieces; one line changed
+    anywhere (a value or stray bytes at its end) or none."""
+    fast, slow = big_encoder(piece_bytes, **options), big_encoder(piece_bytes, **options)
+    teacher = TEACHERS[name]
+    first = (teacher + b"\n") * 3
+    fast.encode(first, 0)
+    slow._line_by_line(first, 0)
+    padded = [timed(teacher, i)[:-1] + b',"n":"' + b"x" * (i % 97) + b'"}' for i in range(lines)]
+    if hostile is not None:
+        where, change = hostile
+        at = int(where * (lines - 1))
+        if change in TAILS:
+            padded[at] += change
+        else:
+            padded[at] = padded[at][:-1] + b',"timestamp":' + change + b"}"
+    block = b"\n".join(padded) + b"\n"
+    event("shaped" if fast._json_blocks.shape is not None else "no shape")
+
+    got, want = fast.encode(block, len(first)), slow._line_by_line(block, len(first))
+
+    assert outcome(got) == outcome(want)
+    assert fast.take_counts() == slow.take_counts()
