@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from operator import add
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
@@ -155,43 +155,9 @@ class TextStarts(LineStarts):
     in UTF-8 and its newline. Refused events are rare; a list of offsets per line would
     cost the hot path a Python object per line.
 
-    Once read back, the offsets are kept, and shared with every rebinding (`within`: the
-    same events read from a joined or re-read body): a split after a 413 looks up each
-    event of the half it keeps, and reading the whole piece back for each was quadratic
-    (a 1 MB batch of short lines: ~15 s of CPU on the event loop)."""
+    Once read back, the offsets are kept and shared with every rebinding (`LineStarts`)."""
 
-    __slots__ = ("_known",)
-
-    def __init__(
-        self,
-        data: bytes,
-        base: int,
-        growth: int = 0,
-        begin: int = 0,
-        end: int | None = None,
-        known: list[list[int]] | None = None,
-    ) -> None:
-        super().__init__(data, base, growth, begin, end)
-        self._known: list[list[int]] = [] if known is None else known
-        """Empty until the offsets are read back; then holds them (one list, shared)."""
-
-    def within(self, body: bytes, begin: int) -> TextStarts:
-        size = self._end - self._begin
-        return TextStarts(body, self._base, 0, begin, begin + size, self._known)
-
-    def __len__(self) -> int:
-        return len(self._known[0]) if self._known else super().__len__()
-
-    def __getitem__(self, index: int | slice) -> Any:
-        return self._offsets()[index]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._offsets())
-
-    def _offsets(self) -> list[int]:
-        if not self._known:
-            self._known.append(list(self._read_back()))
-        return self._known[0]
+    __slots__ = ()
 
     def _read_back(self) -> Iterator[int]:
         position, offset = self._begin, self._base
