@@ -54,3 +54,15 @@ def test_the_spread_between_json_shapes_is_judged_on_what_each_costs() -> None:
 
     assert [line.endswith("over the best)") for line in lines] == [False, False, True]
     assert lines[1].startswith("json-fields (1 core): 1.12x the cheapest")
+
+
+def test_the_encoder_bench_measures_every_unparsed_shape(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import encoders
+
+    assert encoders.main([*encoders.DEFAULT_SHAPES, "--blocks", "1", "--rounds", "1"]) == 0
+
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed] == encoders.DEFAULT_SHAPES
+    assert all(float(line.split()[1]) > 0 for line in printed)
