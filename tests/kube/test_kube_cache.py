@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from agent.kube.cache import (
 )
 from agent.ops.events import Events
 from agent.parse.kubernetes import PodMetadata
+from tests.support.certs import self_signed
 from tests.support.kubeapi import FakeKubeApi
 from tests.support.serving import serving
 from tests.support.waiting import eventually
@@ -283,20 +283,8 @@ async def test_a_redirect_is_never_followed_with_the_token(token_file: Path) -> 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (the cluster CA a pod finds in its
-    service account folder), made by openssl; (key, cert)."""
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    made = subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        capture_output=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
-    return key, cert
+    service account folder); (key, cert)."""
+    return self_signed(tmp_path)
 
 
 async def test_https_with_the_cluster_ca(

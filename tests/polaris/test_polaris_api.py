@@ -4,9 +4,7 @@ give (403, 5xx) and for TLS: each failure becomes one of our error types, one li
 from __future__ import annotations
 
 import base64
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +16,7 @@ from aiohttp import web
 from agent.config import PolarisConfig
 from agent.polaris import errors
 from agent.polaris.api import PolarisApi
+from tests.support.certs import self_signed as make_self_signed
 
 SECRET = "pok_standIn_91bd0e4a"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -108,19 +107,7 @@ async def test_a_2xx_that_is_not_json_is_an_unexpected_answer() -> None:
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 signed by nobody a default trust store knows."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    key, cert = make_self_signed(tmp_path_factory.mktemp("tls"))
     return cert, key
 
 

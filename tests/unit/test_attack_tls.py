@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support.certs import self_signed
 
 DURING_THE_IMPORT = """\
 import importlib.abc, ssl, sys
@@ -44,20 +44,8 @@ print("ca_later", later.cert_store_stats()["x509_ca"])
 
 
 def _bundle(directory: Path, name: str = "system-ca") -> Path:
-    """A self-signed certificate named `name`, made by openssl: a CA bundle."""
-    directory.mkdir(exist_ok=True)
-    key, cert = directory / "key.pem", directory / "cert.pem"
-    made = subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}"),
-        ],
-        capture_output=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
-    return cert
+    """A self-signed certificate named `name`: a CA bundle."""
+    return self_signed(directory, name)[1]
 
 
 def _child(tmp_path: Path, script: str, *args: str) -> dict[str, str]:

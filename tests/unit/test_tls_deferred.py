@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support.certs import self_signed
 
 CLIENT = """\
 import asyncio, ssl, sys
@@ -48,21 +48,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 in `directory`, made by openssl; (key, cert)."""
-    directory.mkdir()
-    key, cert = directory / "key.pem", directory / "cert.pem"
-    made = subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        capture_output=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
-    return key, cert
+    """A self-signed certificate for 127.0.0.1 in `directory`; (key, cert)."""
+    return self_signed(directory)
 
 
 def _client(tmp_path: Path, served: tuple[Path, Path], trusted: Path) -> dict[str, str]:

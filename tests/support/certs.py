@@ -1,0 +1,31 @@
+"""Self-signed certificates for TLS tests, made by the `openssl` command."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def self_signed(directory: Path, name: str = "127.0.0.1") -> tuple[Path, Path]:
+    """(key, cert) of a certificate for `name` (also its subjectAltName when an IP address)
+    that no default trust store knows, in `directory`; the test is skipped, saying why, when
+    openssl cannot make one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    san = ["-addext", f"subjectAltName=IP:{name}"] if name.replace(".", "").isdigit() else []
+    try:
+        made = subprocess.run(
+            [
+                *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+                *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}", *san),
+            ],
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        pytest.skip("openssl is needed to make a test certificate")
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
+    return key, cert
