@@ -26,7 +26,9 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import repeat
 from math import isfinite
+from operator import floordiv, mod, mul
 from typing import Final
 
 import msgspec
@@ -154,9 +156,10 @@ def iso_args(millis: list[int]) -> list[object]:
     formatted once per distinct second; its milliseconds' three digits), one after the other:
     what one ``%`` over a whole block takes."""
     args: list[object] = [b""] * (2 * len(millis))
-    args[1::2] = map(_MILLIS_TEXT.__getitem__, map((1000).__rmod__, millis))
+    # operator's functions over a repeat: cheaper per number than a bound method's wrapper
+    args[1::2] = map(_MILLIS_TEXT.__getitem__, map(mod, millis, repeat(1000)))
     if not _seconds_by_runs(millis, args):
-        seconds = list(map((1000).__rfloordiv__, millis))
+        seconds = list(map(floordiv, millis, repeat(1000)))
         written = {second: _second(second) for second in set(seconds)}
         args[::2] = map(written.__getitem__, seconds)
     return args
@@ -182,9 +185,12 @@ def _seconds_by_runs(millis: list[int], args: list[object]) -> bool:
 
 
 def _scaled(numbers: list[int] | list[float], unit: float) -> list[int]:
-    """`parse_epoch`'s milliseconds of numbers of one type and one `unit`."""
+    """`parse_epoch`'s milliseconds of numbers of one type and one `unit`. Floats as
+    `parse_epoch` converts each (``int(number * unit)``, the same product and truncation), by
+    ``operator.mul`` and ``float.__trunc__``: about half the cost of ``int`` over a bound
+    ``unit.__mul__`` (~0.13 ms/MB on the bench's epoch seconds)."""
     if type(numbers[0]) is float:
-        return list(map(int, map(unit.__mul__, numbers)))
+        return list(map(float.__trunc__, map(mul, numbers, repeat(unit))))
     if unit >= 1:
         return list(map(int(unit).__mul__, numbers))  # type: ignore[arg-type]
     divisor = round(1 / unit)
