@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,21 @@ def self_signed(directory: Path, name: str = "127.0.0.1") -> tuple[Path, Path]:
     if made.returncode != 0:
         pytest.skip(f"openssl could not make a certificate: {made.stderr[-200:]!r}")
     return key, cert
+
+
+def run_trusting(bundle: Path, script: str, *args: str) -> dict[str, str]:
+    """Run `script` in a child Python whose system trust store is `bundle` alone (no CA
+    folder); what it prints, one ``name value`` per line, as a dict."""
+    no_dir = bundle.parent / "no-ca-dir"
+    no_dir.mkdir(exist_ok=True)
+    env = {**os.environ, "SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": str(no_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines())

@@ -5,12 +5,9 @@ certificate, named by SSL_CERT_FILE."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.certs import self_signed
+from tests.support.certs import run_trusting, self_signed
 
 DURING_THE_IMPORT = """\
 import importlib.abc, ssl, sys
@@ -49,23 +46,7 @@ def _bundle(directory: Path, name: str = "system-ca") -> Path:
 
 
 def _child(tmp_path: Path, script: str, *args: str) -> dict[str, str]:
-    no_dir = tmp_path / "no-ca-dir"
-    no_dir.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "SSL_CERT_FILE": str(_bundle(tmp_path / "system")),
-        "SSL_CERT_DIR": str(no_dir),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    return run_trusting(_bundle(tmp_path / "system"), script, *args)
 
 
 def test_a_context_made_and_used_while_aiohttp_imports_verifies_with_the_bundle(

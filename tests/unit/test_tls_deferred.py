@@ -5,12 +5,9 @@ is the file SSL_CERT_FILE names."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.certs import self_signed
+from tests.support.certs import run_trusting, self_signed
 
 CLIENT = """\
 import asyncio, ssl, sys
@@ -54,19 +51,7 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 def _client(tmp_path: Path, served: tuple[Path, Path], trusted: Path) -> dict[str, str]:
     """Run CLIENT against a server presenting `served`, trusting only `trusted`."""
-    no_dir = tmp_path / "no-ca-dir"
-    no_dir.mkdir(exist_ok=True)
-    env = {**os.environ, "SSL_CERT_FILE": str(trusted), "SSL_CERT_DIR": str(no_dir)}
-    done = subprocess.run(
-        [sys.executable, "-c", CLIENT, str(served[0]), str(served[1])],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    return run_trusting(trusted, CLIENT, str(served[0]), str(served[1]))
 
 
 def test_a_trusted_endpoint_answers_and_the_bundle_is_read_at_the_first_handshake(
