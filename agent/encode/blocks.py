@@ -222,10 +222,9 @@ class JsonBlocks:
         found = epoch_millis(numbers)
         if found is None:
             return None
-        millis, earliest, latest = found
-        if self.clock.outside(earliest) or self.clock.outside(latest):
+        if self.clock.outside(found.earliest) or self.clock.outside(found.latest):
             return None
-        return ISO_FORMAT, _ISO_WIDTH, tuple(iso_args(millis))
+        return ISO_FORMAT, _ISO_WIDTH, tuple(iso_args(found.millis, found.ordered))
 
     def _spliced(
         self, block: bytes, start_offset: int, lines: int, suffix: bytes, flat: bool

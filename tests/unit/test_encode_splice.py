@@ -104,23 +104,51 @@ def test_flat_lines_are_formatted_and_loose_braces_are_not() -> None:
     assert braces_close_lines(flat)
 
 
-@settings(max_examples=400, derandomize=True, deadline=None)
+NEAR_EDGES = [
+    946_684_799.9999,  # just before 2000, in seconds
+    946_684_800.0,
+    99_999_999_999.99998,  # seconds by magnitude, its millis round up to 1e14
+    1e11,  # milliseconds by magnitude
+    946_684_800_000.0,
+    99_999_999_999_999.98,
+    1e14,  # microseconds
+    1764028800.9999999,  # the product rounds up to the next second
+    1764028800.123,
+    1.7e9,
+    -1764028800.123,
+    float("inf"),
+    float("-inf"),
+]
+"""Floats at the edges of a unit, of the plausible range and of a second (one type a list,
+as msgspec reads a block of one shape)."""
+
+
+@settings(max_examples=600, derandomize=True, deadline=None)
 @given(
     st.lists(st.integers(0, 2**64), min_size=1, max_size=5)
     | st.lists(st.floats(0, 1e15, allow_nan=False), min_size=1, max_size=5)
     | st.lists(st.integers(946_684_800_000, 4_102_444_800_000), min_size=1, max_size=5)
     | st.lists(st.floats(946_684_800, 4_102_444_800), min_size=1, max_size=5)
+    | st.lists(st.sampled_from(NEAR_EDGES), min_size=1, max_size=5)
+    | st.lists(st.sampled_from([1_764_028_800, 99_999_999_999, 10**11, 10**14]), min_size=1),
+    st.booleans(),
 )
-def test_epoch_millis_are_each_numbers_own_time(numbers: list[int] | list[float]) -> None:
+def test_epoch_millis_are_each_numbers_own_time(
+    numbers: list[int] | list[float], in_order: bool
+) -> None:
     """The whole-list conversion gives each number's `own_time`, or None: never another
     time (it may refuse what `own_time` reads, a list of several units or floats past
-    milliseconds; the line path decides those)."""
+    milliseconds; the line path decides those). In order (a log's lines mostly are: the
+    ends are then taken for the earliest and the latest) or not."""
+    if in_order:
+        numbers.sort()
     found = epoch_millis(numbers)
     if found is None:
         return
-    millis, earliest, latest = found
+    millis, earliest, latest, ordered = found
     assert (earliest, latest) == (min(millis), max(millis))
-    args = iso_args(millis)
+    assert ordered == (numbers == sorted(numbers))
+    args = iso_args(millis, ordered)
     written = [ISO_FORMAT % pair for pair in zip(args[::2], args[1::2], strict=True)]
     # what the line path reads: orjson's number (an int written as such stays an int)
     assert [own_time(orjson.loads(orjson.dumps(n))) for n in numbers] == list(
