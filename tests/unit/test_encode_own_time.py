@@ -183,3 +183,33 @@ def test_check_reads_the_first_lines_of_the_first_file(tmp_path: Path) -> None:
     source = SourceConfig.model_validate({"name": "s", "include": [str(tmp_path / "*.log")]})
     assert describe_files(source) is not None
     assert str(describe_files(source)).endswith("the first lines: @timestamp in 1 of 1")
+
+
+WRITTEN = st.sampled_from(["%.3f", "%.1f", "%.0f", "%.6f", "%.9f", "%r", "%.4e"])
+"""How a log writes its epoch seconds: milliseconds, fewer or more digits, none, an exponent."""
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    st.lists(st.floats(1_762_300_000, 1_764_028_800), min_size=1, max_size=12),
+    WRITTEN,
+    st.booleans(),
+)
+def test_a_block_of_epoch_seconds_learnt_is_written_as_the_line_path_writes_it(
+    seconds: list[float], written: str, in_order: bool
+) -> None:
+    """The second block of a file of float epoch seconds takes the shaped path (one type,
+    one unit; in order or not) and writes each line's time as the line path does."""
+    if in_order:
+        seconds.sort()
+    block = b"".join(
+        b'{"time":%s,"n":%d}\n' % ((written % s).encode(), n) for n, s in enumerate(seconds)
+    )
+    fast_encoder, line_encoder = encoder(), encoder()
+    fast_encoder.encode(block, 0)  # learns the block's shape
+    fast_encoder.take_counts()
+    event("shaped" if fast_encoder._json_blocks.shape is not None else "not learnt")
+    fast = fast_encoder.encode(block, 5)
+    slow = line_encoder._line_by_line(block, 5)
+    assert outcome(fast) == outcome(slow)
+    assert fast_encoder.take_counts() == line_encoder.take_counts()
