@@ -27,7 +27,7 @@ from agent.encode.scan import (
 )
 from agent.encode.textblocks import TextBlocks
 from agent.encode.times import candidates, own_time
-from agent.encode.values import NOTHING, NOW, Encoded, EncodedPiece, Rejected
+from agent.encode.values import NOTHING, NOW, Encoded, EncodedPiece, Rejected, json_text
 from agent.encode.window import ReadClock, iso_utc
 from agent.parse.timestamps import millis_from_datetime, time_parser
 
@@ -74,7 +74,7 @@ class Encoder:
         self._clock = ReadClock(now, source.time_field, source.late_window, source.early_window)
         self._times = time_parser("auto", UTC)
         self._raw_time_key = source.time_field + RAW_TIME_SUFFIX
-        self._time_key_json = orjson.dumps(source.time_field)
+        self._time_key_json = json_text(source.time_field)
         self._time_unparsed = 0
         self._time_missing = 0
         limits = (self._max_line, self._max_event, piece_bytes, self._clock)
@@ -83,7 +83,7 @@ class Encoder:
             self._fields,
             *limits,
             time_key=self._time_key_json,
-            candidates=tuple(map(orjson.dumps, self._candidates)),
+            candidates=tuple(map(json_text, self._candidates)),
             time_field=source.time_field,
             candidate_names=self._candidates,
         )

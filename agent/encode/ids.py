@@ -47,7 +47,7 @@ import orjson
 from agent.config import SourceConfig
 from agent.encode.cut import cut_events
 from agent.encode.fast import Encoder
-from agent.encode.values import NOTHING, NOW, Encoded, EncodedPiece, Rejected
+from agent.encode.values import NOTHING, NOW, Encoded, EncodedPiece, Rejected, json_text
 from agent.parse.settings import PARSING_KEYS
 
 _BLAKE2B_64: Final = partial(hashlib.blake2b, digest_size=8)
@@ -319,7 +319,7 @@ class IdKey:
     looked for only where the text holds a backslash."""
 
     def __init__(self, name: str) -> None:
-        self._plain = orjson.dumps(name)
+        self._plain = json_text(name)
         forms = {_escape(c) for c in name}
         forms |= {re.escape("\\" + _SHORT_ESCAPES[c]) for c in name if c in _SHORT_ESCAPES}
         self._escapes = re.compile("|".join(sorted(forms)).encode(), re.IGNORECASE)

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 import orjson
 
-from agent.encode.values import NOW
+from agent.encode.values import NOW, json_text
 from agent.parse.timestamps import iso_from_millis
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -43,7 +43,7 @@ class ReadClock:
 
     def __init__(self, now: NOW, time_field: str, late_window: float, early_window: float) -> None:
         self._now = now
-        self._time_key = orjson.dumps(time_field)
+        self._time_key = json_text(time_field)
         self._late_ms = int(late_window * 1000)
         self._early_ms = int(early_window * 1000)
         self.stamp = ""
