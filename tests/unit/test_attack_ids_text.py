@@ -25,8 +25,11 @@ NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 IDENTITY = "0123456789abcdef"
 
 
-def ids(whole_blocks: bool = True) -> IdEncoder:
-    source = SourceConfig.model_validate({"name": "s", "include": ["/x/*.log"], "event_id": True})
+def ids(whole_blocks: bool = True, source: SourceConfig | None = None) -> IdEncoder:
+    if source is None:
+        source = SourceConfig.model_validate(
+            {"name": "s", "include": ["/x/*.log"], "event_id": True}
+        )
     return IdEncoder(
         source,
         path="/x/a.log",
@@ -355,14 +358,7 @@ def test_an_id_field_named_like_the_time_field_is_refused_or_keeps_the_time() ->
     source = _source_or_refused(event_id="timestamp")
     if source is None:
         return
-    encoder = IdEncoder(
-        source,
-        path="/x/a.log",
-        identity=lambda: IDENTITY,
-        max_event_bytes=2000,
-        piece_bytes=1500,
-        now=lambda: NOW,
-    )
+    encoder = ids(source=source)
     line = b'{"timestamp":"2025-11-24T10:00:00Z","a":1}\n'
     (event,) = encoder.encode(line, 0).pieces[0].data.splitlines()
     assert read_exactly(event)["timestamp"] == "2025-11-24T10:00:00Z"

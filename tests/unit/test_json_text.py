@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 
 import orjson
 
@@ -11,9 +12,8 @@ from agent.encode import EncodeLimits, encoder_for
 from agent.encode.values import json_text
 
 
-def allocated(make: object) -> int:
+def allocated(make: Callable[[], object]) -> int:
     """Bytes held by what `make()` returns (tracemalloc)."""
-    assert callable(make)
     tracemalloc.start()
     try:
         kept = make()
