@@ -84,12 +84,11 @@ class TextBlocks:
         if not lines:
             return Encoded([EncodedPiece(b"", 0, starts[-1], [])], [], blank)
         messages = list(map(orjson.dumps, lines))
-        head = _HEAD
-        tail = self.clock.time_suffix + self.fields_suffix + b"}\n"
-        if max(map(len, messages)) + len(head) + len(tail) - 1 > self.max_event:
+        tail = self._tail()
+        if max(map(len, messages)) + len(_HEAD) + len(tail) - 1 > self.max_event:
             return None
-        data = head + (tail + head).join(messages) + tail
-        sizes = list(accumulate(map(add, map(len, messages), repeat(len(head) + len(tail)))))
+        data = _HEAD + (tail + _HEAD).join(messages) + tail
+        sizes = list(accumulate(map(add, map(len, messages), repeat(len(_HEAD) + len(tail)))))
         return Encoded(cut_events(data, sizes, starts, self.piece_bytes), [], blank)
 
     def _whole_text(self, block: bytes, start_offset: int) -> Encoded | None:
@@ -107,7 +106,7 @@ class TextBlocks:
             return None
         if _DEL in text:
             return None
-        tail = self.clock.time_suffix + self.fields_suffix + b"}\n"
+        tail = self._tail()
         escaped = orjson.dumps(text.replace("\n", _DEL))
         data = _HEAD + escaped.replace(b"\x7f", b'"' + tail + _HEAD + b'"') + tail
         self._fit_slices(len(block), len(data))
@@ -116,6 +115,10 @@ class TextBlocks:
         events = occurrences(block, b"\n")
         starts = TextStarts(data, start_offset)
         return Encoded([EncodedPiece(data, events, start_offset + len(block), starts)], [], 0)
+
+    def _tail(self) -> bytes:
+        """What follows each event's message: the read time, the static fields, the end."""
+        return self.clock.time_suffix + self.fields_suffix + b"}\n"
 
     def _fit_slices(self, raw: int, encoded: int) -> None:
         """Slices whose events fit a piece: short lines grow most (a 20-byte line becomes a
