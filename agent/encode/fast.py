@@ -22,6 +22,7 @@ from agent.encode.scan import (
     MAX_NESTING_DEPTH,
     ROW_SEPARATOR,
     TOO_DEEPLY_NESTED,
+    renamable,
     rows_decoder,
     too_deep,
 )
@@ -70,7 +71,6 @@ class Encoder:
         self._piece_bytes = piece_bytes
         self._strip_bom = strip_bom
         self._candidates = candidates(source)
-        self._rows = rows_decoder(source.time_field, tuple(self._fields), self._candidates)
         self._clock = ReadClock(now, source.time_field, source.late_window, source.early_window)
         self._times = time_parser("auto", UTC)
         self._raw_time_key = source.time_field + RAW_TIME_SUFFIX
@@ -78,17 +78,21 @@ class Encoder:
         self._time_unparsed = 0
         self._time_missing = 0
         limits = (self._max_line, self._max_event, piece_bytes, self._clock)
-        self._json_blocks = JsonBlocks(
-            self._rows,
-            self._fields,
-            *limits,
-            time_key=self._time_key_json,
-            candidates=tuple(map(json_text, self._candidates)),
-            time_field=source.time_field,
-            candidate_names=self._candidates,
-        )
+        self._rows: msgspec.json.Decoder[list[Any]] | None = None
+        self._json_blocks: JsonBlocks | None = None
+        if renamable((source.time_field, *self._fields, *self._candidates)):
+            self._rows = rows_decoder(source.time_field, tuple(self._fields), self._candidates)
+            self._json_blocks = JsonBlocks(
+                self._rows,
+                self._fields,
+                *limits,
+                time_key=self._time_key_json,
+                candidates=tuple(map(json_text, self._candidates)),
+                time_field=source.time_field,
+                candidate_names=self._candidates,
+            )
         self._text_blocks = TextBlocks(self._fields_suffix, *limits)
-        self._whole = self._json_blocks.encode if self._json else self._text_blocks.encode
+        self._whole = self._text_blocks.encode if not self._json else self._json_block_or_none
 
     def __repr__(self) -> str:
         kind = "json" if self._json else "text"
@@ -114,9 +118,12 @@ class Encoder:
         parsing path's (`ParsedEncoder.take_counts`): ``time_unparsed``, events whose own time
         no reader understood, sent with the read time and their value under
         ``<time_field>_raw``."""
-        missing = self._time_missing + self._json_blocks.missing
+        blocks = self._json_blocks
+        missing = self._time_missing + (0 if blocks is None else blocks.missing)
         counts = {"time_unparsed": self._time_unparsed, "time_missing": missing}
-        self._time_unparsed = self._time_missing = self._json_blocks.missing = 0
+        self._time_unparsed = self._time_missing = 0
+        if blocks is not None:
+            blocks.missing = 0
         return {name: count for name, count in counts.items() if count}
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
@@ -129,10 +136,17 @@ class Encoder:
             return whole
         return self._line_by_line(block, start_offset)
 
+    def _json_block_or_none(self, block: bytes, start_offset: int) -> Encoded | None:
+        """The whole-block JSON path, when the source's names allow it (`renamable`)."""
+        blocks = self._json_blocks
+        return None if blocks is None else blocks.encode(block, start_offset)
+
     def _json_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """The whole-block JSON path alone (None: it cannot vouch for this block); a look,
         not a step: what it counts and the shape it learns are not kept."""
         blocks = self._json_blocks
+        if blocks is None:
+            return None
         missing, shape = blocks.missing, blocks.shape
         try:
             return blocks.encode(block, start_offset)
@@ -257,7 +271,10 @@ class Encoder:
         reads it as infinity). Decided as that check does, on this line alone: forwarded as
         written, with a missing time or static fields spliced in, when it is one object
         with an RFC 3339 time inside the windows, or none; else ``invalid_json`` (a line
-        that would need re-writing cannot be, without a parser that reads it)."""
+        that would need re-writing cannot be, without a parser that reads it; nor can any
+        such line of a source whose names msgspec cannot read, `renamable`)."""
+        if self._rows is None:
+            return "invalid_json"
         try:
             line.decode("utf-8")
             rows = self._rows.decode(b"".join((b"[[", line, ROW_SEPARATOR, b"{}]]")))

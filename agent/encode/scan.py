@@ -4,6 +4,7 @@ for every line at once (nesting, UTF-8, row breaks), and the probe row type msgs
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -89,6 +90,25 @@ def too_deep(line: bytes) -> bool:
 
 
 BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c\r]*\n")  # a line of whitespace only
+
+
+def renamable(names: Iterable[str]) -> bool:
+    """Whether msgspec can read members under each of `names`: it refuses to rename a field
+    to a name holding a quote, a backslash or a control character. JSON allows any key, so
+    a source with such a time field or static field is read line by line instead (once, its
+    encoder's construction raised, and the agent died at every start). Nor can it take a
+    name that is not Unicode text (a lone surrogate)."""
+    for name in names:
+        if _UNRENAMABLE.search(name) is not None:
+            return False
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            return False
+    return True
+
+
+_UNRENAMABLE: Final = re.compile(r'["\\\x00-\x1f]')
 
 
 @lru_cache(maxsize=256)
