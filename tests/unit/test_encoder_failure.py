@@ -154,3 +154,51 @@ def test_what_is_read_again_is_bounded_and_the_letter_says_what_was_not_kept(
     ]
     assert "86 held bytes before offset 106 not kept" in encoded.rejected[0].detail
     assert encoded.pieces[0].end_offset == 111
+
+
+async def test_a_source_whose_encoder_cannot_be_built_letters_its_lines_and_the_rest_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The construction sat outside the encode guard: a setting it failed on (a name msgspec
+    could not read did) stopped every file at every start, although `check` had passed."""
+    from agent.tail import encoders
+
+    real = encoders.encoder_for
+
+    def failing_for_broken(source: SourceConfig, *args: Any, **kwargs: Any) -> Any:
+        if source.name == "broken":
+            raise ValueError("a setting the encoder cannot take")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(encoders, "encoder_for", failing_for_broken)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(b"a1\na2\n")
+    (logs / "broken.txt").write_bytes(b"b1\nb2\n")
+    rig = Rig(
+        tmp_path,
+        [
+            SourceConfig(name="app", include=[f"{logs}/*.log"], format="text"),
+            SourceConfig(name="broken", include=[f"{logs}/*.txt"], format="text"),
+        ],
+    )
+
+    with capture_logs() as logged:
+        await rig.pass_()
+        append(logs / "app.log", b"a3\n")
+        append(logs / "broken.txt", b"b3\n")
+        await rig.pass_()
+
+    assert [e["message"] for e in rig.events()] == ["a1", "a2", "a3"]
+    rig.dead_letters.close()
+    letters = dead_letters(tmp_path / "dead")
+    assert [(d["reason"], d["line"]) for d in letters] == [
+        ("encoder_failed", "b1"),
+        ("encoder_failed", "b2"),
+        ("encoder_failed", "b3"),
+    ]
+    assert letters[0]["detail"] == "ValueError: a setting the encoder cannot take"
+    assert {e["error"] for e in logged if e["event"] == "encoder_failed"} == {"ValueError"}
+    rig.acknowledge()
+    offsets = {c.path: c.offset for c in rig.tailer.checkpoints()}
+    assert offsets[str(logs / "broken.txt")] == len(b"b1\nb2\nb3\n"), "its lines are passed"
