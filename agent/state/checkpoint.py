@@ -8,6 +8,7 @@ again and finished, and a new file on a reused inode starts from its beginning.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,7 +93,36 @@ class CheckpointStore:
 
 
 def _decode(data: bytes) -> list[FileCheckpoint]:
+    """The records in `data`; ValueError for anything but the exact shape `save` writes.
+
+    Every field is checked, not only the JSON: a record is trusted by the tailer as it is
+    (an offset is passed to `pread`, a length compared with ints), so one wrong type or a
+    negative offset used to crash the agent at every start, on the same file."""
     doc = orjson.loads(data)
     if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported checkpoint format {doc.get('version')!r}")
-    return [FileCheckpoint(**entry) for entry in doc["files"]]
+        found = doc.get("version") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"unsupported checkpoint format {found!r}")
+    entries = doc.get("files")
+    if not isinstance(entries, list):
+        raise ValueError("'files' is not a list")
+    return [_record(entry) for entry in entries]
+
+
+_STRINGS: Final = ("fingerprint", "path")
+_COUNTS: Final = {"fingerprint_len": 2**63, "offset": 2**63, "dev": 2**64, "ino": 2**64}
+
+
+def _record(entry: object) -> FileCheckpoint:
+    if not isinstance(entry, dict) or set(entry) != {*_STRINGS, *_COUNTS, "seen_at"}:
+        raise ValueError(f"not a checkpoint record: {str(entry)[:200]}")
+    for name in _STRINGS:
+        if not isinstance(entry[name], str):
+            raise ValueError(f"{name} is not a string: {entry[name]!r}")
+    for name, bound in _COUNTS.items():
+        value = entry[name]
+        if type(value) is not int or not 0 <= value < bound:  # bool is an int: refused
+            raise ValueError(f"{name} is not a count: {value!r}")
+    seen_at = entry["seen_at"]
+    if type(seen_at) not in (int, float) or not math.isfinite(seen_at):
+        raise ValueError(f"seen_at is not a time: {seen_at!r}")
+    return FileCheckpoint(**{**entry, "seen_at": float(seen_at)})

@@ -1,0 +1,133 @@
+"""Attack round s4 on the state the agent reads back at start: whatever sits in
+`checkpoints.json` (valid JSON of the wrong shape, fields of the wrong type or sign), the
+store hands the tailer only well-formed records, or none; it never raises anything but
+`UnsafeState` (a link, a person must look)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.ops.events import Events
+from agent.state.checkpoint import CHECKPOINT_UNREADABLE, CheckpointStore, FileCheckpoint
+from agent.state.files import private_dir
+
+GOOD = {
+    "fingerprint": "4dd433b62e023677",
+    "fingerprint_len": 451,
+    "offset": 451,
+    "path": "/var/log/app.log",
+    "dev": 65024,
+    "ino": 2450407,
+    "seen_at": 1796332393.27,
+}
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+def well_formed(record: FileCheckpoint) -> bool:
+    ints = (record.fingerprint_len, record.offset, record.dev, record.ino)
+    return (
+        isinstance(record.fingerprint, str)
+        and isinstance(record.path, str)
+        and all(type(n) is int and n >= 0 for n in ints)
+        and type(record.seen_at) is float
+        and math.isfinite(record.seen_at)
+    )
+
+
+def store_holding(directory: Path, doc: Any, events: Events | None = None) -> CheckpointStore:
+    store = CheckpointStore(private_dir(directory) / "checkpoints.json", events=events)
+    store.path.write_bytes(orjson.dumps(doc))
+    return store
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("offset", -5),  # os.pread: EINVAL out of the tailer, exit 1 at every start
+        ("offset", "451"),
+        ("fingerprint_len", "a"),  # TypeError in the fingerprint index, at every start
+        ("seen_at", "now"),  # TypeError pruning dormant records
+        ("offset", True),
+        ("dev", None),
+        ("fingerprint", 5),
+        ("path", ["/var/log/app.log"]),
+    ],
+)
+def test_a_field_of_the_wrong_type_or_sign_is_passed_over_like_a_torn_file(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    events = Events()
+    events.declare(CHECKPOINT_UNREADABLE)
+    store = store_holding(
+        tmp_path / "data", {"version": 1, "files": [{**GOOD, field: value}]}, events
+    )
+    assert store.load() == []
+    assert events.count(CHECKPOINT_UNREADABLE) == 1
+
+
+def test_the_previous_good_file_is_used_when_the_current_one_has_a_wrong_field(
+    tmp_path: Path,
+) -> None:
+    store = store_holding(tmp_path / "data", {"version": 1, "files": [{**GOOD, "offset": -1}]})
+    store.previous.write_bytes(orjson.dumps({"version": 1, "files": [GOOD]}))
+    [record] = store.load()
+    assert record.offset == 451 and well_formed(record)
+
+
+@pytest.mark.parametrize("doc", [[1, 2], "checkpoints", 1, None, {"version": 1, "files": 7}])
+def test_valid_json_of_another_shape_is_passed_over(tmp_path: Path, doc: object) -> None:
+    assert store_holding(tmp_path / "data", doc).load() == []
+
+
+@settings(
+    max_examples=300, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    entry=st.fixed_dictionaries({}, optional={key: json_values for key in GOOD}),
+    base=st.booleans(),
+)
+def test_any_entry_loads_well_formed_or_not_at_all(
+    tmp_path_factory: pytest.TempPathFactory, entry: dict[str, Any], base: bool
+) -> None:
+    doc = {"version": 1, "files": [{**GOOD, **entry} if base else entry]}
+    for record in store_holding(tmp_path_factory.mktemp("data"), doc).load():
+        assert well_formed(record), record
+
+
+@settings(
+    max_examples=300, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(doc=json_values)
+def test_any_json_document_loads_well_formed_or_not_at_all(
+    tmp_path_factory: pytest.TempPathFactory, doc: Any
+) -> None:
+    for record in store_holding(tmp_path_factory.mktemp("data"), doc).load():
+        assert well_formed(record), record
+
+
+@settings(
+    max_examples=300, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=300))
+def test_any_bytes_load_without_raising(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    store = CheckpointStore(private_dir(tmp_path_factory.mktemp("data")) / "checkpoints.json")
+    store.path.write_bytes(data)
+    assert all(well_formed(r) for r in store.load())
