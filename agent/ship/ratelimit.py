@@ -9,6 +9,7 @@ over the rest of the window once it runs low, so that the pool never asks for mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-from agent.ship.retry import sleep_or_stop
+from agent.ship.retry import first_of
 
 MAX_HEADER_WAIT: Final = 120.0
 """The longest wait any header (Retry-After, RateLimit-Reset) can impose, in seconds: twice
@@ -99,6 +100,10 @@ def _seconds_until(date: str) -> float | None:
 
 
 class Pacer:
+    """One Polaris organization's request budget, as its answers tell it. One per host: a
+    reload that moves the sender to another host moves it to that host's pacer, and
+    `hand_over` lets go of whoever still waits here for this host's window."""
+
     def __init__(self, *, low_water: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
         self._low_water = low_water
         self._clock = clock
@@ -110,6 +115,7 @@ class Pacer:
         self._next_slot = 0.0
         self.limit: int | None = None
         self._lock = asyncio.Lock()
+        self._handed_over = asyncio.Event()  # set (and replaced) by `hand_over`
 
     @property
     def remaining(self) -> int | None:
@@ -162,18 +168,31 @@ class Pacer:
         return max(until - now, 0.0)
 
     async def acquire(self, stop: asyncio.Event) -> bool:
-        """Wait for the right to send one request. True when stopping instead."""
+        """Wait for the right to send one request. True when stopping instead. False also
+        when `hand_over` ended the wait: the caller asks the pacer it sends by now (it may
+        be this one again), not this host's window."""
+        handed_over = self._handed_over  # the waiters queued on the lock now are let go too
         async with self._lock:
             while True:
                 if stop.is_set():
                     return True  # even with budget left: stopping ends every loop
+                if handed_over.is_set():
+                    return False
                 now = self._clock()
                 wait = self._wait(now)
                 if wait <= 0:
                     self._spent += 1
                     return False
-                if await sleep_or_stop(stop, wait):
+                if await _sleep_unless(stop, handed_over, wait):
                     return True
+
+    def hand_over(self) -> None:
+        """The sender no longer sends to this pacer's host (a reload changed `polaris.url`):
+        every `acquire` waiting now, for this host's `RateLimit-Remaining: 0` or a 429's
+        pause, returns at once, so no request for the new host waits out the old host's
+        window (up to MAX_HEADER_WAIT). What this pacer knows stays, for a reload back."""
+        self._handed_over.set()
+        self._handed_over = asyncio.Event()
 
     def _wait(self, now: float) -> float:
         if now < self._paused_until:
@@ -191,3 +210,11 @@ class Pacer:
             return self._next_slot - now
         self._next_slot = now + spacing
         return 0.0
+
+
+async def _sleep_unless(stop: asyncio.Event, handed_over: asyncio.Event, delay: float) -> bool:
+    """Sleep `delay` seconds, less if stopping or handed over. True when stopping."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(delay, 0.0)):
+            await first_of(stop.wait(), handed_over.wait())
+    return stop.is_set()
