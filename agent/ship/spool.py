@@ -17,7 +17,9 @@ covers header and body. Names sort oldest first. A file that fails its check is 
 So is a symlink posing as a spool file (files are read without following links). A file
 that cannot be read *now* (permissions, too many open files, an I/O error) is not damaged:
 it is set aside, logged once, and tried again every `UNREADABLE_RETRY_SECS`, while the
-files after it replay.
+files after it replay. A write the disk refuses (full, read-only, an I/O error) is not
+raised: the batch stays in memory, unacknowledged, and is written again once a file goes or
+every `DISK_RETRY_SECS` (logged once, `spool_write_failed`); the readers wait meanwhile.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ UNREADABLE_RETRY_SECS: Final = 30.0
 """How long a spool file that could not be read (EACCES, EMFILE, EIO...) waits before the
 next try: long enough not to flood the log or the disk, short enough to resume soon after
 an operator fixes the permissions."""
+DISK_RETRY_SECS: Final = 1.0
+"""How long a write the disk refused waits before the next try (sooner when a replayed file
+frees room): a full disk is logged once, not once a second."""
 _DAMAGED_ERRNOS: Final = frozenset({errno.ELOOP, errno.EINVAL, errno.EISDIR, errno.ENOENT})
 """Read errors that say the file itself is wrong (a link, not a regular file, gone): these
 are quarantined like a failed CRC. Every other OSError is taken as passing."""
@@ -165,6 +170,7 @@ class Spool:
         *,
         read_file: Callable[[Path], bytes] | None = None,
         retry_unreadable: float = UNREADABLE_RETRY_SECS,
+        retry_write: float = DISK_RETRY_SECS,
     ) -> None:
         self.directory = private_dir(directory)
         self.quarantine = directory / "quarantine"
@@ -176,6 +182,8 @@ class Spool:
         self._read_file = read_file or read_private
         self._retry_unreadable = retry_unreadable
         self._unreadable: dict[str, float] = {}  # name -> loop time of its next try
+        self._retry_write = retry_write
+        self._write_failing = False  # the last write was refused: logged once until one works
         self._seq = 0
         self._changed = asyncio.Condition()
         self._reserved = 0  # bytes being written, not yet in stats.bytes
@@ -202,17 +210,51 @@ class Spool:
         data = await self._run(encode_entry, entry, self._compress)
         if not await self._make_room(len(data), stopping):
             return False
-        self._seq += 1
-        name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:08d}{SUFFIX}"
-        self._reserved += len(data)  # writers at once must not all count the same room
-        try:
-            await self._run(write_atomically, self.directory / name, data)
-        finally:
-            self._reserved -= len(data)
+        while True:
+            self._seq += 1
+            name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:08d}{SUFFIX}"
+            self._reserved += len(data)  # writers at once must not all count the same room
+            try:
+                await self._run(write_atomically, self.directory / name, data)
+                break
+            except OSError as exc:
+                failure = exc
+            finally:
+                self._reserved -= len(data)
+            if not await self._wait_for_disk(failure, stopping):
+                return False
+        if self._write_failing:
+            self._write_failing = False
+            log.info("spool_writable_again", directory=str(self.directory))
         self._add(SpoolFile(name, len(data)))
         self.stats.written += 1
         log.info("spooled", file=name, events=entry.events, bytes=len(data))
         await self._notify()
+        return True
+
+    async def _wait_for_disk(self, failure: OSError, stopping: asyncio.Event | None) -> bool:
+        """After a write the disk refused (ENOSPC, EDQUOT, EROFS, EIO, the directory gone):
+        wait for a file to go or `DISK_RETRY_SECS`, then the caller writes again; False when
+        `stopping` is set first. The batch stays in memory, unacknowledged, meanwhile: the
+        readers wait (the log files are the buffer) and nothing is dropped. Raising here
+        ended the agent with exit 1, at every start while the disk stayed full."""
+        if not self._write_failing:
+            self._write_failing = True
+            log.error(
+                "spool_write_failed",
+                directory=str(self.directory),
+                error=failure.strerror or str(failure),
+                retry_in_seconds=self._retry_write,
+            )
+        if stopping is not None and stopping.is_set():
+            return False
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._retry_write)
+        if stopping is not None and stopping.is_set():
+            return False
+        with contextlib.suppress(UnsafeState, OSError):
+            await self._run(private_dir, self.directory)  # a directory removed: made again
         return True
 
     async def wait_for_files(self) -> None:

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Final
 
 import orjson
+import structlog
 
 from agent.ops.events import Event, Events
 from agent.state.files import UnsafeState, is_link_error, read_private, write_atomically
+
+log = structlog.get_logger("agent.state")
 
 FORMAT_VERSION = 1
 
@@ -53,6 +56,7 @@ class CheckpointStore:
         self.path = path
         self.previous = path.with_name(path.name + ".prev")
         self._events = events or Events()
+        self._failing = False  # the last save failed: logged once, until one succeeds
 
     def __repr__(self) -> str:
         return f"<CheckpointStore {self.path}>"
@@ -82,14 +86,36 @@ class CheckpointStore:
             return records
         return []
 
-    def save(self, records: Iterable[FileCheckpoint]) -> None:
+    def save(self, records: Iterable[FileCheckpoint]) -> bool:
+        """Write the checkpoints; False (logged) when the disk refuses them.
+
+        A checkpoint not saved costs duplicates after a restart, never lines: so a full disk
+        (ENOSPC, EDQUOT), a read-only remount or an I/O error is logged and the agent runs on,
+        trying again at the next save. Raising here ended the agent (exit 1) after it had
+        delivered everything, and again at every periodic save."""
         data = orjson.dumps(
             {"version": FORMAT_VERSION, "files": [asdict(r) for r in records]},
             option=orjson.OPT_INDENT_2,
         )
-        with contextlib.suppress(FileNotFoundError):
-            self.path.replace(self.previous)
-        write_atomically(self.path, data)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.replace(self.previous)
+            write_atomically(self.path, data)
+        except OSError as exc:
+            if not self._failing:
+                log.error(
+                    "checkpoint_save_failed",
+                    path=str(self.path),
+                    error=exc.strerror or str(exc),
+                    effect="lines since the last saved checkpoint are read again after a "
+                    "restart; tried again at every save",
+                )
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("checkpoint_saved_again", path=str(self.path))
+            self._failing = False
+        return True
 
 
 def _decode(data: bytes) -> list[FileCheckpoint]:

@@ -17,6 +17,7 @@ into an overwrite of any file on the machine, so:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -117,14 +118,21 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = _create_exclusive(tmp)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk (ENOSPC, EDQUOT) or an I/O error: the torn temp file would keep the
+        # disk full until the next start, and the caller's retry could never succeed.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     sync_dir(path.parent)
 
 

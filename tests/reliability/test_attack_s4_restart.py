@@ -3,6 +3,10 @@ behind, ships every line and exits 0 instead of exiting 1 at every start."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -10,6 +14,8 @@ import pytest
 
 from agent.devserver import DevServer
 from tests.support.lines import Ledger
+from tests.support.process import AgentProcess
+from tests.support.waiting import Condition, wait_until
 
 
 @pytest.mark.parametrize(
@@ -34,3 +40,91 @@ async def test_a_checkpoint_with_a_wrong_field_is_passed_over_and_every_line_shi
 
     assert not ledger.missing()
     assert agent.named("checkpoint_unreadable")
+
+
+# -- a full disk under data_dir ----------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """`full_disk(size)`: a tmpfs of `size` mounted as the agent's data_dir (`tmp/data`), 0700
+    as the agent wants it; unmounted at the end. ENOSPC for real, no injection."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        point = tmp_path / "data"
+        point.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(point)],
+            check=True,
+        )
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def fill(directory: Path) -> None:
+    """Take every free byte of `directory`'s filesystem."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+
+
+def exited_or(agent: AgentProcess, event: str) -> Condition:
+    return Condition(
+        f"{event} logged (or the agent exited)",
+        lambda: (
+            bool(agent.named(event))
+            or (agent.process is not None and agent.process.returncode is not None)
+        ),
+    )
+
+
+async def test_a_spool_write_that_finds_the_disk_full_waits_for_room_and_loses_nothing(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path, full_disk
+) -> None:
+    full_disk("64k")
+    log = log_dir / "app.log"
+    agent = file_agent(spool={"after": "300ms"}, batch={"max_bytes": 20000})
+    dev_server.faults.fail_for(503, seconds=3600)
+    ledger.append(log, 20000)  # ~1.4 MB: its gzip is more than the 64 KiB disk holds
+    await agent.start()
+
+    await wait_until(exited_or(agent, "spool_write_failed"), within=60)
+    assert agent.process is not None and agent.process.returncode is None, "the agent crashed"
+
+    dev_server.faults.clear()
+    await ledger.all_received(within=90, what="after the disk has room again")
+    assert await agent.stop() == 0
+
+
+async def test_a_checkpoint_that_cannot_be_saved_on_a_full_disk_costs_no_run(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path, full_disk
+) -> None:
+    data_dir = full_disk("64k")
+    log = log_dir / "app.log"
+    agent = file_agent()
+    ledger.append(log, 100)
+    assert await agent.run_once() == 0
+    fill(data_dir)
+
+    ledger.append(log, 100)
+    assert await agent.run_once() == 0  # delivered: a checkpoint not saved costs duplicates
+
+    assert not ledger.missing()
+    assert agent.named("checkpoint_save_failed")
+    assert not list(data_dir.glob(".*.tmp")), "a torn temp file keeps the disk full"
+    (data_dir / "filler").unlink()
+    ledger.append(log, 100)
+    assert await agent.run_once() == 0
+    assert not ledger.missing()
+    assert ledger.duplicates() <= 100  # the second run's lines, read again: never lost
