@@ -22,10 +22,12 @@ its file when it finds that a rewrite replaced it (`st_nlink == 0`).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,9 @@ from agent.state.files import open_append, private_dir, sync_dir, write_atomical
 log = structlog.get_logger("agent.dead_letter")
 MAX_STORED_BYTES = 1_048_576
 MIN_SEGMENT_BYTES = 64 * 1024
+MAX_UNWRITTEN_BYTES = 64 * 1024 * 1024
+"""Records the disk refused, kept in memory until it takes them: past this, the oldest go
+(each logged with its line's place, counted as pruned `unwritten`)."""
 AGE_CHECK_EVERY = 60.0
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.ndjson$")
 
@@ -80,6 +85,9 @@ class DeadLetters:
         self._path: Path | None = None
         self._size = 0  # bytes in the file being written
         self._logged: set[str] = set()  # reasons whose first dead letter was logged
+        self._unwritten: deque[_Unwritten] = deque()  # records the disk refused, oldest first
+        self._unwritten_bytes = 0
+        self._refusing = False  # the last write was refused: logged once until one works
         self._unsaid: dict[str, int] = {}  # dead letters since the last summary, by reason
         self._said_at = clock()
         self._aged_at = 0.0
@@ -100,8 +108,9 @@ class DeadLetters:
         }
         if detail:
             record["detail"] = detail
-        line = orjson.dumps(record) + b"\n"
-        self._append(line)
+        self._unwritten.append(_Unwritten(orjson.dumps(record) + b"\n", reason, path, offset))
+        self._unwritten_bytes += len(self._unwritten[-1].line)
+        self._write_unwritten()
         self.count += 1
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
         if reason not in self._logged:
@@ -138,27 +147,88 @@ class DeadLetters:
         if limits.max_size or limits.max_age:
             self._prune()
 
+    @property
+    def unwritten(self) -> int:
+        """Records the disk refused, kept in memory until it takes them: while there are
+        any, a checkpoint moving past their lines would lose them at a crash."""
+        return len(self._unwritten)
+
     def sync(self) -> None:
         """Make written records durable: called before a checkpoint moves past them. Also
-        where the summary and the age bound are kept up when no new record comes."""
+        where the summary and the age bound are kept up when no new record comes, and where
+        records the disk refused are written again."""
+        self._write_unwritten()
         if self._fd is not None:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._refused(exc)
         self._summarise()
         if self.limits.max_age and self._clock() - self._aged_at >= AGE_CHECK_EVERY:
             self._prune()
 
     def close(self) -> None:
         self._summarise(final=True)
-        if self._fd is not None:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+        self._write_unwritten()
+        if self._unwritten:  # the disk never took them: said, each with its line's place
+            log.error(
+                "dead_letters_unwritten",
+                records=len(self._unwritten),
+                lines=[f"{u.reason} {u.path}:{u.offset}" for u in list(self._unwritten)[:100]],
+                effect="not written to the dead-letter directory (the disk refused them)",
+            )
+        with contextlib.suppress(OSError):
+            self._close_fd()
+        self._fd = None
 
     def today_path(self) -> Path:
         """The first file today's records go to (UTC days)."""
         return self.directory / f"{_day(self._clock())}.ndjson"
 
     # -- writing ---------------------------------------------------------------------------
+
+    def _write_unwritten(self) -> None:
+        """Append the records not yet on disk, oldest first. A write the disk refuses (full,
+        read-only, an I/O error) keeps them in memory, up to `MAX_UNWRITTEN_BYTES` (beyond
+        that the oldest go, each logged with its line's place): raising here ended the agent
+        (exit 1) on the same line at every start while the disk stayed full."""
+        while self._unwritten:
+            first = self._unwritten[0]
+            try:
+                self._append(first.line)
+            except OSError as exc:
+                self._refused(exc)
+                self._bound_unwritten()
+                return
+            self._unwritten.popleft()
+            self._unwritten_bytes -= len(first.line)
+        if self._refusing:
+            self._refusing = False
+            log.info("dead_letters_writable_again", directory=str(self.directory))
+
+    def _refused(self, exc: OSError) -> None:
+        if not self._refusing:
+            self._refusing = True
+            log.error(
+                "dead_letter_write_failed",
+                directory=str(self.directory),
+                error=exc.strerror or str(exc),
+                unwritten=len(self._unwritten),
+                effect="kept in memory and written again at the next record or checkpoint",
+            )
+
+    def _bound_unwritten(self) -> None:
+        while self._unwritten_bytes > MAX_UNWRITTEN_BYTES and len(self._unwritten) > 1:
+            lost = self._unwritten.popleft()
+            self._unwritten_bytes -= len(lost.line)
+            self.pruned["unwritten"] = self.pruned.get("unwritten", 0) + 1
+            log.error(
+                "dead_letter_lost",
+                reason=lost.reason,
+                path=lost.path,
+                offset=lost.offset,
+                why=f"the disk refused it and {MAX_UNWRITTEN_BYTES} bytes of records wait",
+            )
 
     def _append(self, line: bytes) -> None:
         while True:
@@ -168,9 +238,7 @@ class DeadLetters:
                 if os.fstat(fd).st_nlink == 0:  # a `dead-letters replay` replaced the file
                     self._close_fd()
                     continue
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _append_whole(fd, line)
             finally:
                 if self._fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
@@ -256,6 +324,30 @@ class DeadLetters:
         )
         self._unsaid = {}
         self._said_at = now
+
+
+def _append_whole(fd: int, line: bytes) -> None:
+    """All of `line` or none of it: a record torn by a full disk is cut off again, or the next
+    record would continue its line and both would be unreadable (skipped by `list`)."""
+    size = os.fstat(fd).st_size
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class _Unwritten:
+    """A record the disk has not taken yet, with what a log line says of it if it is lost."""
+
+    line: bytes
+    reason: str
+    path: str
+    offset: int
 
 
 # -- reading and removing, for the `dead-letters` commands --------------------------------

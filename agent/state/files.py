@@ -143,12 +143,12 @@ def open_append(path: Path) -> int:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | _NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        return _create_exclusive(path)
+        return _create_exclusive(path, append=True)
     except OSError as exc:
         if not is_link_error(exc):
             raise
         _move_aside(path, "symlink")
-        return _create_exclusive(path)
+        return _create_exclusive(path, append=True)
     info = os.fstat(fd)
     problem = _append_problem(info)
     if problem is None:
@@ -156,7 +156,7 @@ def open_append(path: Path) -> int:
         return fd
     os.close(fd)
     _move_aside(path, problem)
-    return _create_exclusive(path)
+    return _create_exclusive(path, append=True)
 
 
 def sync_dir(directory: Path) -> None:
@@ -178,9 +178,11 @@ def _append_problem(info: os.stat_result) -> str | None:
     return None
 
 
-def _create_exclusive(path: Path) -> int:
-    """A new file at `path` (0600), removing what was there: unlink never follows a link."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+def _create_exclusive(path: Path, *, append: bool = False) -> int:
+    """A new file at `path` (0600), removing what was there: unlink never follows a link.
+    `append`: O_APPEND, as an existing file is opened (a write after a truncation, or after
+    someone else's append, lands at the end, not at this descriptor's old position)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | (os.O_APPEND if append else 0)
     try:
         return os.open(path, flags, FILE_MODE)
     except FileExistsError:

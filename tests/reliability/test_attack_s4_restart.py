@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from agent.devserver import DevServer
+from agent.state.deadletter import read_letters
 from tests.support.lines import Ledger
 from tests.support.process import AgentProcess
 from tests.support.waiting import Condition, wait_until
@@ -69,7 +70,7 @@ def full_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
 
 
 def fill(directory: Path) -> None:
-    """Take every free byte of `directory`'s filesystem."""
+    """Take every free byte of `directory`'s filesystem (in `filler`)."""
     fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         with contextlib.suppress(OSError):
@@ -128,3 +129,29 @@ async def test_a_checkpoint_that_cannot_be_saved_on_a_full_disk_costs_no_run(
     assert await agent.run_once() == 0
     assert not ledger.missing()
     assert ledger.duplicates() <= 100  # the second run's lines, read again: never lost
+
+
+async def test_dead_letters_the_full_disk_refuses_cost_no_run_and_are_written_later(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path, full_disk
+) -> None:
+    data_dir = full_disk("64k")
+    log = log_dir / "app.log"
+    agent = file_agent()
+    ledger.append(log, 10)
+    assert await agent.run_once() == 0
+    filler = data_dir / "filler"
+    fill(data_dir)
+
+    too_long = [b'{"id":"long-%d","p":"%s"}\n' % (n, b"a" * 1_100_000) for n in range(10)]
+    with log.open("ab") as out:
+        for line in too_long:  # each ~1 KiB as a dead letter: more than the disk has left
+            out.write(line)
+            out.write(ledger.lines(5))
+    assert await agent.run_once() == 0
+
+    assert not ledger.missing()
+    assert agent.named("dead_letter_write_failed")
+    filler.unlink()
+    assert await agent.run_once() == 0
+    stored = {letter.record["line"][:14] for letter in read_letters(data_dir / "dead-letter")}
+    assert {line[:14].decode() for line in too_long} <= stored

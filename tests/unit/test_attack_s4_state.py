@@ -1,11 +1,15 @@
-"""Attack round s4 on the state the agent reads back at start: whatever sits in
-`checkpoints.json` (valid JSON of the wrong shape, fields of the wrong type or sign), the
-store hands the tailer only well-formed records, or none; it never raises anything but
-`UnsafeState` (a link, a person must look)."""
+"""Attack round s4 on the state under data_dir: whatever sits in `checkpoints.json` (valid
+JSON of the wrong shape, fields of the wrong type or sign), the store hands the tailer only
+well-formed records, or none, and never raises anything but `UnsafeState` (a link, a person
+must look); dead letters a full disk refuses are neither raised nor torn nor lost."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from hypothesis import strategies as st
 
 from agent.ops.events import Events
 from agent.state.checkpoint import CHECKPOINT_UNREADABLE, CheckpointStore, FileCheckpoint
+from agent.state.deadletter import DeadLetters, read_letters
 from agent.state.files import private_dir
 
 GOOD = {
@@ -131,3 +136,56 @@ def test_any_bytes_load_without_raising(
     store = CheckpointStore(private_dir(tmp_path_factory.mktemp("data")) / "checkpoints.json")
     store.path.write_bytes(data)
     assert all(well_formed(r) for r in store.load())
+
+
+# -- dead letters on a full disk -----------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 KiB tmpfs (0700): ENOSPC from the kernel, not injected."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    point = tmp_path / "disk"
+    point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(point)], check=True
+    )
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Take every free byte of `directory`'s filesystem; the file that does it."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_dead_letters_the_disk_refuses_are_kept_and_written_once_it_has_room(
+    small_disk: Path,
+) -> None:
+    letters = DeadLetters(small_disk / "dead-letter")
+    letters.write("line_too_long", "/var/log/app.log", 0, b"first")
+    filler = fill(small_disk)
+
+    for n in range(1, 40):  # ~1 KiB each: far more than the page the first one left
+        letters.write("line_too_long", "/var/log/app.log", n * 10, b"x" * 1000)
+    letters.sync()
+    stored = [letter.record["offset"] for letter in read_letters(letters.directory)]
+    assert stored == sorted(stored) and stored[0] == 0
+    assert len(stored) < 40, "the disk was meant to be full"
+    raw = b"".join(p.read_bytes() for p in letters.directory.glob("*.ndjson"))
+    assert all(orjson.loads(line) for line in raw.splitlines()), "a torn record was left"
+
+    filler.unlink()
+    letters.sync()
+    stored = [letter.record["offset"] for letter in read_letters(letters.directory)]
+    assert stored == [n * 10 for n in range(40)]
+    letters.close()
