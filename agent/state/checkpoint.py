@@ -18,7 +18,13 @@ import orjson
 import structlog
 
 from agent.ops.events import Event, Events
-from agent.state.files import UnsafeState, is_link_error, read_private, write_atomically
+from agent.state.files import (
+    UnsafeState,
+    is_link_error,
+    private_dir,
+    read_private,
+    write_atomically,
+)
 
 log = structlog.get_logger("agent.state")
 
@@ -98,15 +104,14 @@ class CheckpointStore:
             option=orjson.OPT_INDENT_2,
         )
         try:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.replace(self.previous)
-            write_atomically(self.path, data)
-        except OSError as exc:
+            self._write(data)
+        except (OSError, UnsafeState) as exc:
+            error = exc.strerror if isinstance(exc, OSError) else None
             if not self._failing:
                 log.error(
                     "checkpoint_save_failed",
                     path=str(self.path),
-                    error=exc.strerror or str(exc),
+                    error=error or str(exc),
                     effect="lines since the last saved checkpoint are read again after a "
                     "restart; tried again at every save",
                 )
@@ -116,6 +121,17 @@ class CheckpointStore:
             log.info("checkpoint_saved_again", path=str(self.path))
             self._failing = False
         return True
+
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.replace(self.previous)
+        try:
+            write_atomically(self.path, data)
+        except FileNotFoundError:
+            # data_dir was deleted under the running agent: made again (0700, checked), or
+            # no checkpoint would be saved until a restart.
+            private_dir(self.path.parent, follow=True)
+            write_atomically(self.path, data)
 
 
 def _decode(data: bytes) -> list[FileCheckpoint]:

@@ -55,13 +55,27 @@ def private_dir(path: Path, *, follow: bool = False) -> Path:
     Sub-directories are the agent's own and never links.
     """
     try:
-        path.mkdir(mode=DIR_MODE, parents=True)
-    except FileExistsError:
-        pass
+        _make_dirs(path)
     except OSError as exc:
         raise UnsafeState(path, f"cannot be created: {exc.strerror}") from None
     check_private_dir(path, follow=follow)
     return path
+
+
+def _make_dirs(path: Path) -> None:
+    """`mkdir -p` with every directory it creates 0700, not only the last: `mkdir(parents=
+    True)` made the missing ones 0755, so a data_dir deleted under the running agent came
+    back readable by all (its file names, what is logged, listed to anyone)."""
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        _make_dirs(path.parent)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=DIR_MODE)
 
 
 def check_private_dir(path: Path, *, follow: bool = False) -> None:

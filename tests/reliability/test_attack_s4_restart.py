@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,3 +157,35 @@ async def test_dead_letters_the_full_disk_refuses_cost_no_run_and_are_written_la
     assert await agent.run_once() == 0
     stored = {letter.record["line"][:14] for letter in read_letters(data_dir / "dead-letter")}
     assert {line[:14].decode() for line in too_long} <= stored
+
+
+async def test_a_data_dir_deleted_while_running_is_made_again_private_and_checkpoints_resume(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    agent = file_agent()
+    ledger.append(log, 20)
+    await agent.start()
+    await ledger.all_received(what="before data_dir goes")
+    await wait_until(
+        Condition("a checkpoint saved", lambda: (agent.data_dir / "checkpoints.json").exists())
+    )
+    shutil.rmtree(agent.data_dir)
+
+    ledger.append(log, 20)
+    await ledger.all_received(what="after data_dir went")
+    await wait_until(Condition("the checkpoint saved again", lambda: at_end(agent, log)), within=30)
+    with log.open("ab") as out:
+        out.write(b'{"id":"long","p":"%s"}\n' % (b"a" * 1_100_000))
+    await wait_until(Condition("dead-lettered", lambda: bool(agent.named("dead_lettered"))))
+
+    for directory in (agent.data_dir, agent.data_dir / "dead-letter"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert await agent.stop() == 0
+
+
+def at_end(agent: AgentProcess, log: Path) -> bool:
+    try:
+        return agent.checkpoints().get(str(log)) == log.stat().st_size
+    except ValueError:  # read while written: the test looks again
+        return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +190,12 @@ def test_dead_letters_the_disk_refuses_are_kept_and_written_once_it_has_room(
     stored = [letter.record["offset"] for letter in read_letters(letters.directory)]
     assert stored == [n * 10 for n in range(40)]
     letters.close()
+
+
+def test_every_directory_made_for_state_is_private_not_only_the_last(tmp_path: Path) -> None:
+    """data_dir deleted under the running agent is made again by the first sub-directory
+    that needs it (dead-letter/, spool/): it must come back 0700, not 0755."""
+    data_dir = tmp_path / "gone" / "data"
+    private_dir(data_dir / "dead-letter")
+    for directory in (tmp_path / "gone", data_dir, data_dir / "dead-letter"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
