@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate, chain, islice, repeat
 from operator import add, attrgetter, itemgetter
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -52,6 +52,10 @@ _FIRST = itemgetter(0)
 _LAST = itemgetter(-1)
 _BEFORE_LAST = itemgetter(-2)
 _BODY = itemgetter(slice(None, -1))
+
+
+TimeKind = Literal["iso", "int", "float", "numbers"]
+"""How a block's time field is written: one shape's `OwnKind`, or ints and floats (no shape)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ class JsonBlocks:
         assert self._shaped_rows is not None and self._shaped_lines is not None
         fields = self._shape_fields
         if shape.has_time and not fields:
-            return self._as_written(block, start_offset)
+            return self._as_written(block, start_offset, shape.time_kind)
         flat = braces_close_lines(block)
         if flat:
             found = _flat_rows(self._shaped_lines, block)
@@ -136,7 +140,7 @@ class JsonBlocks:
         rows, ends = found
         lines = len(rows)
         if shape.has_time:
-            if not self.clock.well_inside(list(map(time, rows))):
+            if not self._inside_as(list(map(time, rows)), shape.time_kind):
                 return None
             return self._spliced(block, start_offset, lines, fields, flat)
         if not shape.candidate:
@@ -163,7 +167,7 @@ class JsonBlocks:
             return None
         return _counted(cut(data, start_offset, growth, self.piece_bytes), lines)
 
-    def _as_written(self, block: bytes, start_offset: int) -> Encoded | None:
+    def _as_written(self, block: bytes, start_offset: int, kind: OwnKind) -> Encoded | None:
         """`block` of a shape with the time and no field to add: forwarded as it is, cut
         into pieces where the line path cuts them, each piece read as it is cut (in chunks:
         `_rows_in_chunks`), so that its rows number its events (no count of newlines); None
@@ -185,9 +189,29 @@ class JsonBlocks:
             base = start_offset + position
             pieces.append(EncodedPiece(data, len(rows), start_offset + end, LineStarts(data, base)))
             position = end
-        if not pieces or not self.clock.well_inside(times):
+        if not pieces or not self._inside_as(times, kind):
             return None
         return Encoded(pieces, [], 0)
+
+    def _inside_as(self, times: list[Any], kind: OwnKind) -> bool:
+        """Every time of a block read with a shape's row type (times written as `kind`) well
+        inside the window."""
+        if kind == "iso":
+            return self.clock.well_inside(times)
+        return self.clock.epochs_well_inside(times)
+
+    def _time_kind(self, times: list[Any]) -> TimeKind | None:
+        """How the time field's values are written when every one is well inside the window
+        (`ReadClock.well_inside`, or `epochs_well_inside` for numbers); None otherwise (the
+        line path decides, or no line has the time). ``"numbers"``: ints and floats, well
+        inside but no shape to learn. Datetimes are tried first: the common case pays one
+        check."""
+        if self.clock.well_inside(times):
+            return "iso"
+        if not self.clock.epochs_well_inside(times):
+            return None
+        kinds = set(map(type, times))
+        return "int" if kinds == {int} else "float" if kinds == {float} else "numbers"
 
     def _iso_args(self, strings: list[str]) -> tuple[bytes, int | None, tuple[object, ...]] | None:
         """ISO times as the line path writes each (`own_time`: orjson's text of the string,
@@ -253,6 +277,7 @@ class JsonBlocks:
         if self.fields:
             return self._with_fields(block, start_offset)
         pieces: list[EncodedPiece] = []
+        kinds: set[TimeKind] = set()
         position = 0
         while position < len(block):
             end = piece_end(block, position, self.piece_bytes)
@@ -260,7 +285,8 @@ class JsonBlocks:
             probes = self._rows(data)
             if probes is None:
                 return None  # the block as a whole cannot be read either
-            if not self.clock.well_inside(list(map(_TIME, probes))):
+            kind = self._time_kind(list(map(_TIME, probes)))
+            if kind is None:
                 if position != 0:
                     return None
                 # maybe no line has the time: the rest read once, not the whole block again
@@ -268,25 +294,27 @@ class JsonBlocks:
                 if rest is None:
                     return None
                 return self._without_time(block, start_offset, probes + rest)
+            kinds.add(kind)
             base = start_offset + position
             pieces.append(EncodedPiece(data, len(probes), base + len(data), LineStarts(data, base)))
             position = end
-        if pieces and not self.fields:
-            self._learn(BlockShape(has_time=True))
+        if len(kinds) == 1 and (learnt := kinds.pop()) != "numbers":
+            self._learn(BlockShape(has_time=True, time_kind=learnt))
         return Encoded(pieces, [], 0)
 
     def _with_fields(self, block: bytes, start_offset: int) -> Encoded | None:
         probes = self._rows(block)
         if probes is None:
             return None
-        if not self.clock.well_inside(list(map(_TIME, probes))):
+        kind = self._time_kind(list(map(_TIME, probes)))
+        if kind is None:
             return self._without_time(block, start_offset, probes)
         spliced = self._splice_fields(block, probes)
         if spliced is None:
             return None
         present = self._presence(probes)
-        if present is not None:
-            self._learn(BlockShape(has_time=True, present=present))
+        if present is not None and kind != "numbers":
+            self._learn(BlockShape(has_time=True, present=present, time_kind=kind))
         growth = (len(spliced) - len(block)) // len(probes)
         return Encoded(cut(spliced, start_offset, growth, self.piece_bytes), [], 0)
 

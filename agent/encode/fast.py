@@ -9,7 +9,7 @@ re-serializing the object. Most blocks never reach the line path: a whole-block 
 from __future__ import annotations
 
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -270,9 +270,10 @@ class Encoder:
         double's range (``1e400``; msgspec skips numbers without converting them, Polaris
         reads it as infinity). Decided as that check does, on this line alone: forwarded as
         written, with a missing time or static fields spliced in, when it is one object
-        with an RFC 3339 time inside the windows, or none; else ``invalid_json`` (a line
-        that would need re-writing cannot be, without a parser that reads it; nor can any
-        such line of a source whose names msgspec cannot read, `renamable`)."""
+        with an RFC 3339 time or an epoch number inside the windows, or none; else
+        ``invalid_json`` (a line that would need re-writing cannot be, without a parser
+        that reads it; nor can any such line of a source whose names msgspec cannot read,
+        `renamable`)."""
         if self._rows is None:
             return "invalid_json"
         try:
@@ -295,7 +296,14 @@ class Encoder:
                 return found
             suffix = found
         else:
-            outside = self._clock.outside(millis_from_datetime(stamp, UTC))
+            millis = (
+                millis_from_datetime(stamp, UTC)
+                if isinstance(stamp, datetime)
+                else self._times.parse(stamp, self._clock.now_ms)  # an epoch number
+            )
+            if millis is None:
+                return "invalid_json"  # its value would move to `_raw`: a re-write
+            outside = self._clock.outside(millis)
             if outside is not None:
                 return outside
         present = [

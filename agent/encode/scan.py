@@ -123,15 +123,16 @@ def rows_decoder(
 
 def row_type(time_field: str, field_names: list[str], candidates: list[str] | None = None) -> type:
     """``[object]``, one line's row, holding a struct with only what the whole-block check
-    looks at: the time (`f0`, an RFC 3339 datetime: anything else fails the block; None when
-    null, UNSET when absent), the static field names (`f1`..., UNSET when absent) and the
-    names the event's own time may be under when ``time_field`` is not set (`c1`..., the raw
-    JSON value, UNSET when absent: `agent.encode.times`); other keys are validated, not
-    built. Neither is tracked by the garbage collector: a million of them a second would
-    only keep it busy."""
+    looks at: the time (`f0`, an RFC 3339 datetime or an epoch number: anything else fails
+    the block; None when null, UNSET when absent), the static field names (`f1`..., raw: a
+    value is not read, as the line path forwards it; UNSET when absent) and the names the
+    event's own time may be under when ``time_field`` is not set (`c1`..., the raw JSON
+    value, UNSET when absent: `agent.encode.times`); other keys are validated, not built.
+    Neither is tracked by the garbage collector: a million of them a second would only keep
+    it busy."""
     candidates = candidates or []
-    fields: list[tuple[str, Any, Any]] = [("f0", datetime | None, msgspec.UNSET)]
-    fields += [(f"f{i}", Any, msgspec.UNSET) for i in range(1, len(field_names) + 1)]
+    fields: list[tuple[str, Any, Any]] = [("f0", datetime | int | float | None, msgspec.UNSET)]
+    fields += [(f"f{i}", msgspec.Raw, msgspec.UNSET) for i in range(1, len(field_names) + 1)]
     fields += [(f"c{i}", msgspec.Raw, msgspec.UNSET) for i in range(1, len(candidates) + 1)]
     names = [time_field, *field_names]
     rename = {f"f{i}": name for i, name in enumerate(names)}
@@ -146,6 +147,7 @@ ABSENT: Final = Annotated[int, msgspec.Meta(ge=1, le=0)]
 """A type no JSON value has: a member of this type anywhere fails the whole decode."""
 OwnKind = Literal["iso", "int", "float"]
 _OWN_TYPES: Final[dict[str, Any]] = {"iso": str, "int": int, "float": float}
+_TIME_TYPES: Final[dict[str, Any]] = {"iso": datetime, "int": int, "float": float}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,8 @@ class BlockShape:
     rows are then read with a row type that requires it (`shape_rows_decoder`), so that the
     decode itself vouches for what the general row type leaves to a Python pass per column.
 
-    `has_time`: the time field is in every line (an RFC 3339 datetime), else in none.
+    `has_time`: the time field is in every line (written as `time_kind`: an RFC 3339
+    datetime, or epoch numbers, all ints or all floats), else in none.
     `present`: each static field is in every line (True) or in none (False).
     `candidate`: without the time field, the 1-based index of the own-time candidate every
     line has its time under (and none has one before it), written as `kind`; 0: no line has
@@ -164,6 +167,7 @@ class BlockShape:
     present: tuple[bool, ...] = ()
     candidate: int = 0
     kind: OwnKind = "iso"
+    time_kind: OwnKind = "iso"
 
 
 @lru_cache(maxsize=256)
@@ -198,17 +202,17 @@ def shape_lines_decoder(
 def shape_probe(
     time_field: str, field_names: tuple[str, ...], candidates: tuple[str, ...], shape: BlockShape
 ) -> type:
-    """What a line of `shape` must hold. The probe holds the time (`f0`: a datetime,
-    required, or `ABSENT`), the static fields (`f1`...: raw and required, or `ABSENT`), and
-    without the time, the candidates before the one the time is under (`ABSENT`) and that one
-    (`t`: required, a string for ISO (the line path writes the string, not its bytes), else an
-    int or a float); later candidates are not looked at, as the line path stops at the first
-    time."""
+    """What a line of `shape` must hold. The probe holds the time (`f0`: a datetime or an
+    epoch number of the shape's type, required, or `ABSENT`), the static fields (`f1`...: raw
+    and required, or `ABSENT`), and without the time, the candidates before the one the time
+    is under (`ABSENT`) and that one (`t`: required, a string for ISO (the line path writes
+    the string, not its bytes), else an int or a float); later candidates are not looked at,
+    as the line path stops at the first time."""
     required: list[tuple[str, Any]] = []
     absent: list[tuple[str, Any, Any]] = []
     names = {"f0": time_field}
     if shape.has_time:
-        required.append(("f0", datetime))
+        required.append(("f0", _TIME_TYPES[shape.time_kind]))
     else:
         absent.append(("f0", ABSENT, msgspec.UNSET))
     for index, (name, present) in enumerate(zip(field_names, shape.present, strict=True), 1):

@@ -87,7 +87,8 @@ def _second(second: int) -> bytes:
     return iso_from_millis(second * 1000)[:-5].encode()
 
 
-def _unit(number: float) -> float:
+def epoch_unit(number: float) -> float:
+    """Milliseconds per unit of an epoch `number`, by its magnitude (`parse_epoch`'s rule)."""
     size = abs(number)
     return 1000.0 if size < 1e11 else 1.0 if size < 1e14 else 1e-3 if size < 1e17 else 1e-6
 
@@ -102,9 +103,9 @@ def epoch_values(numbers: list[int | float]) -> tuple[list[bytes], int, int] | N
     lo, hi = min(numbers), max(numbers)
     if not (_finite(lo) and _finite(hi)):
         return None  # 1e400: msgspec reads infinity, orjson refuses it
-    unit = _unit(lo)
+    unit = epoch_unit(lo)
     kinds = set(map(type, numbers))
-    if _unit(hi) == unit and len(kinds) == 1:
+    if epoch_unit(hi) == unit and len(kinds) == 1:
         millis = _scaled(numbers, unit)
     else:
         found = [parse_epoch(n, None) for n in numbers]
@@ -159,8 +160,8 @@ def epoch_millis(numbers: list[int] | list[float]) -> EpochMillis | None:
     floats = type(lo) is float or type(hi) is float
     if hi >= (1e14 if floats else 2**63) or not (_finite(lo) and _finite(hi)):
         return None
-    unit = _unit(lo)
-    if _unit(hi) != unit:
+    unit = epoch_unit(lo)
+    if epoch_unit(hi) != unit:
         return None
     # scaling is monotonic: the least and greatest numbers give the earliest and latest
     earliest, latest = _scaled([lo, hi], unit)

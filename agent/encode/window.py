@@ -7,12 +7,14 @@ from typing import Any, Final
 
 import orjson
 
+from agent.encode.times import epoch_unit
 from agent.encode.values import NOW, json_text
 from agent.parse.timestamps import iso_from_millis
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime can hold
 _MARGIN: Final = 86400  # a day inside each edge: the line path rounds to milliseconds
+_NUMBERS: Final = (int, float)
 
 
 def iso_utc(epoch: float) -> str:
@@ -35,6 +37,7 @@ class ReadClock:
         "_now",
         "_time_key",
         "inside",
+        "inside_millis",
         "inside_naive",
         "now_ms",
         "stamp",
@@ -52,6 +55,7 @@ class ReadClock:
         # Times safely inside the window, for whole blocks: aware, and naive (read as UTC).
         self.inside = (EPOCH, EPOCH)
         self.inside_naive = (EPOCH.replace(tzinfo=None), EPOCH.replace(tzinfo=None))
+        self.inside_millis = (0.0, 0.0)
         self.tick()
 
     def __repr__(self) -> str:
@@ -67,6 +71,10 @@ class ReadClock:
         latest = EPOCH + timedelta(seconds=min(now + self._early_ms / 1000 - _MARGIN, _LAST))
         self.inside = (earliest, latest)
         self.inside_naive = (earliest.replace(tzinfo=None), latest.replace(tzinfo=None))
+        self.inside_millis = (
+            (now - self._late_ms / 1000 + _MARGIN) * 1000,
+            min(now + self._early_ms / 1000 - _MARGIN, _LAST) * 1000,
+        )
 
     def outside(self, millis: int) -> str | None:
         """ "too_late" / "too_early" for a time Polaris would drop silently."""
@@ -86,4 +94,23 @@ class ReadClock:
             earliest, latest = self.inside if times[0].tzinfo else self.inside_naive
             return bool(earliest < min(times) and max(times) < latest)
         except (TypeError, AttributeError):
+            return False
+
+    def epochs_well_inside(self, numbers: list[Any]) -> bool:
+        """Every time an epoch number a day or more inside the window, read as the line path
+        reads a number under the time field (`parse_epoch`: its resolution by magnitude).
+        Numbers of one resolution are in the order of their times, so the least and the
+        greatest decide; two resolutions, a number not above 0, or anything but numbers
+        (None, UNSET, datetimes: they do not compare, or are no int or float) go line by
+        line. Ints beyond a float (``1e400`` written out) overflow and go too."""
+        try:
+            low, high = min(numbers), max(numbers)
+            if type(low) not in _NUMBERS or type(high) not in _NUMBERS or low <= 0:
+                return False
+            unit = epoch_unit(low)
+            if epoch_unit(high) != unit:
+                return False
+            earliest, latest = self.inside_millis
+            return bool(earliest < low * unit and high * unit < latest)
+        except (TypeError, OverflowError, ValueError):
             return False
