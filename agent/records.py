@@ -54,7 +54,7 @@ class LineStarts(Sequence[int]):
     (`within`) and the pieces themselves can be freed.
     """
 
-    __slots__ = ("_base", "_begin", "_data", "_end", "_growth", "_known")
+    __slots__ = ("_base", "_begin", "_cr", "_data", "_end", "_growth", "_known")
 
     def __init__(
         self,
@@ -64,12 +64,16 @@ class LineStarts(Sequence[int]):
         begin: int = 0,
         end: int | None = None,
         known: list[list[int]] | None = None,
+        cr: int = 0,
     ) -> None:
         self._data = data
         self._base = base
         self._growth = growth
         self._begin = begin
         self._end = len(data) if end is None else end
+        self._cr = cr
+        """1 when each line held a CR before its newline that the events do not show
+        (`agent.encode.crlf`): every line is a byte longer in the file."""
         self._known: list[list[int]] = [] if known is None else known
         """Empty until an offset is asked for; then all of them (one list, shared with every
         rebinding): a 413 split looks up each event of the half it keeps, and walking the
@@ -78,7 +82,18 @@ class LineStarts(Sequence[int]):
     def within(self, body: bytes, begin: int) -> LineStarts:
         """The same offsets, read from `body`, where this piece's bytes start at `begin`."""
         size = self._end - self._begin
-        return type(self)(body, self._base, self._growth, begin, begin + size, self._known)
+        return type(self)(
+            body, self._base, self._growth, begin, begin + size, self._known, self._cr
+        )
+
+    def after_crs(self, lines_before: int) -> LineStarts:
+        """These offsets for a piece cut from a block read with its CRLFs made LFs: each line
+        is a byte longer in the file, and `lines_before` lines of the block came before."""
+        size = self._end - self._begin
+        return type(self)(
+            self._data, self._base + lines_before, self._growth, self._begin,
+            self._begin + size, None, 1,
+        )  # fmt: skip
 
     def __len__(self) -> int:
         if self._known:
@@ -103,7 +118,7 @@ class LineStarts(Sequence[int]):
     def _read_back(self) -> Iterator[int]:
         position, index = self._begin, 0
         while position < self._end:
-            yield self._base + position - self._begin - index * self._growth
+            yield self._base + position - self._begin - index * (self._growth - self._cr)
             position = self._data.index(b"\n", position, self._end) + 1
             index += 1
 

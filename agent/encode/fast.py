@@ -17,6 +17,7 @@ import orjson
 
 from agent.config import SourceConfig
 from agent.encode.blocks import JsonBlocks
+from agent.encode.crlf import crlf_block
 from agent.encode.cut import members, piece, splice
 from agent.encode.scan import (
     MAX_NESTING_DEPTH,
@@ -38,6 +39,7 @@ INVALID_TIME: Final = "invalid_time"
 RAW_TIME_SUFFIX: Final = "_raw"
 """An event's own time that no reader understands moves to ``<time_field>_raw``."""
 UTF8_BOM: Final = b"\xef\xbb\xbf"
+_CR: Final = b"\r"
 
 
 def line_limit(source: SourceConfig, max_event_bytes: int) -> int:
@@ -131,7 +133,11 @@ class Encoder:
         if start_offset == 0 and self._strip_bom and block.startswith(UTF8_BOM):
             block, start_offset = block[len(UTF8_BOM) :], len(UTF8_BOM)
         self._clock.tick()
-        whole = self._whole(block, start_offset)
+        whole = None
+        if _CR in block:  # memchr; a file of CRLF lines reads its blocks as LF lines
+            whole = crlf_block(self._whole, block, start_offset)
+        if whole is None:
+            whole = self._whole(block, start_offset)
         if whole is not None:
             return whole
         return self._line_by_line(block, start_offset)

@@ -168,5 +168,5 @@ class TextStarts(LineStarts):
             yield offset
             found = _MESSAGE.match(self._data, position + len(_HEAD))
             assert found is not None  # every event starts with its message
-            offset += len(orjson.loads(found.group()).encode()) + 1
+            offset += len(orjson.loads(found.group()).encode()) + 1 + self._cr
             position = self._data.index(b"\n", position, self._end) + 1
