@@ -121,3 +121,43 @@ async def test_after_the_reload_no_batch_and_not_the_new_key_go_to_the_old_host(
     assert dev_server.received_lines(CONNECTION) == []
     assert await agent.stop() == 0
     assert KEY_B not in agent.stderr.read_text()
+
+
+STUCK_ON_OLD_NAME = (
+    "a batch's connection is resolved when a worker takes it (Sender._take: batch.connection "
+    "or the default) and written into its spool entry, so after the default connection is "
+    "renamed the spool replays to the old name: 404 connection_missing, kept and retried "
+    "forever, the spool wedged behind it (a restart too). Needs the default kept unresolved "
+    "(None/'' in Payload and the spool entry) and resolved at post time in Attempt."
+)
+
+
+@pytest.mark.xfail(strict=True, reason=STUCK_ON_OLD_NAME)
+async def test_data_spooled_for_the_old_connection_reaches_the_renamed_one_on_the_new_host(
+    make_agent: Callable[..., AgentProcess], dev_server: DevServer, log_dir: Path
+) -> None:
+    """The new organization names its connection differently: what A never took (spooled
+    while A failed) must land in B's connection, not wait forever for a name B has not got."""
+    b = DevServer(api_keys=[KEY_B], auto_create_connections=["renamed"])
+    await b.start("127.0.0.2", 0)
+    try:
+        log = log_dir / "app.log"
+        agent = make_agent(spool={"after": "500ms"})
+        dev_server.faults.fail_for(503, seconds=3600)
+        Ledger(dev_server).append(log, 20, tag="spooled")
+        await agent.start()
+        await agent.wait_until(agent.checkpointed(log))  # safe: in the spool
+
+        agent.config.chmod(0o600)
+        agent.write_config(polaris={"url": b.url, "api_key": KEY_B, "connection": "renamed"})
+        assert agent.process is not None
+        agent.process.send_signal(signal.SIGHUP)
+        await reloaded(agent)
+
+        await agent.wait_until(
+            Condition("20 events in B's connection", lambda: len(b.received_lines("renamed")) >= 20)
+        )
+        assert requests_with(dev_server, KEY_B) == 0
+        assert await agent.stop() == 0
+    finally:
+        await b.stop()
