@@ -22,7 +22,8 @@ from bench.shapes import BY_NAME, Shape
 BLOCK_LINES = 1260  # about 368,000 bytes of the bench's JSON lines
 DEFAULT_SHAPES = [
     "json-timestamp", "json-missing", "json-event_time", "json-@timestamp", "json-epoch-s",
-    "json-epoch-ms", "json-fields", "json-event_id", "text",
+    "json-epoch-ms", "json-timestamp-ms", "json-crlf", "json-fields", "json-event_id", "text",
+    "text-crlf",
 ]  # fmt: skip
 
 

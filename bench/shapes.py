@@ -1,7 +1,8 @@
 """Every shape of log a user has, each beside the plain-loop baseline in the same run (issue 13).
 
 A shape is a way the lines are written (the JSON time present, missing, under another name, as
-epoch numbers, static fields, event ids; text; the parsed formats) and the source options
+epoch numbers under a candidate name or the time field itself, static fields, event ids, CRLF
+line ends; text, also CRLF; the parsed formats) and the source options
 that read it. Each shape runs the agent (`run --once`) and, for the unparsed shapes, the plain
 loop (`bench/plainloop.py`) on the very same file, so each figure is also a ratio. With
 ``--cpus 1`` the shipper under test is pinned to core 0 (``taskset``) and the endpoint and
@@ -62,6 +63,11 @@ def _epoch(name: bytes, seconds: bool) -> Transform:
         return _ISO.sub(number, block)
 
     return transform
+
+
+def _crlf(block: bytes, _first: int) -> bytes:
+    """Windows line endings (a .NET service, a file written on Windows)."""
+    return block.replace(b"\n", b"\r\n")
 
 
 def _missing(block: bytes, _first: int) -> bytes:
@@ -145,9 +151,12 @@ SHAPES = [
     Shape("json-@timestamp", "json", _renamed(b"@timestamp")),
     Shape("json-epoch-s", "json", _epoch(b"time", seconds=True)),
     Shape("json-epoch-ms", "json", _epoch(b"ts", seconds=False)),
+    Shape("json-timestamp-ms", "json", _epoch(b"timestamp", seconds=False)),
+    Shape("json-crlf", "json", _crlf),
     Shape("json-fields", "json", fields=FIELDS),
     Shape("json-event_id", "json", source="event_id = true"),
     Shape("text", "text", source=""),
+    Shape("text-crlf", "text", _crlf),
     Shape("nginx", "text", _with_head(_access), 'parser = "nginx"', parsed=True, lines_divisor=5),
     Shape("apache", "text", _with_head(_access), 'parser = "apache"', parsed=True, lines_divisor=5),
     Shape(
