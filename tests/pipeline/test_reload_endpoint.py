@@ -87,7 +87,7 @@ async def test_the_old_hosts_rate_limit_does_not_hold_back_the_new_host(
     await reloaded(agent)
     at_b.append(log, 3, tag="b")
 
-    await at_b.all_received(within=15, what=PAUSE_OF_A)
+    await at_b.all_received(within=12, what=PAUSE_OF_A)
     assert requests_with(dev_server, KEY_B) == 0
     assert await agent.stop() == 0
 
@@ -155,7 +155,10 @@ async def test_data_spooled_for_the_old_connection_reaches_the_renamed_one_on_th
         await reloaded(agent)
 
         await agent.wait_until(
-            Condition("20 events in B's connection", lambda: len(b.received_lines("renamed")) >= 20)
+            Condition(
+                "20 events in B's connection", lambda: len(b.received_lines("renamed")) >= 20
+            ),
+            within=12,  # stuck, without the change, for as long as one waits
         )
         assert requests_with(dev_server, KEY_B) == 0
         assert await agent.stop() == 0
