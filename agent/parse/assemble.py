@@ -16,7 +16,6 @@ file's (`restore`) when both have the same `container_key`.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any, Final
 from agent.parse.charset import BOM, WideFramer, decode
 from agent.parse.kubernetes import ContainerLine, decode_cri, decode_docker
 from agent.parse.settings import WIDE_CHARSETS, SourceParsing
+from agent.parse.userregex import PatternTimeout, UserPattern, compile_user, search_within
 
 STATE_VERSION: Final = 1
 
@@ -57,6 +57,7 @@ class AssemblyCounters:
     partial_flushed: int = 0  # fragments released by timeout or size, without an F
     multiline_joined: int = 0  # records made of more than one line
     multiline_split: int = 0  # events cut because they reached multiline.max_bytes
+    start_pattern_timeout: int = 0  # start_pattern took too long on a line: taken as a start
 
 
 @dataclass(slots=True)
@@ -130,9 +131,9 @@ class _MultilineJoiner:
     """Continuation lines joined to the line that starts their event, per stream."""
 
     def __init__(
-        self, start: re.Pattern[str], max_bytes: int, timeout: float, counters: AssemblyCounters
+        self, start: UserPattern, max_bytes: int, timeout: float, counters: AssemblyCounters
     ) -> None:
-        self._start = start.search
+        self._pattern = start
         self._max = max_bytes
         self.timeout = timeout
         self._counters = counters
@@ -141,7 +142,7 @@ class _MultilineJoiner:
     def push(self, record: Record, now: float) -> Iterable[Record]:
         key = record.stream or ""
         held = self.held.get(key)
-        if held is not None and not self._start(record.text):
+        if held is not None and not self._starts(record.text):
             if held.size + 1 + len(record.text) <= self._max:
                 if held.start is None:
                     held.start = record.start_offset
@@ -158,6 +159,16 @@ class _MultilineJoiner:
             record.lines,
         )
         return () if held is None else (self._release(held, record.stream),)
+
+    def _starts(self, text: str) -> bool:
+        """Whether `text` starts an event; a line the pattern takes too long on does (it is
+        shipped, as its own event or with the lines that follow it, and counted): a line
+        cannot stall the file, and nothing is lost either way."""
+        try:
+            return search_within(self._pattern, text) is not None
+        except PatternTimeout:
+            self._counters.start_pattern_timeout += 1
+            return True
 
     def flush(self, now: float, force: bool) -> list[Record]:
         due = [k for k, h in self.held.items() if force or now - h.since >= self.timeout]
@@ -207,7 +218,7 @@ class Assembler:
             None
             if multiline is None
             else _MultilineJoiner(
-                re.compile(multiline.start_pattern),
+                compile_user(multiline.start_pattern),
                 multiline.max_bytes,
                 multiline.flush_timeout,
                 self.counters,

@@ -33,10 +33,13 @@ from agent.parse.timestamps import (
     time_parser,
     written,
 )
+from agent.parse.userregex import PatternTimeout
 
 TOO_LATE: Final = "too_late"
 TOO_EARLY: Final = "too_early"
 INVALID_TIME: Final = "invalid_time"
+PARSE_TIMEOUT: Final = "parse_timeout"
+"""The user's pattern did not finish on the line within its bound (`agent.parse.userregex`)."""
 RAW_TIME_SUFFIX: Final = "_raw"
 _UNSEEN: Final = "\x00unseen"
 """Not a time string `BlockTimes` has converted yet (an ISO time holds no NUL)."""
@@ -63,6 +66,7 @@ class EventCounters:
     time_missing: int = 0  # no time anywhere: read time used
     too_late: int = 0
     too_early: int = 0
+    parse_timeout: int = 0  # the user's pattern took too long on the line: dead-lettered
 
 
 def event_id(identity: str, offset: int) -> str:
@@ -132,7 +136,11 @@ class EventBuilder:
         if self._pods is not None and self._pods.generation != self._pods_seen:
             self._ask_pods(self._pods)
         now_ms = int(self._now() * 1000)
-        fields = self._fields(record.text)
+        try:
+            fields = self._fields(record.text)
+        except PatternTimeout as timeout:
+            self.counters.parse_timeout += 1
+            return Rejection(PARSE_TIMEOUT, timeout.detail)
         millis = self._event_time(fields, record, now_ms)
         if millis is None:  # a value no reader understands: the read time, the value kept
             rejection = self._keep_unparsed(fields)

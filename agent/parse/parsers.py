@@ -1,9 +1,11 @@
 """Text -> fields: the built-in parsers and the user's regex.
 
 Each parser is ``parse(text) -> dict | None``; None means "did not match", and the event
-builder then ships the line as ``{"message": ...}`` and counts it. A built-in parser leaves
-the time as written under ``time``; the event builder reads it with the ``auto`` format (which
-knows every built-in's way of writing time) and replaces it by the normalized time field.
+builder then ships the line as ``{"message": ...}`` and counts it. The user's regex runs under
+a time limit (`agent.parse.userregex`): past it, its parse raises `PatternTimeout`, and the
+builder dead-letters the line. A built-in parser leaves the time as written under ``time``;
+the event builder reads it with the ``auto`` format (which knows every built-in's way of
+writing time) and replaces it by the normalized time field.
 
 Field names follow what nginx and Apache call them (``remote_addr``, ``body_bytes``) and RFC
 3164/5424 (``host``, ``app``, ``procid``); a ``-`` in an access log means "absent", so the key
@@ -19,8 +21,16 @@ from functools import lru_cache
 from typing import Any, Final
 
 import orjson
+import regex
 
 from agent.parse.settings import ParserOptions
+from agent.parse.userregex import (
+    BLOCK_TIMEOUT,
+    UserMatch,
+    UserPattern,
+    compile_user,
+    search_within,
+)
 
 _sre_parser: Any = getattr(re, "_parser")  # noqa: B009 - the pattern's parse tree
 
@@ -122,7 +132,7 @@ def build_parser(options: ParserOptions) -> Parser:
     """The parser a source's ``parser`` option names, compiled once."""
     if options.type == "regex":
         assert options.pattern is not None  # guaranteed by ParserOptions
-        pattern = re.compile(options.pattern)
+        pattern = compile_user(options.pattern)
         time_key = TIME_KEY if TIME_KEY in pattern.groupindex else None
         return Parser("regex", regex_parser(pattern), time_key)
     builtins: dict[str, tuple[ParseFunction, str | None]] = {
@@ -136,11 +146,13 @@ def build_parser(options: ParserOptions) -> Parser:
     return Parser(options.type, function, time_key)
 
 
-def regex_parser(pattern: re.Pattern[str]) -> ParseFunction:
-    """Named groups become fields; groups that did not take part are left out."""
+def regex_parser(pattern: UserPattern) -> ParseFunction:
+    """Named groups become fields; groups that did not take part are left out. A search that
+    does not finish within `LINE_TIMEOUT` raises `PatternTimeout` (the line is
+    dead-lettered, not shipped unparsed: it may well be one the pattern means)."""
 
     def parse(text: str) -> Fields | None:
-        match = pattern.search(text)
+        match = search_within(pattern, text)
         if match is None:
             return None
         return _present(match)
@@ -179,21 +191,27 @@ def regex_block(pattern: str) -> BlockParse | None:
     that does not behaves as on the line alone (``$``, ``^`` and ``\\b``
     see a newline where the line alone has its end). Only lookarounds, ``\\A`` and ``\\Z``
     see what the line alone does not, and a pattern with any of them has no block form
-    (None). So does one that does not compile so (global flags after the start)."""
+    (None). So does one that does not compile so (global flags after the start).
+
+    The scan of a slice runs under `BLOCK_TIMEOUT`: past it, None, and the slice goes line by
+    line, where the line that takes too long is the one dead-lettered."""
     if any(token in pattern for token in _LOOKAROUND) or runs_past_lines(pattern):
         return None
     flags = _GLOBAL_FLAGS.match(pattern)
     head = "" if flags is None else flags.group()
     try:
-        whole = re.compile(rf"{head}^[^\n]*?(?:{pattern[len(head) :]})", re.M)
-    except re.error:
+        whole = compile_user(rf"{head}^[^\n]*?(?:{pattern[len(head) :]})", regex.M)
+    except (regex.error, ValueError):
         return None
 
     def parse(text: str, lines: int) -> list[Fields] | None:
-        found = list(whole.finditer(text, 0, len(text) - 1))  # not the empty line after
-        if len(found) != lines or len(set(map(re.Match.start, found))) != lines:
+        try:  # not the empty line after the last newline
+            found = list(whole.finditer(text, 0, len(text) - 1, timeout=BLOCK_TIMEOUT))
+        except TimeoutError:
+            return None  # line by line, each line under its own bound
+        if len(found) != lines or len(set(map(_START, found))) != lines:
             return None  # a line without a match, or with two (an empty one, then another)
-        if "\n" in "".join(map(re.Match.group, found)):
+        if "\n" in "".join(map(_GROUP, found)):
             return None  # a match that runs into the next line
         return list(map(_present, found))
 
@@ -507,7 +525,11 @@ def parse_json(text: str) -> Fields | None:
     return value if type(value) is dict else None
 
 
-def _present(match: re.Match[str]) -> Fields:
+_START: Final = regex.Match.start
+_GROUP: Final = regex.Match.group
+
+
+def _present(match: re.Match[str] | UserMatch) -> Fields:
     return {k: v for k, v in match.groupdict().items() if v is not None}
 
 

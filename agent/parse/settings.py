@@ -15,9 +15,11 @@ import re
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import regex
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from agent.parse.timestamps import NAMED_FORMATS, check_strptime
+from agent.parse.userregex import compile_user
 from agent.schema import Duration, Section, Size
 
 DAY = 86_400.0
@@ -193,10 +195,18 @@ class SourceParsing(Section):
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
+    """`pattern` as `re` reads it (the syntax the config documents, and what the shape checks
+    parse), and as the engine that runs it under a time limit reads it
+    (`agent.parse.userregex`): one both take, or the key's error."""
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"invalid regular expression: {exc}") from None
+    try:
+        compile_user(pattern)
+    except (regex.error, ValueError) as exc:  # ValueError: PatternTooLarge
+        raise ValueError(f"regular expression not supported: {exc}") from None
+    return compiled
 
 
 PARSING_KEYS: Final = frozenset(

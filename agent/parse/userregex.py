@@ -1,0 +1,132 @@
+"""The operator's patterns, run under a time limit.
+
+Python's `re` backtracks and has no time limit: ``(a|aa)+$`` against sixty ``a`` and a ``!``,
+or ``.*a.*b.*c.*d`` against a 16 KB line, runs for minutes, and the reader, every file with
+it, waits (SPEC: no log line can stall a file). `agent.parse.backtracking` warns about the
+usual shapes, but a warning can be ignored and a heuristic can miss one. So every pattern the
+config gives (a ``regex`` parser's, a multiline ``start_pattern``) runs on the `regex`
+package (mrab-regex), whose calls take a ``timeout`` and raise `TimeoutError` past it. The
+built-in parsers stay on `re`: their patterns are ours, linear on any line
+(tests/unit/test_attack_blocks.py), and cost no clock reads.
+
+`regex.VERSION0` is `re`'s syntax and behaviour (the default, said out loud so that an inline
+``(?V1)`` is the only way to the other one); the config is checked by both engines, so a
+pattern is one `re` accepts and means what it means there (tests/parse/test_user_regex.py).
+
+The time is C's ``clock()``, the process's CPU time, not the wall clock: a machine loaded by
+other processes does not use the bound up, only the agent's own threads can.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, TypeAlias
+
+import regex
+
+UserPattern: TypeAlias = "regex.Pattern[str]"
+UserMatch: TypeAlias = "regex.Match[str]"
+
+_sre_parser: Any = getattr(re, "_parser")  # noqa: B009 - the pattern's parse tree
+_REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+
+LINE_TIMEOUT: Final = 0.2
+"""CPU seconds one line's match may take. A normal line takes microseconds (the bench's
+pattern: ~3 us), a 256 KiB line (``max_line_bytes``' default) under a linear pattern ~0.2 ms,
+a 1 MB one a few ms: 0.2 s is ~40x the longest line's worst honest case, with the agent's
+other threads' CPU counted in. A hostile line costs at most this (and `BLOCK_TIMEOUT`), so
+even a file of nothing but such lines moves on at several lines a second."""
+
+BLOCK_TIMEOUT: Final = 0.05
+"""CPU seconds one scan over a slice of a block may take (``SLICE_BYTES``, 16 KiB of lines:
+~0.1 ms honestly). Past it the slice goes line by line, each line under `LINE_TIMEOUT`:
+the same events, so this bound only has to be generous for speed's sake, and short so that
+a hostile line costs little more than its own timeout."""
+
+
+class PatternTimeout(Exception):
+    """A user pattern did not finish on a text within its bound."""
+
+    def __init__(self, chars: int, seconds: float) -> None:
+        super().__init__(chars, seconds)
+        self.chars = chars
+        self.seconds = seconds
+
+    @property
+    def detail(self) -> str:
+        """What a dead letter says about it: the bound, the size, and what to do."""
+        return (
+            f"the parser's pattern did not finish within {self.seconds:g} CPU-s on this"
+            f" {self.chars}-character line (catastrophic backtracking): make its repeats"
+            " possessive (++, *+) or atomic ((?>...)), or bound them ({1,64})"
+        )
+
+
+MAX_UNROLLED: Final = 10_000
+"""The most pattern items `regex` may write out for a pattern's required repeats. It compiles
+``a{N}`` as N copies of ``a`` (`re` keeps a count): ``a{10000000}`` took 3.4 s and 2.6 GB,
+``a{4294967294}`` never finished; 10,000 is ~4 MB and ~4 ms, far above a real pattern's
+``\\d{4}`` or ``.{64}``."""
+
+
+class PatternTooLarge(ValueError):
+    """A pattern whose required repeats `regex` would write out past `MAX_UNROLLED` items."""
+
+    def __init__(self, items: int) -> None:
+        super().__init__(
+            f"its repeats need {items:,} copies of their items (at most {MAX_UNROLLED:,}):"
+            " use a smaller {n} or an open repeat ({n,})"
+        )
+        self.items = items
+
+
+def compile_user(pattern: str, flags: int = 0) -> UserPattern:
+    """`pattern` compiled as `re` would read it (`regex.VERSION0`); raises `regex.error`, or
+    `PatternTooLarge` (refused before `regex` tries)."""
+    items = unrolled_items(pattern)
+    if items > MAX_UNROLLED:
+        raise PatternTooLarge(items)
+    return regex.compile(pattern, flags | regex.VERSION0)
+
+
+def unrolled_items(pattern: str) -> int:
+    """How many items `pattern` becomes once each required repeat (``{n}``, ``{n,m}``: the
+    ``n``) is written out, as `regex` compiles it; 0 for a pattern `re` does not parse
+    (`regex` then says why it refuses it, or reads it as small)."""
+    try:
+        tree = _sre_parser.parse(pattern)
+    except Exception:
+        return 0
+    return _items(tree)
+
+
+def _items(items: Any) -> int:
+    total = 0
+    for op, value in items:
+        name = str(op)
+        if name in _REPEATS:
+            low, _, body = value
+            total += max(low, 1) * _items(body)
+        elif name == "SUBPATTERN":
+            total += 1 + _items(value[3])
+        elif name == "BRANCH":
+            total += 1 + sum(_items(branch) for branch in value[1])
+        elif name == "ATOMIC_GROUP":
+            total += 1 + _items(value)
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            total += 1 + _items(value[1])
+        elif name == "GROUPREF_EXISTS":
+            total += 1 + sum(_items(branch) for branch in value[1:] if branch is not None)
+        else:
+            total += 1
+    return total
+
+
+def search_within(
+    pattern: UserPattern, text: str, seconds: float = LINE_TIMEOUT
+) -> UserMatch | None:
+    """``pattern.search(text)``, or `PatternTimeout` when it takes longer than `seconds`."""
+    try:
+        return pattern.search(text, timeout=seconds)
+    except TimeoutError:
+        raise PatternTimeout(len(text), seconds) from None
