@@ -22,6 +22,7 @@ import orjson
 
 from agent.config import Config, ConfigError, host_problems, parse_config, read_raw
 from agent.state.checkpoint import CheckpointStore
+from agent.state.deadletter import count_records
 from agent.state.files import UnsafeState
 from agent.state.layout import checkpoint_path, dead_letter_dir, spool_dir
 
@@ -152,12 +153,6 @@ def _size(path: str) -> int | None:
 
 
 def _count_lines(directory: Path) -> int:
-    if not directory.is_dir():
-        return 0
-    total = 0
-    for file in directory.glob("*.ndjson"):
-        if file.is_symlink():  # not the agent's: never read through a link in data_dir
-            continue
-        with file.open("rb") as handle:
-            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 16), b""))
-    return total
+    """Records in the agent's own dead-letter files: never through a link, never opening a
+    FIFO (which blocked `status` forever) or a directory (a traceback)."""
+    return count_records(directory)

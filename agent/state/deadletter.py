@@ -23,9 +23,11 @@ its file when it finds that a rewrite replaced it (`st_nlink == 0`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -440,9 +442,24 @@ def _day_files(directory: Path) -> list[tuple[str, int, Path]]:
         return []
     for path in entries:
         match = _NAME.match(path.name)
-        if match and not path.is_symlink():
+        if match and _is_regular(path):  # a link, a FIFO, a directory: not the agent's
             found.append((match.group(1), int(match.group(2) or 0), path))
     return sorted(found)
+
+
+def _is_regular(path: Path) -> bool:
+    """A regular file, not through a link. A FIFO at a record file's name blocked every
+    reader that opened it (the agent's age bound, `status`, `dead-letters list`) forever;
+    a directory raised IsADirectoryError out of them."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def count_records(directory: Path) -> int:
+    """Records in the dead-letter files (lines; a torn last line counts), for `status`."""
+    return sum(_count_records(path) for path, _ in _files_with_sizes(directory))
 
 
 def _files_with_sizes(directory: Path) -> list[tuple[Path, int]]:
@@ -456,8 +473,18 @@ def _files_with_sizes(directory: Path) -> list[tuple[Path, int]]:
     return out
 
 
+def _open_record_file(path: Path) -> int:
+    """A descriptor reading `path`, never blocking and never through a link: OSError unless
+    it is a regular file (it could have been swapped for a FIFO since it was listed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", str(path))
+    return fd
+
+
 def _read_locked(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    fd = _open_record_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         return _read_fd(fd)
@@ -476,10 +503,15 @@ def _read_fd(fd: int) -> bytes:
 
 def _count_records(path: Path) -> int:
     try:
-        with path.open("rb") as handle:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 16), b""))
+        fd = _open_record_file(path)
     except OSError:
         return 0
+    try:
+        return _read_fd(fd).count(b"\n")
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 def _mtime(path: Path) -> float:

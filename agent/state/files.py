@@ -107,8 +107,10 @@ def check_private_dir(path: Path, *, follow: bool = False) -> None:
 
 
 def read_private(path: Path) -> bytes:
-    """The whole file, without following a symlink at `path` (OSError ELOOP if it is one)."""
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    """The whole file, without following a symlink at `path` (OSError ELOOP if it is one).
+    Opened O_NONBLOCK: a FIFO planted at a state file's name is refused (EINVAL, not a
+    regular file) instead of blocking the agent's start, or `status`, forever."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -159,9 +161,10 @@ def open_append(path: Path) -> int:
     except FileNotFoundError:
         return _create_exclusive(path, append=True)
     except OSError as exc:
-        if not is_link_error(exc):
+        problem = _OPEN_PROBLEMS.get(exc.errno or 0)
+        if problem is None:
             raise
-        _move_aside(path, "symlink")
+        _move_aside(path, problem)
         return _create_exclusive(path, append=True)
     info = os.fstat(fd)
     problem = _append_problem(info)
@@ -171,6 +174,14 @@ def open_append(path: Path) -> int:
     os.close(fd)
     _move_aside(path, problem)
     return _create_exclusive(path, append=True)
+
+
+_OPEN_PROBLEMS: Final = {
+    errno.ELOOP: "symlink",
+    errno.EISDIR: "a directory",
+    errno.ENXIO: "a FIFO or socket",  # O_NONBLOCK|O_WRONLY: a FIFO with no reader, a socket
+}
+"""Why opening a state file for appending failed when something else sits at its name."""
 
 
 def sync_dir(directory: Path) -> None:

@@ -1,0 +1,153 @@
+"""Attack round s4 on what a person runs against data_dir (`status`, `dead-letters list`) and
+on the agent's dead-letter files: a FIFO, a directory or a socket at a record file's name
+neither hangs a command or the agent, nor ends it with a traceback; the records around it
+are still counted, listed and written."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+import pytest
+
+from agent.state.deadletter import DeadLetterLimits, DeadLetters, read_letters
+from agent.state.files import private_dir
+from tests.support.config import agent_config, render_toml
+
+T = TypeVar("T")
+
+HANG_BOUND = 30.0
+"""Not a speed measure: how long a command may take before it is called hung."""
+
+RECORD = {"time": "2026-11-01T00:00:00.000Z", "reason": "line_too_long", "path": "/x", "offset": 0}
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+@pytest.fixture
+def letters_dir(tmp_path: Path) -> Path:
+    """data_dir/dead-letter holding two real records (in 2026-11-01.ndjson)."""
+    directory = private_dir(tmp_path / "data" / "dead-letter")
+    (directory / "2026-11-01.ndjson").write_bytes(
+        b"".join(orjson.dumps({**RECORD, "offset": n}) + b"\n" for n in range(2))
+    )
+    return directory
+
+
+def plant_fifo(path: Path) -> None:
+    os.mkfifo(path, 0o600)
+
+
+def plant_directory(path: Path) -> None:
+    path.mkdir()
+
+
+def plant_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+
+
+PLANTS: dict[str, Callable[[Path], None]] = {
+    "fifo": plant_fifo,
+    "directory": plant_directory,
+    "socket": plant_socket,
+}
+
+
+def polaris_agent(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=HANG_BOUND,
+        check=False,
+    )
+
+
+def config_for(tmp_path: Path) -> Path:
+    doc = agent_config(tmp_path / "data", "http://127.0.0.1:9", tmp_path / "logs")
+    doc["polaris"]["api_key"] = "k"
+    path = tmp_path / "agent.toml"
+    path.write_text(render_toml(doc))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTS))
+@pytest.mark.parametrize("command", [("status",), ("dead-letters", "list")])
+def test_a_record_file_that_is_no_file_is_passed_over_by_the_commands(
+    tmp_path: Path, letters_dir: Path, kind: str, command: tuple[str, ...]
+) -> None:
+    PLANTS[kind](letters_dir / "2026-11-02.ndjson")
+    done = polaris_agent(config_for(tmp_path), *command)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+    if command == ("status",):
+        assert "dead letters: 2" in done.stdout
+    else:
+        assert done.stderr.startswith("2 dead letters")
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTS))
+def test_read_letters_skips_what_is_no_file(letters_dir: Path, kind: str) -> None:
+    PLANTS[kind](letters_dir / "2026-11-02.ndjson")
+    assert [x.record["offset"] for x in bounded(lambda: list(read_letters(letters_dir)))] == [0, 1]
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTS))
+def test_the_agent_appends_past_what_is_no_file_at_todays_name(
+    letters_dir: Path, kind: str
+) -> None:
+    PLANTS[kind](letters_dir / f"{today()}.3.ndjson")
+    letters = DeadLetters(letters_dir)
+    letters.write("line_too_long", "/x", 7, b"x")
+    letters.close()
+    offsets = [x.record["offset"] for x in read_letters(letters_dir)]
+    assert offsets == [0, 1, 7]
+    assert letters.unwritten == 0
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTS))
+def test_the_age_bound_does_not_block_on_what_is_no_file(letters_dir: Path, kind: str) -> None:
+    planted = letters_dir / "2020-01-01.ndjson"
+    PLANTS[kind](planted)
+    os.utime(planted, (0, 0), follow_symlinks=False)
+    letters = bounded(lambda: DeadLetters(letters_dir, DeadLetterLimits(max_age=3600)))
+    letters.close()
+
+
+def bounded(work: Callable[[], T]) -> T:
+    """`work()`, run in a thread: a hang is reported (the thread is left blocked on its
+    FIFO, a daemon) instead of holding the test run forever."""
+    result: list[T] = []
+    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
+    thread.start()
+    thread.join(HANG_BOUND)
+    assert not thread.is_alive(), "blocked (opening a FIFO?)"
+    assert result, "raised (see the thread's traceback above)"
+    return result[0]
+
+
+@pytest.mark.parametrize("command", [("run", "--once"), ("status",)])
+def test_a_fifo_at_the_checkpoint_file_is_refused_naming_it_not_waited_on(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    config = config_for(tmp_path)
+    (tmp_path / "logs").mkdir()
+    data_dir = private_dir(tmp_path / "data")
+    os.mkfifo(data_dir / "checkpoints.json", 0o600)
+    done = polaris_agent(config, *command)
+    assert done.returncode == (78 if command[0] == "run" else 1), done.stderr  # as for a link
+    assert "Traceback" not in done.stderr
+    assert f"{data_dir / 'checkpoints.json'}" in done.stderr
+    assert "not a regular file" in done.stderr
