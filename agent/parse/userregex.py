@@ -80,13 +80,55 @@ class PatternTooLarge(ValueError):
         self.items = items
 
 
+class PosixClass(ValueError):
+    """A pattern holding ``[:alpha:]`` in a set: a POSIX class to `regex`, the characters
+    ``[:alph`` and ``]`` to `re` (which warns about it). The same config must not mean two
+    things, so neither reading is guessed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a set holds [:name:], which Python's re reads as characters and this engine as a"
+            " POSIX class: write the class out ([a-zA-Z], \\s) or escape the bracket (\\[)"
+        )
+
+
+_POSIX_CLASS: Final = re.compile(r"\[:\^?[A-Za-z]+:\]")
+
+
 def compile_user(pattern: str, flags: int = 0) -> UserPattern:
     """`pattern` compiled as `re` would read it (`regex.VERSION0`); raises `regex.error`, or
-    `PatternTooLarge` (refused before `regex` tries)."""
+    (before `regex` tries) `PatternTooLarge` or `PosixClass`."""
     items = unrolled_items(pattern)
     if items > MAX_UNROLLED:
         raise PatternTooLarge(items)
+    if _POSIX_CLASS.search(pattern) is not None and _posix_class(pattern):
+        raise PosixClass()
     return regex.compile(pattern, flags | regex.VERSION0)
+
+
+def _posix_class(pattern: str) -> bool:
+    """Whether a set of `pattern` holds ``[:name:]`` (``[[:alpha:]]``, ``[^[:space:]x]``): a
+    scan of its sets as both engines delimit them (an escape is one item; ``]`` right after
+    ``[`` or ``[^`` is a member)."""
+    position, in_set = 0, False
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "\\":
+            position += 2
+            continue
+        if in_set:
+            if char == "]":
+                in_set = False
+            elif char == "[" and _POSIX_CLASS.match(pattern, position) is not None:
+                return True
+        elif char == "[":
+            in_set = True
+            position += 2 if pattern.startswith("^", position + 1) else 1
+            if pattern.startswith("]", position):
+                position += 1
+            continue
+        position += 1
+    return False
 
 
 def unrolled_items(pattern: str) -> int:
