@@ -12,11 +12,13 @@ It needs no secret: the config is read with the API key and OAuth secret left un
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
+import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -30,6 +32,11 @@ EXIT_OK = 0
 EXIT_NOT_READY = 1
 _PLACEHOLDER = "unresolved-secret"
 _SECRET_KEYS = ("api_key", "client_secret")
+_SOURCE_KEYS = ("name", "lines_read", "checkpoint_lag_bytes", "open_files")
+ASK_SECONDS = 3.0
+"""How long `status` waits for the running agent's answer, all of it."""
+MAX_ANSWER_BYTES = 4 << 20
+"""The largest answer taken (the agent's /status is a few KiB, more with many sources)."""
 
 
 def load_without_secrets(path: Path) -> Config:
@@ -101,14 +108,54 @@ def _ask_agent(config: Config) -> tuple[dict[str, Any] | None, str]:
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)
     try:
         url = AdminServer(host, address.port).url
-        with urllib.request.urlopen(f"{url}/status", timeout=3) as answer:
-            live = orjson.loads(answer.read())
+        with urllib.request.urlopen(f"{url}/status", timeout=ASK_SECONDS) as answer:
+            live = orjson.loads(_read_answer(answer))
     except (OSError, ValueError) as exc:
         return None, f"not reachable at {listen} ({exc})"
-    if not isinstance(live, dict):
+    if not _looks_like_status(live):
         return None, f"not an agent's answer at {listen}"
     live["reachable"] = True
     return live, ""
+
+
+def _read_answer(answer: http.client.HTTPResponse) -> bytes:
+    """The body, up to `MAX_ANSWER_BYTES` and within `ASK_SECONDS` in all: whatever listens
+    at `api.listen` may not be the agent, and an endless body (fast: memory without bound;
+    a byte a second: each read within its socket timeout) held `status` forever."""
+    deadline = time.monotonic() + ASK_SECONDS
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := answer.read1(1 << 16):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise ValueError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"answer not complete within {ASK_SECONDS:g} s")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _looks_like_status(live: object) -> TypeGuard[dict[str, Any]]:
+    """The shapes `_print_text` relies on, as the agent's `/status` writes them."""
+    if not isinstance(live, dict):
+        return False
+    reasons, sources = live.get("reasons", []), live.get("sources", [])
+    return (
+        isinstance(live.get("ready"), bool)
+        and isinstance(reasons, list)
+        and all(isinstance(r, str) for r in reasons)
+        and type(live.get("uptime_seconds", 0)) in (int, float)
+        and isinstance(sources, list)
+        and all(_looks_like_source(source) for source in sources)
+    )
+
+
+def _looks_like_source(source: object) -> bool:
+    return (
+        isinstance(source, dict)
+        and all(key in source for key in _SOURCE_KEYS)
+        and isinstance(source.get("journal", {}), dict)
+    )
 
 
 def _print_text(

@@ -5,15 +5,17 @@ are still counted, listed and written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import orjson
 import pytest
@@ -151,3 +153,105 @@ def test_a_fifo_at_the_checkpoint_file_is_refused_naming_it_not_waited_on(
     assert "Traceback" not in done.stderr
     assert f"{data_dir / 'checkpoints.json'}" in done.stderr
     assert "not a regular file" in done.stderr
+
+
+# -- status asking an "agent" that answers like none ---------------------------------------------
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """What listens at api.listen when it is not the agent: any body, any pace."""
+
+    answers: ClassVar[dict[str, Callable[[BaseHTTPRequestHandler], None]]] = {}
+
+    def do_GET(self) -> None:
+        self.answers[self.server.server_address[1]](self)  # type: ignore[index]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def json_body(doc: object) -> Callable[[BaseHTTPRequestHandler], None]:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        body = orjson.dumps(doc)
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+def endless(pause: float) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A body that never ends: `[` then spaces, `pause` seconds apart (0: as fast as it goes)."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        with contextlib.suppress(OSError):
+            handler.wfile.write(b"[")
+            while True:
+                handler.wfile.write(b" " * (1 if pause else 65536))
+                handler.wfile.flush()
+                time.sleep(pause)
+
+    return answer
+
+
+ANSWERS = {
+    "wrong_types": json_body(
+        {"ready": True, "reasons": 5, "uptime_seconds": "long", "sources": [1, {"x": 2}]}
+    ),
+    "sources_not_a_list": json_body({"ready": False, "reasons": [1, None], "sources": 3}),
+    "journal_not_a_map": json_body(
+        {
+            "ready": True,
+            "sources": [
+                {
+                    "name": "a",
+                    "lines_read": 1,
+                    "checkpoint_lag_bytes": 0,
+                    "open_files": 0,
+                    "journal": [1, 2],
+                }
+            ],
+        }
+    ),
+    "endless_fast": endless(0),
+    "endless_trickle": endless(1.0),
+}
+
+
+@pytest.fixture
+def hostile_admin() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], int]]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(answer: Callable[[BaseHTTPRequestHandler], None]) -> int:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+        server.daemon_threads = True
+        port = server.server_address[1]
+        _Hostile.answers[port] = answer
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return port
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("kind", sorted(ANSWERS))
+def test_status_says_what_answered_is_no_agent_instead_of_a_traceback_or_a_hang(
+    tmp_path: Path, hostile_admin, kind: str
+) -> None:
+    port = hostile_admin(ANSWERS[kind])
+    doc = agent_config(tmp_path / "data", "http://127.0.0.1:9", tmp_path / "logs")
+    doc["polaris"]["api_key"] = "k"
+    doc["api"] = {"listen": f"127.0.0.1:{port}"}
+    config = tmp_path / "agent.toml"
+    config.write_text(render_toml(doc))
+    config.chmod(0o600)
+    done = polaris_agent(config, "status")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"127.0.0.1:{port}" in done.stdout
