@@ -19,6 +19,7 @@ from agent.config import SourceConfig
 from agent.encode.blocks import JsonBlocks
 from agent.encode.crlf import crlf_block
 from agent.encode.cut import members, piece, splice
+from agent.encode.halves import in_halves
 from agent.encode.scan import (
     MAX_NESTING_DEPTH,
     ROW_SEPARATOR,
@@ -133,14 +134,18 @@ class Encoder:
         if start_offset == 0 and self._strip_bom and block.startswith(UTF8_BOM):
             block, start_offset = block[len(UTF8_BOM) :], len(UTF8_BOM)
         self._clock.tick()
-        whole = None
-        if _CR in block:  # memchr; a file of CRLF lines reads its blocks as LF lines
-            whole = crlf_block(self._whole, block, start_offset)
-        if whole is None:
-            whole = self._whole(block, start_offset)
-        if whole is not None:
-            return whole
-        return self._line_by_line(block, start_offset)
+        return in_halves(
+            self._block_path, self._line_by_line, block, start_offset, self._piece_bytes
+        )
+
+    def _block_path(self, block: bytes, start_offset: int) -> Encoded | None:
+        """The whole-block path for JSON or text (None: it cannot vouch for `block`); a file
+        of CRLF lines reads its blocks as LF lines (`agent.encode.crlf`)."""
+        if _CR in block:  # memchr
+            found = crlf_block(self._whole, block, start_offset)
+            if found is not None:
+                return found
+        return self._whole(block, start_offset)
 
     def _json_block_or_none(self, block: bytes, start_offset: int) -> Encoded | None:
         """The whole-block JSON path, when the source's names allow it (`renamable`)."""
