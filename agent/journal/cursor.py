@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Protocol
 
 import orjson
+import structlog
 
 from agent.records import FileId, Ticket
+from agent.state.files import write_atomically
+
+log = structlog.get_logger("agent.journal")
 
 CURSOR_FILE_VERSION: Final = 1
+MAX_CURSOR_FILE_BYTES: Final = 64 * 1024
 
 
 class Acks(Protocol):
@@ -90,14 +97,23 @@ class CursorStore:
     source: str
 
     def load(self) -> str | None:
+        """The saved cursor (None: none saved); `CursorFileError` when the file cannot be
+        used. Opened O_NONBLOCK and checked regular: a FIFO at its name blocked the agent's
+        start forever, a directory raised IsADirectoryError out of it."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as error:
             raise CursorFileError(f"{self.path}: {error.strerror}") from None
-        with os.fdopen(fd, "rb") as file:
-            raw = file.read(64 * 1024)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CursorFileError(f"{self.path}: not a regular file")
+            raw = os.read(fd, MAX_CURSOR_FILE_BYTES)
+        except OSError as error:
+            raise CursorFileError(f"{self.path}: {error.strerror}") from None
+        finally:
+            os.close(fd)
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -109,24 +125,24 @@ class CursorStore:
             raise CursorFileError(f"{self.path}: cursor is not a string")
         return cursor
 
-    def save(self, cursor: str) -> None:
-        directory = os.path.dirname(self.path) or "."
-        temp = f"{self.path}.tmp"
+    def save(self, cursor: str) -> bool:
+        """Write `cursor` (temp file, fsync, rename, fsync of the directory); False, logged,
+        when the disk refuses it (full, read-only, an I/O error): a cursor not saved costs
+        duplicates after a restart, never entries, so the agent runs on and the next save
+        tries again. Raising here ended the agent; a short write left a torn file."""
         body = orjson.dumps(
             {"version": CURSOR_FILE_VERSION, "source": self.source, "cursor": cursor}
         )
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)  # a leftover of a crash mid-save
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temp, flags, 0o600)
+            os.unlink(f"{self.path}.tmp")  # a leftover of a crash mid-save, by older versions
         try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, self.path)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            write_atomically(Path(self.path), body)
+        except OSError as error:
+            log.error(
+                "journal_cursor_save_failed",
+                source=self.source,
+                path=self.path,
+                error=error.strerror or str(error),
+            )
+            return False
+        return True

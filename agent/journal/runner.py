@@ -33,6 +33,7 @@ from agent.records import FileId, LineStarts, Origin, Piece
 from agent.snapshots import SourceSnapshot
 from agent.state.acks import AckTracker
 from agent.state.deadletter import DeadLetters
+from agent.state.files import private_dir
 
 log = structlog.get_logger("agent.journal")
 
@@ -101,9 +102,8 @@ class SourceRun:
 
     def save(self) -> None:
         cursor = self.cursors.committed()
-        if cursor is not None and cursor != self.saved:
-            self.store.save(cursor)
-            self.saved = cursor
+        if cursor is not None and cursor != self.saved and self.store.save(cursor):
+            self.saved = cursor  # not when the disk refused it: the next save tries again
 
     def snapshot(self) -> SourceSnapshot:
         stats = self.reader.stats
@@ -159,8 +159,7 @@ class JournalSources:
         return f"<JournalSources {sorted(self.runs)}>"
 
     def _build(self, source: SourceConfig) -> SourceRun:
-        if not self._dir.exists():
-            self._dir.mkdir(mode=0o700, parents=True)
+        private_dir(self._dir)  # 0700, the agent's own, never a link (UnsafeState)
         file, self._next_file = FileId(self._next_file), self._next_file - 1
         store = CursorStore(str(self._dir / f"{source.name}.cursor"), source.name)
         return SourceRun(
