@@ -37,7 +37,6 @@ from agent.config import (
     redact,
 )
 from agent.encode.times import describe_files
-from agent.journal.runner import journalctl_problems as journal_problems
 from agent.state.files import UnsafeState, check_private_dir
 from agent.state.layout import dead_letter_dir, spool_dir
 
@@ -78,6 +77,16 @@ def check_main(
             stream = sys.stderr if (finding.failed or finding.warning) else sys.stdout
             print(finding.line(), file=stream)
     return EXIT_ENVIRONMENT if failed else EXIT_OK
+
+
+def journal_problems(config: Config) -> list[Problem]:
+    """A journald source on a host without journalctl. The journal's modules are imported
+    only for a config that has such a source: a file-only check does not load them."""
+    if not any(source.type == "journald" for source in config.sources):
+        return []
+    from agent.journal.runner import journalctl_problems
+
+    return journalctl_problems(config)
 
 
 def _is_glob_warning(key: str) -> bool:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from agent import __version__
 from agent.config import Config, ConfigError, load_config, parse_duration
-from agent.once import DEFAULT_ONCE_TIMEOUT
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -80,7 +79,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--once-timeout",
         type=_duration,
-        default=DEFAULT_ONCE_TIMEOUT,
         metavar="DURATION",
         help="with --once: give up (exit 1) when Polaris accepted nothing for this long while"
         " data waited, e.g. a refused key (default 5m; 0: never)",
@@ -220,7 +218,16 @@ def _run(args: argparse.Namespace) -> int:
     import_aiohttp()  # first, before the runtime imports it: its CA stores load at first use
     from agent.runtime import run_agent
 
-    return run_agent(args.config, once=args.once, once_timeout=args.once_timeout or None)
+    return run_agent(args.config, once=args.once, once_timeout=once_timeout(args))
+
+
+def once_timeout(args: argparse.Namespace) -> float | None:
+    """`--once-timeout` in seconds, None for 0 (never). Its default is applied here, not in
+    the parser: `agent.once` (and the event loop it needs) is no `check`'s to import."""
+    from agent.once import DEFAULT_ONCE_TIMEOUT
+
+    given: float | None = args.once_timeout
+    return (DEFAULT_ONCE_TIMEOUT if given is None else given) or None
 
 
 def _check(args: argparse.Namespace) -> int:
