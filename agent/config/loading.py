@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -158,6 +157,8 @@ def _not_a_directory(path: Path) -> str | None:
 
 
 def _ca_problem(path: Path) -> str | None:
+    import ssl  # here: only a config naming a CA file pays for it before `run` imports aiohttp
+
     try:
         ssl.create_default_context(cafile=str(path))
     except ssl.SSLError as exc:  # before OSError: it is one
