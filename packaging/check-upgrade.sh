@@ -3,7 +3,8 @@
 # `make test`): the .deb of version N installed and running, then N+1 installed over it inside
 # the booted system.
 #   1. two .debs: N (Debian revision 1) and N+1 (revision 2), built by packaging/build-deb.sh
-#      from the same wheel, or N from an older commit with OLD_REF=<git ref>
+#      from the same wheel, or N from an older commit with OLD_REF=<git ref> (the agent, its
+#      unit and its maintainer scripts all from that commit, built by its own build-deb.sh)
 #   2. a copy of the cached Debian 12 root with systemd (made by `make package-check`,
 #      .cache/packaging/sysroot-base): `dpkg -i` of N in a chroot (postinst exits 0), the
 #      operator's edits (packaging/nspawn/upgrade-config.toml as config.toml, the key in
@@ -68,17 +69,24 @@ build_debs() {
     if [ -n "${PREBUILT_OLD_DEB:-}" ] && [ -n "${PREBUILT_NEW_DEB:-}" ]; then
         OLD_DEB=$PREBUILT_OLD_DEB NEW_DEB=$PREBUILT_NEW_DEB
     else
-        local new_wheel old_wheel started=$SECONDS
+        local new_wheel old_wheel old_build started=$SECONDS
         new_wheel=$(wheel_from "$ROOT" "$OUT/wheel-new") || { fail "wheel (working tree)"; finish; }
         old_wheel=$new_wheel
+        # N is packaged by its own build-deb.sh, unit and maintainer scripts: an older agent
+        # under today's unit is not a version that ever existed (its CLI may lack a flag).
+        old_build=$ROOT/packaging/build-deb.sh
         if [ -n "${OLD_REF:-}" ]; then
             rm -rf "$OUT/src-old" && mkdir -p "$OUT/src-old"
             git -C "$ROOT" archive "$OLD_REF" | tar -x -C "$OUT/src-old"
             old_wheel=$(wheel_from "$OUT/src-old" "$OUT/wheel-old") || { fail "wheel ($OLD_REF)"; finish; }
+            old_build=$OUT/src-old/packaging/build-deb.sh
+            [ -f "$old_build" ] || { fail "deb N: $OLD_REF has no packaging/build-deb.sh"; finish; }
         fi
         rm -rf "$OUT/dist-old" "$OUT/dist-new"
-        if ! DIST=$OUT/dist-old DEB_REVISION=1 bash "$ROOT/packaging/build-deb.sh" "$old_wheel" \
-            >"$OUT/build-old.log" 2>&1; then
+        # From its own tree: an old build-deb.sh's smoke test runs `python -m agent` in the
+        # current directory.
+        if ! (cd "$(dirname "$old_build")/.." && DIST=$OUT/dist-old DEB_REVISION=1 PIP=$PIP \
+            bash "$old_build" "$old_wheel") >"$OUT/build-old.log" 2>&1; then
             tail -20 "$OUT/build-old.log"
             fail "deb N: build-deb.sh failed ($OUT/build-old.log)"
             finish
