@@ -26,9 +26,9 @@ import regex
 from agent.parse.settings import ParserOptions
 from agent.parse.userregex import (
     BLOCK_TIMEOUT,
-    UserMatch,
     UserPattern,
     compile_user,
+    present_groups,
     search_within,
 )
 
@@ -151,11 +151,13 @@ def regex_parser(pattern: UserPattern) -> ParseFunction:
     does not finish within `LINE_TIMEOUT` raises `PatternTimeout` (the line is
     dead-lettered, not shipped unparsed: it may well be one the pattern means)."""
 
+    present = present_groups(pattern)
+
     def parse(text: str) -> Fields | None:
         match = search_within(pattern, text)
         if match is None:
             return None
-        return _present(match)
+        return present(match)
 
     return parse
 
@@ -203,6 +205,7 @@ def regex_block(pattern: str) -> BlockParse | None:
         whole = compile_user(rf"{head}^[^\n]*?(?:{pattern[len(head) :]})", regex.M)
     except (regex.error, ValueError):
         return None
+    present = present_groups(whole)
 
     def parse(text: str, lines: int) -> list[Fields] | None:
         try:  # not the empty line after the last newline
@@ -213,7 +216,7 @@ def regex_block(pattern: str) -> BlockParse | None:
             return None  # a line without a match, or with two (an empty one, then another)
         if "\n" in "".join(map(_GROUP, found)):
             return None  # a match that runs into the next line
-        return list(map(_present, found))
+        return list(map(present, found))
 
     return parse
 
@@ -529,7 +532,7 @@ _START: Final = regex.Match.start
 _GROUP: Final = regex.Match.group
 
 
-def _present(match: re.Match[str] | UserMatch) -> Fields:
+def _present(match: re.Match[str]) -> Fields:
     return {k: v for k, v in match.groupdict().items() if v is not None}
 
 

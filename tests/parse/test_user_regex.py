@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.parse.settings import SourceParsing
-from agent.parse.userregex import MAX_UNROLLED, compile_user, unrolled_items
+from agent.parse.userregex import MAX_UNROLLED, compile_user, present_groups, unrolled_items
 from tests.parse.test_backtracking import FINE
 from tests.unit.test_parsed_blocks import REGEXES
 
@@ -62,6 +62,10 @@ def test_both_engines_find_the_same_match_and_groups(pattern: str, line: str) ->
         return
     assert found is not None
     assert (found.span(), found.groupdict()) == (expected.span(), expected.groupdict())
+    fields = present_groups(compile_user(pattern))(found)
+    assert list(fields.items()) == [
+        (k, v) for k, v in expected.groupdict().items() if v is not None
+    ]
 
 
 @pytest.mark.parametrize(
