@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 import stat
 import struct
 import time
@@ -138,18 +139,41 @@ def decode_entry(data: bytes) -> Payload:
         raise SpoolCorrupt("body is not gzip")
     try:
         doc = orjson.loads(header)
-        origins = tuple(Origin(str(path), list(offsets)) for path, offsets in doc["origins"])
+        connection, events, origins = doc["connection"], doc["events"], doc["origins"]
         size = doc.get("size")
-        return Payload(
-            str(doc["connection"]),
-            None,
-            int(doc["events"]),
-            origins,
-            gzipped=body,
-            size=int(size) if size is not None else None,
-        )
+        if not isinstance(connection, str) or (connection and not _CONNECTION.match(connection)):
+            raise ValueError(f"connection {str(connection)[:80]!r} is not a connection name")
+        if not _count(events) or not (size is None or _count(size)):
+            raise ValueError(f"events {events!r} or size {size!r} is not a count")
+        return Payload(connection, None, events, _origins(origins), gzipped=body, size=size)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SpoolCorrupt(f"unreadable: {exc}") from None
+
+
+_CONNECTION: Final = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}$")
+"""A Polaris connection name as config allows it (`polaris.valid_connection`), or "" (the
+default connection). A header is CRC-checked, not trusted: a name like `../../x` sent the
+spooled events to another path of the API, retried forever there (a 404 keeps the data),
+and every spool file after it waited."""
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _origins(value: object) -> tuple[Origin, ...]:
+    """`[[path, [offset, ...]], ...]` exactly: offsets go into dead letters and checkpoints."""
+    if not isinstance(value, list):
+        raise ValueError("origins is not a list")
+    origins = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+            raise ValueError(f"origin {str(item)[:80]} is not [path, offsets]")
+        path, offsets = item
+        if not isinstance(offsets, list) or not all(type(o) is int and o >= -1 for o in offsets):
+            raise ValueError(f"offsets of {path[:80]!r} are not offsets")  # -1: not known
+        origins.append(Origin(path, offsets))
+    return tuple(origins)
 
 
 class Spool:

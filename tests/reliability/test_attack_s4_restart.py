@@ -4,10 +4,13 @@ behind, ships every line and exits 0 instead of exiting 1 at every start."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import shutil
 import stat
+import struct
 import subprocess
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pytest
 
 from agent.devserver import DevServer
 from agent.state.deadletter import read_letters
+from agent.state.files import private_dir
 from tests.support.lines import Ledger
 from tests.support.process import AgentProcess
 from tests.support.waiting import Condition, wait_until
@@ -189,3 +193,48 @@ def at_end(agent: AgentProcess, log: Path) -> bool:
         return agent.checkpoints().get(str(log)) == log.stat().st_size
     except ValueError:  # read while written: the test looks again
         return False
+
+
+# -- spool files that pass their CRC but not their shapes ------------------------------------
+
+
+def spool_file(directory: Path, name: str, header: dict[str, object], ndjson: bytes) -> None:
+    """A spool file as `encode_entry` lays it out, its CRC right, its header as given."""
+    body = gzip.compress(ndjson)
+    raw = orjson.dumps(header)
+    crc = zlib.crc32(body, zlib.crc32(raw))
+    path = directory / f"{name}.spool"
+    path.write_bytes(struct.pack("<4sIIQ", b"PAS1", crc, len(raw), len(body)) + raw + body)
+    path.chmod(0o600)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"connection": "../../../v1/projects/other/events/x", "events": 1, "origins": []},
+        {"connection": "logs", "events": -3, "origins": []},
+        {"connection": "logs", "events": True, "origins": []},
+        {"connection": "logs", "events": 1, "origins": [["/x", ["a", {"k": 1}]]]},
+        {"connection": "logs", "events": 1, "origins": [[5, [1]]]},
+        {"connection": "logs", "events": 1, "origins": [], "size": "big"},
+    ],
+)
+async def test_a_spool_file_with_a_header_of_the_wrong_shape_is_quarantined_not_replayed(
+    dev_server: DevServer, file_agent, ledger: Ledger, header: dict[str, object]
+) -> None:
+    agent = file_agent()
+    spool = private_dir(agent.data_dir / "spool")
+    spool_file(spool, "00000000000000000001-1-00000001", header, b'{"id":"hostile"}\n')
+    good = ledger.lines(3)
+    spool_file(
+        spool,
+        "00000000000000000002-1-00000001",
+        {"connection": "logs", "events": 3, "origins": [["/x", [0, 1, 2]]]},
+        good,
+    )
+    assert await agent.run_once(within=60) == 0
+    assert not ledger.missing()
+    assert ledger.unexpected() == set()
+    assert [p.name for p in (spool / "quarantine").iterdir()] == [
+        "00000000000000000001-1-00000001.spool"
+    ]

@@ -20,6 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.ops.events import Events
+from agent.records import Origin
+from agent.ship.compress import gzip_compressor
+from agent.ship.payload import EventOrigins, Payload
+from agent.ship.spool import decode_entry, encode_entry
 from agent.state.checkpoint import CHECKPOINT_UNREADABLE, CheckpointStore, FileCheckpoint
 from agent.state.deadletter import DeadLetters, read_letters
 from agent.state.files import private_dir
@@ -199,3 +203,13 @@ def test_every_directory_made_for_state_is_private_not_only_the_last(tmp_path: P
     private_dir(data_dir / "dead-letter")
     for directory in (tmp_path / "gone", data_dir, data_dir / "dead-letter"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+def test_a_spooled_origin_whose_offset_is_not_known_reads_back() -> None:
+    """A split keeps an event it cannot place as ("", -1): its spool file must read back,
+    not be quarantined by the header's shape check."""
+    entry = Payload("", b'{"a":1}\n', 1, (Origin("", [-1]),))
+    decoded = decode_entry(encode_entry(entry, gzip_compressor(1)))
+    assert decoded.connection == "" and decoded.events == 1
+    assert isinstance(decoded.origins, EventOrigins)
+    assert decoded.origins.origins == (Origin("", [-1]),)
