@@ -30,12 +30,14 @@ from agent.encode.scan import (
     ROW_SEPARATOR,
     BlockShape,
     OwnKind,
+    TimeKind,
     lines_within,
     shallow,
     shape_lines_decoder,
     shape_rows_decoder,
     unremarkable,
 )
+from agent.encode.texttimes import first_time_is_text, text_times_inside
 from agent.encode.times import DATETIMES, ISO_FORMAT, NUMBERS, epoch_millis, epoch_values, iso_args
 from agent.encode.values import Encoded, EncodedPiece
 from agent.encode.window import ReadClock
@@ -54,7 +56,7 @@ _BEFORE_LAST = itemgetter(-2)
 _BODY = itemgetter(slice(None, -1))
 
 
-TimeKind = Literal["iso", "int", "float", "numbers"]
+FoundKind = Literal["iso", "int", "float", "numbers"]
 """How a block's time field is written: one shape's `OwnKind`, or ints and floats (no shape)."""
 
 
@@ -103,7 +105,10 @@ class JsonBlocks:
             if encoded is not None:
                 return encoded
             self.shape = None  # learnt again from a block the general path reads
-        return self._general(block, start_offset)
+        encoded = self._general(block, start_offset)
+        if encoded is None and not self.fields and first_time_is_text(block, self.time_field):
+            return self._text_timed(block, start_offset)
+        return encoded
 
     def _learn(self, shape: BlockShape) -> None:
         """Remember `shape` for the next block."""
@@ -167,7 +172,7 @@ class JsonBlocks:
             return None
         return _counted(cut(data, start_offset, growth, self.piece_bytes), lines)
 
-    def _as_written(self, block: bytes, start_offset: int, kind: OwnKind) -> Encoded | None:
+    def _as_written(self, block: bytes, start_offset: int, kind: TimeKind) -> Encoded | None:
         """`block` of a shape with the time and no field to add: forwarded as it is, cut
         into pieces where the line path cuts them, each piece read as it is cut (in chunks:
         `_rows_in_chunks`), so that its rows number its events (no count of newlines); None
@@ -193,14 +198,26 @@ class JsonBlocks:
             return None
         return Encoded(pieces, [], 0)
 
-    def _inside_as(self, times: list[Any], kind: OwnKind) -> bool:
+    def _inside_as(self, times: list[Any], kind: TimeKind) -> bool:
         """Every time of a block read with a shape's row type (times written as `kind`) well
         inside the window."""
         if kind == "iso":
             return self.clock.well_inside(times)
+        if kind == "text":
+            return text_times_inside(times, self.clock.inside_millis)
         return self.clock.epochs_well_inside(times)
 
-    def _time_kind(self, times: list[Any]) -> TimeKind | None:
+    def _text_timed(self, block: bytes, start_offset: int) -> Encoded | None:
+        """`block` read as lines whose time field is text of one ordered shape
+        (`agent.encode.texttimes`), forwarded as written; the shape is kept for the next
+        block when it holds."""
+        self._learn(BlockShape(has_time=True, time_kind="text"))
+        encoded = self._as_written(block, start_offset, "text")
+        if encoded is None:
+            self.shape = None
+        return encoded
+
+    def _time_kind(self, times: list[Any]) -> FoundKind | None:
         """How the time field's values are written when every one is well inside the window
         (`ReadClock.well_inside`, or `epochs_well_inside` for numbers); None otherwise (the
         line path decides, or no line has the time). ``"numbers"``: ints and floats, well
@@ -277,7 +294,7 @@ class JsonBlocks:
         if self.fields:
             return self._with_fields(block, start_offset)
         pieces: list[EncodedPiece] = []
-        kinds: set[TimeKind] = set()
+        kinds: set[FoundKind] = set()
         position = 0
         while position < len(block):
             end = piece_end(block, position, self.piece_bytes)

@@ -24,8 +24,10 @@ from agent.encode.scan import (
     MAX_NESTING_DEPTH,
     ROW_SEPARATOR,
     TOO_DEEPLY_NESTED,
+    BlockShape,
     renamable,
     rows_decoder,
+    shape_rows_decoder,
     too_deep,
 )
 from agent.encode.textblocks import TextBlocks
@@ -290,11 +292,13 @@ class Encoder:
         try:
             line.decode("utf-8")
             rows = self._rows.decode(b"".join((b"[[", line, ROW_SEPARATOR, b"{}]]")))
-        except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            probe = rows[0].probe if len(rows) == 2 else None
+        except msgspec.ValidationError:  # (a DecodeError too: first)
+            probe = self._text_timed_probe(line)  # as the block path reads text times
+        except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):
             return "invalid_json"
-        if len(rows) != 2:
+        if probe is None:
             return "invalid_json"
-        probe = rows[0].probe
         stamp = probe.f0
         if stamp is None:
             return "invalid_json"
@@ -310,7 +314,7 @@ class Encoder:
             millis = (
                 millis_from_datetime(stamp, UTC)
                 if isinstance(stamp, datetime)
-                else self._times.parse(stamp, self._clock.now_ms)  # an epoch number
+                else self._times.parse(stamp, self._clock.now_ms)  # a number, or text
             )
             if millis is None:
                 return "invalid_json"  # its value would move to `_raw`: a re-write
@@ -324,6 +328,20 @@ class Encoder:
             f for f, found in zip(self._fields.items(), present, strict=True) if not found
         )
         return splice(line, suffix) if suffix else line
+
+    def _text_timed_probe(self, line: bytes) -> Any:
+        """The probe of a line beyond orjson whose time is a string msgspec does not read as
+        a datetime, read as `agent.encode.texttimes` reads such times (a source without
+        static fields); None when it is not one object with such a time."""
+        if self._fields:
+            return None
+        shape = BlockShape(has_time=True, time_kind="text")
+        decoder = shape_rows_decoder(self._time_field, (), self._candidates, shape)
+        try:
+            rows = decoder.decode(b"".join((b"[[", line, b"]]")))
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return None
+        return rows[0].probe if len(rows) == 1 else None
 
     def _own_time_raw(self, probe: Any) -> bytes | str | None:
         """`_own_time` for a line only msgspec reads, from its candidates' raw values in

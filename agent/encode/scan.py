@@ -146,8 +146,11 @@ def row_type(time_field: str, field_names: list[str], candidates: list[str] | No
 ABSENT: Final = Annotated[int, msgspec.Meta(ge=1, le=0)]
 """A type no JSON value has: a member of this type anywhere fails the whole decode."""
 OwnKind = Literal["iso", "int", "float"]
+TimeKind = Literal["iso", "int", "float", "text"]
+"""How the time field is written: `OwnKind`, or text that is not RFC 3339
+(`agent.encode.texttimes`)."""
 _OWN_TYPES: Final[dict[str, Any]] = {"iso": str, "int": int, "float": float}
-_TIME_TYPES: Final[dict[str, Any]] = {"iso": datetime, "int": int, "float": float}
+_TIME_TYPES: Final[dict[str, Any]] = {"iso": datetime, "int": int, "float": float, "text": str}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,8 @@ class BlockShape:
     decode itself vouches for what the general row type leaves to a Python pass per column.
 
     `has_time`: the time field is in every line (written as `time_kind`: an RFC 3339
-    datetime, or epoch numbers, all ints or all floats), else in none.
+    datetime, epoch numbers, all ints or all floats, or text of one ordered shape), else in
+    none.
     `present`: each static field is in every line (True) or in none (False).
     `candidate`: without the time field, the 1-based index of the own-time candidate every
     line has its time under (and none has one before it), written as `kind`; 0: no line has
@@ -167,7 +171,7 @@ class BlockShape:
     present: tuple[bool, ...] = ()
     candidate: int = 0
     kind: OwnKind = "iso"
-    time_kind: OwnKind = "iso"
+    time_kind: TimeKind = "iso"
 
 
 @lru_cache(maxsize=256)

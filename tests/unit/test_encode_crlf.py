@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from agent.encode import Encoded
 from agent.encode.halves import LEAF_BYTES
 from agent.records import Batch, Origin, Piece, Ticket
+from tests.support.pieces import events_and_offsets, pieces_keep_their_rules
 from tests.unit.test_encode_fuzz import encoder, line_groups
-from tests.unit.test_encode_halves import events_and_offsets, pieces_keep_their_rules
 from tests.unit.test_encode_ids import ids
 
 TIME = b'"2025-11-24T00:00:00Z"'
@@ -65,7 +65,7 @@ def test_a_block_of_crlf_lines_gives_the_line_paths_events_and_offsets(
     assert events_and_offsets(got) == events_and_offsets(want)  # halved: `test_encode_halves`
     if len(block) <= LEAF_BYTES:
         assert outcome(got) == outcome(want)
-    pieces_keep_their_rules(got)
+    pieces_keep_their_rules(got, 256)
 
 
 @settings(

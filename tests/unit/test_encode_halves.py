@@ -9,7 +9,6 @@ properties compare the events and offsets across pieces, and the pieces' own rul
 
 from __future__ import annotations
 
-from itertools import pairwise
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 
 from agent.encode import Encoded
 from agent.encode.halves import LEAF_BYTES
+from tests.support.pieces import events_and_offsets, pieces_keep_their_rules
 from tests.unit.test_encode_fuzz import encoder, line_groups
 
 PIECE_BYTES = 256  # the test encoder's
@@ -36,26 +36,6 @@ ODD = [
 ]
 
 
-def events_and_offsets(encoded: Encoded) -> tuple[object, ...]:
-    return (
-        b"".join(p.data for p in encoded.pieces),
-        [offset for p in encoded.pieces for offset in p.offsets],
-        encoded.pieces[-1].end_offset,
-        encoded.rejected,
-        encoded.blank,
-    )
-
-
-def pieces_keep_their_rules(encoded: Encoded, piece_bytes: int = PIECE_BYTES) -> None:
-    """Each piece within `piece_bytes` (or one event), its offsets one an event, and its
-    end (what the checkpoint passes once it is safe) before the next piece's first event."""
-    for piece in encoded.pieces:
-        assert piece.events == piece.data.count(b"\n") == len(piece.offsets)
-        assert len(piece.data) <= piece_bytes or piece.events == 1
-    for before, after in pairwise(encoded.pieces):
-        assert before.end_offset <= (after.offsets[0] if after.events else after.end_offset)
-
-
 @st.composite
 def mixed_blocks(draw: st.DrawFn, good: bytes) -> bytes:
     """Well over `LEAF_BYTES` of good lines with a few odd ones among them."""
@@ -73,7 +53,7 @@ def agree(block: bytes, **options: Any) -> None:
     got, want = fast.encode(block, 11), slow._line_by_line(block, 11)
     assert events_and_offsets(got) == events_and_offsets(want)
     assert fast.take_counts() == slow.take_counts()
-    pieces_keep_their_rules(got)
+    pieces_keep_their_rules(got, PIECE_BYTES)
 
 
 @settings(
