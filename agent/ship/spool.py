@@ -60,6 +60,10 @@ UNREADABLE_RETRY_SECS: Final = 30.0
 """How long a spool file that could not be read (EACCES, EMFILE, EIO...) waits before the
 next try: long enough not to flood the log or the disk, short enough to resume soon after
 an operator fixes the permissions."""
+MAX_FILE_BYTES: Final = 64 * 2**20
+"""No spool file is larger: a payload is at most 1 MB of NDJSON (its gzip no larger), and its
+header names at most ~333,000 events' offsets (`{}` lines), a few MB. A larger file (a sparse
+one costs no disk) was read whole: MemoryError, exit 1 at every start."""
 DISK_RETRY_SECS: Final = 1.0
 """How long a write the disk refused waits before the next try (sooner when a replayed file
 frees room): a full disk is logged once, not once a second."""
@@ -317,6 +321,9 @@ class Spool:
     async def read(self, file: SpoolFile) -> SpoolEntry | None:
         """The entry in `file`, or None: when it is damaged (then it is quarantined) or cannot
         be read now (then it waits `retry_unreadable` for its next try, logged once)."""
+        if file.size > MAX_FILE_BYTES:  # never written so: not read whole into memory
+            await self.quarantine_file(file, f"{file.size} bytes: larger than any spool entry")
+            return None
         try:
             data = await self._run(self._read_file, self.directory / file.name)
             entry = await self._run(decode_entry, data)

@@ -29,6 +29,10 @@ from agent.state.files import (
 log = structlog.get_logger("agent.state")
 
 FORMAT_VERSION = 1
+MAX_CHECKPOINT_BYTES: Final = 256 * 2**20
+"""Far more than any checkpoint file (~250 bytes a file: a million files): a larger one (a
+sparse file costs no disk) is damaged, passed over unread; read whole, it was a MemoryError
+at every start."""
 
 CHECKPOINT_UNREADABLE: Final = Event(
     "checkpoint_unreadable",
@@ -73,7 +77,7 @@ class CheckpointStore:
         with `start_at = "end"` skip, every file it knows; a person must look."""
         for candidate in (self.path, self.previous):
             try:
-                records = _decode(read_private(candidate))
+                records = _decode(read_private(candidate, max_bytes=MAX_CHECKPOINT_BYTES))
             except FileNotFoundError:
                 continue
             except OSError as exc:

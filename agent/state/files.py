@@ -106,14 +106,21 @@ def check_private_dir(path: Path, *, follow: bool = False) -> None:
         raise UnsafeState(path, f"is not writable by the agent's uid {uid}", f"chown {uid} {path}")
 
 
-def read_private(path: Path) -> bytes:
+class TooLarge(ValueError):
+    """A state file larger than it can be when the agent wrote it: damaged, not read."""
+
+
+def read_private(path: Path, *, max_bytes: int | None = None) -> bytes:
     """The whole file, without following a symlink at `path` (OSError ELOOP if it is one).
     Opened O_NONBLOCK: a FIFO planted at a state file's name is refused (EINVAL, not a
     regular file) instead of blocking the agent's start, or `status`, forever."""
     fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise TooLarge(f"{info.st_size} bytes, more than {max_bytes}")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             return handle.read()
     finally:

@@ -238,3 +238,46 @@ async def test_a_spool_file_with_a_header_of_the_wrong_shape_is_quarantined_not_
     assert [p.name for p in (spool / "quarantine").iterdir()] == [
         "00000000000000000001-1-00000001.spool"
     ]
+
+
+async def test_a_huge_sparse_spool_file_is_quarantined_unread_not_a_crash_at_every_start(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    """A 3 GiB spool file (sparse: no disk used) was read whole: MemoryError under the
+    agent's memory limit, exit 1 at every start, and every spool file behind it stuck."""
+    agent = file_agent(wrapper=["prlimit", f"--as={2 * 2**30}", "--"])
+    spool = private_dir(agent.data_dir / "spool")
+    with (spool / "00000000000000000001-1-00000001.spool").open("wb") as out:
+        out.truncate(3 * 2**30)
+    (spool / "00000000000000000001-1-00000001.spool").chmod(0o600)
+    good = ledger.lines(3)
+    spool_file(
+        spool,
+        "00000000000000000002-1-00000001",
+        {"connection": "logs", "events": 3, "origins": [["/x", [0, 1, 2]]]},
+        good,
+    )
+    ledger.append(log_dir / "app.log", 10)
+    assert await agent.run_once(within=60) == 0
+    assert not ledger.missing()
+    assert [p.name for p in (spool / "quarantine").iterdir()] == [
+        "00000000000000000001-1-00000001.spool"
+    ]
+
+
+async def test_a_huge_sparse_checkpoint_file_is_passed_over_not_a_crash_at_every_start(
+    dev_server: DevServer, file_agent, ledger: Ledger, log_dir: Path
+) -> None:
+    log = log_dir / "app.log"
+    agent = file_agent(wrapper=["prlimit", f"--as={2 * 2**30}", "--"])
+    ledger.append(log, 50)
+    assert await agent.run_once() == 0
+    with (agent.data_dir / "checkpoints.json").open("r+b") as out:
+        out.truncate(3 * 2**30)  # sparse: its first bytes the old JSON, then zeros
+
+    ledger.append(log, 50)
+    assert await agent.run_once(within=60) == 0
+    assert not ledger.missing()
+    [unreadable] = agent.named("checkpoint_unreadable")
+    assert "bytes, more than" in unreadable["error"]
+    assert ledger.duplicates() <= 50  # the previous checkpoint was used
