@@ -101,7 +101,8 @@ class Delivery:
             client = self._events_client(new)
             await client.__aenter__()
             self._client = client
-            await self.sender.reconfigure(sender_settings(new), client)  # closes the old one
+            pacer = self.access.pacer(new.polaris)  # the new host's budget, not the old one's
+            await self.sender.reconfigure(sender_settings(new), client, pacer)  # closes the old
         if "sender" in plan:
             await self.sender.reconfigure(sender_settings(new))
         if "spool" in plan and self.spool is not None:

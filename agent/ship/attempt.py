@@ -89,9 +89,12 @@ class Attempt:
 
     async def _once(self, payload: Payload, refresh: bool = True) -> Sent | DeliveryError | Answer:
         connection = payload.connection
-        pacer = self.pacer(connection)
-        if await pacer.acquire(self._stopping):
-            return Sent.STOPPED
+        while True:
+            pacer = self.pacer(connection)
+            if await pacer.acquire(self._stopping):
+                return Sent.STOPPED
+            if pacer is self.pacer(connection):
+                break  # else handed over while waiting: ask the new host's pacer
         gzip = payload.gzipped is not None
         wire = payload.gzipped if payload.gzipped is not None else payload.body
         started = self._clock()
@@ -139,9 +142,13 @@ class Attempt:
             log.info("throttled", retry_after=error.retry_after_secs, pause=round(pause, 3))
         return error
 
-    async def replace_client(self, client: Poster) -> None:
+    async def replace_client(self, client: Poster, pacer: Pacer | None = None) -> None:
         """Post through `client` from now on; the old one is closed as soon as the requests
-        out on it have their answers (at once when there are none)."""
+        out on it have their answers (at once when there are none). With `pacer` (another
+        host's), pace by it; whoever waits in the old one asks the new one."""
+        if pacer is not None and pacer is not self._pacer:
+            previous, self._pacer = self._pacer, pacer
+            previous.hand_over()
         old, self.client = self.client, client
         if old is client:
             return

@@ -132,7 +132,9 @@ class Sender:
     def client(self) -> Poster:
         return self._attempt.client
 
-    async def reconfigure(self, settings: SenderSettings, client: Poster | None = None) -> None:
+    async def reconfigure(
+        self, settings: SenderSettings, client: Poster | None = None, pacer: Pacer | None = None
+    ) -> None:
         """Apply reloaded settings (retry, spool.after, compression, the default connection)
         to the next batch; with `client` (a changed [polaris]), send through it from now on;
         the old one is closed once the requests still out on it have their answers."""
@@ -140,7 +142,7 @@ class Sender:
         self._compressor.compress = settings.compress
         self._attempt.default_connection = settings.connection
         if client is not None:
-            await self._attempt.replace_client(client)
+            await self._attempt.replace_client(client, pacer)
 
     def snapshot(self) -> SenderSnapshot:
         stats, health = self.stats, self.health

@@ -53,14 +53,6 @@ async def reloaded(agent: AgentProcess) -> None:
     assert "polaris" in agent.named("config_reloaded")[-1]["applied"]
 
 
-NOT_WIRED = (
-    "the sender keeps the pacer it was built with: Delivery.reconfigure must hand the new "
-    "host's pacer (Access.pacer) to Sender.reconfigure -> Attempt.replace_client, which calls "
-    "the old one's Pacer.hand_over() (agent/delivery.py, agent/ship/{sender,attempt}.py)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 @pytest.mark.parametrize("a_says", ["no requests left this minute", "429 for two minutes"])
 async def test_the_old_hosts_rate_limit_does_not_hold_back_the_new_host(
     make_agent: Callable[..., AgentProcess],
