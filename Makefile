@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest journal-tools demo bench soak package-check clean \
+.PHONY: venv test lint typecheck pytest journal-tools demo bench soak package-check package-upgrade-check clean \
 	lock lock-upgrade minimums minimums-suite
 
 # The venv gets exactly the pins of requirements/dev.lock (a constraint: pyproject.toml still
@@ -95,6 +95,12 @@ soak: $(STAMP)
 # Heavy packaging checks: wheel, .deb into a debootstrap chroot, systemd boot in nspawn, image.
 package-check: $(STAMP)
 	bash packaging/check-heavy.sh
+
+# The .deb upgrade from N to N+1 inside a running nspawn machine (root; ~5 min with builds,
+# after package-check made the Debian root): config, key, checkpoints and spool survive, the
+# service restarts. OLD_REF=<git ref> packages N from an older commit.
+package-upgrade-check: $(STAMP)
+	bash packaging/check-upgrade.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
