@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tomllib
 
 from agent.config import SourceConfig
 from agent.encode import EncodeLimits, encoder_for
@@ -22,8 +23,8 @@ from bench.shapes import BY_NAME, Shape
 BLOCK_LINES = 1260  # about 368,000 bytes of the bench's JSON lines
 DEFAULT_SHAPES = [
     "json-timestamp", "json-missing", "json-event_time", "json-@timestamp", "json-epoch-s",
-    "json-epoch-ms", "json-timestamp-ms", "json-crlf", "json-fields", "json-event_id", "text",
-    "text-crlf",
+    "json-epoch-ms", "json-timestamp-ms", "json-zap", "json-asctime", "json-crlf", "json-fields",
+    "json-event_id", "text", "text-crlf",
 ]  # fmt: skip
 
 
@@ -36,8 +37,7 @@ def source_for(shape: Shape) -> SourceConfig:
     }
     if shape.fields:
         options["fields"] = shape.fields
-    if "event_id = true" in shape.source:
-        options["event_id"] = True
+    options.update(tomllib.loads(shape.source))  # its lines of the [[sources]] entry
     return SourceConfig.model_validate(options)
 
 

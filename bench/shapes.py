@@ -70,6 +70,13 @@ def _crlf(block: bytes, _first: int) -> bytes:
     return block.replace(b"\n", b"\r\n")
 
 
+def _asctime(block: bytes, _first: int) -> bytes:
+    """python-json-logger's time: ``"asctime": "2026-12-03 10:00:00,123"``."""
+    return _ISO.sub(
+        lambda m: b'{"asctime":"%s %s,%s",' % (m[1][:10], m[1][11:19], m[1][20:23]), block
+    )
+
+
 def _missing(block: bytes, _first: int) -> bytes:
     return _ISO.sub(b"{", block)
 
@@ -152,6 +159,8 @@ SHAPES = [
     Shape("json-epoch-s", "json", _epoch(b"time", seconds=True)),
     Shape("json-epoch-ms", "json", _epoch(b"ts", seconds=False)),
     Shape("json-timestamp-ms", "json", _epoch(b"timestamp", seconds=False)),
+    Shape("json-zap", "json", _epoch(b"ts", seconds=True), source='time_field = "ts"'),
+    Shape("json-asctime", "json", _asctime, source='time_field = "asctime"'),
     Shape("json-crlf", "json", _crlf),
     Shape("json-fields", "json", fields=FIELDS),
     Shape("json-event_id", "json", source="event_id = true"),
