@@ -255,3 +255,28 @@ def test_status_says_what_answered_is_no_agent_instead_of_a_traceback_or_a_hang(
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"127.0.0.1:{port}" in done.stdout
+
+
+def test_dead_letters_list_streams_a_huge_file_and_lists_the_records_around_its_junk(
+    tmp_path: Path, letters_dir: Path
+) -> None:
+    """A dead-letter file is append-only and may be huge (no max_size, a noisy source, or a
+    sparse file): `list` read each file whole, a MemoryError under a 2 GiB limit."""
+    junk = letters_dir / "2026-11-02.ndjson"
+    with junk.open("wb") as out:
+        out.write(orjson.dumps({**RECORD, "offset": 2}) + b"\n")
+        out.truncate(3 * 2**30)  # then 3 GiB of zeros, no newline: no record
+    with junk.open("ab") as out:
+        out.write(b"\n" + orjson.dumps({**RECORD, "offset": 3}) + b"\n")
+    done = subprocess.run(
+        [
+            *("prlimit", f"--as={2 * 2**30}", "--", sys.executable, "-m", "agent"),
+            *("dead-letters", "list", "--json", "--config", str(config_for(tmp_path))),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [orjson.loads(line)["offset"] for line in done.stdout.splitlines()] == [0, 1, 2, 3]

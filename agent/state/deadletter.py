@@ -43,6 +43,8 @@ from agent.state.files import open_append, private_dir, sync_dir, write_atomical
 log = structlog.get_logger("agent.dead_letter")
 MAX_STORED_BYTES = 1_048_576
 MIN_SEGMENT_BYTES = 64 * 1024
+MAX_RECORD_LINE = 16 * 1024 * 1024
+"""No record line is longer (a line is stored up to 1 MiB, escaped at most 6 times as long)."""
 MAX_UNWRITTEN_BYTES = 64 * 1024 * 1024
 """Records the disk refused, kept in memory until it takes them: past this, the oldest go
 (each logged with its line's place, counted as pruned `unwritten`)."""
@@ -379,21 +381,50 @@ class StoredLetter:
 
 def read_letters(directory: Path) -> Iterator[StoredLetter]:
     """Every record, oldest file first, in file order; lines that are not records (a torn
-    last line after a crash) are skipped."""
+    last line after a crash, junk) are skipped. Streamed, a file at a time and 1 MiB at a
+    time, the shared lock held for each read only (never while the caller prints): a file
+    may be huge, and each was read whole (a MemoryError in `dead-letters list`)."""
     for path, _size in _files_with_sizes(directory):
         try:
-            data = _read_locked(path)
+            for index, raw in _record_lines(path):
+                try:
+                    record = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(record, dict):
+                    yield StoredLetter(path, index, raw, record)
         except FileNotFoundError:
             continue
-        for index, raw in enumerate(data.split(b"\n")):
-            if not raw:
-                continue
+
+
+def _record_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(index, line) of each non-empty line of `path` up to `MAX_RECORD_LINE` bytes; a longer
+    one (no record is: a line is stored up to 1 MiB) is skipped without being held."""
+    fd = _open_record_file(path)
+    try:
+        index, position, pending, skipping = 0, 0, b"", False
+        while True:
+            fcntl.flock(fd, fcntl.LOCK_SH)
             try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                yield StoredLetter(path, index, raw, record)
+                chunk = os.pread(fd, 1 << 20, position)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            if not chunk:
+                break
+            position += len(chunk)
+            *whole, rest = (pending + chunk).split(b"\n")
+            for line in whole:
+                if line and not skipping:
+                    yield index, line
+                index += 1
+                skipping = False
+            pending = rest
+            if len(pending) > MAX_RECORD_LINE:
+                pending, skipping = b"", True
+        if pending and not skipping:
+            yield index, pending
+    finally:
+        os.close(fd)
 
 
 def remove_letters(letters: Iterable[StoredLetter]) -> int:

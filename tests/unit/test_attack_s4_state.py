@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -213,3 +214,24 @@ def test_a_spooled_origin_whose_offset_is_not_known_reads_back() -> None:
     assert decoded.connection == "" and decoded.events == 1
     assert isinstance(decoded.origins, EventOrigins)
     assert decoded.origins.origins == (Origin("", [-1]),)
+
+
+def test_streamed_dead_letters_are_what_reading_the_file_whole_gives(tmp_path: Path) -> None:
+    """Records, junk and empty lines across the 1 MiB reads: the same records, the same line
+    indexes (which `remove_letters` matches) as splitting the whole file."""
+    shuffle = random.Random(1)
+    parts = []
+    for n in range(600):
+        roll = shuffle.random()
+        if roll < 0.05:
+            parts.append(b"")
+        elif roll < 0.1:
+            parts.append(b"junk" * shuffle.randint(1, 60000))
+        else:
+            parts.append(orjson.dumps({"reason": "x", "n": n, "p": "a" * shuffle.randint(0, 9000)}))
+    data = b"\n".join(parts) + b"\n"
+    directory = private_dir(tmp_path / "dead-letter")
+    (directory / "2026-01-01.ndjson").write_bytes(data)
+    whole = [(index, raw) for index, raw in enumerate(data.split(b"\n")) if raw.startswith(b"{")]
+    assert len(data) > 3 * 2**20
+    assert [(x.index, x.raw) for x in read_letters(directory)] == whole
