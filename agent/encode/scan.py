@@ -124,14 +124,14 @@ def rows_decoder(
 def row_type(time_field: str, field_names: list[str], candidates: list[str] | None = None) -> type:
     """``[object]``, one line's row, holding a struct with only what the whole-block check
     looks at: the time (`f0`, an RFC 3339 datetime or an epoch number: anything else fails
-    the block; None when null, UNSET when absent), the static field names (`f1`..., raw: a
-    value is not read, as the line path forwards it; UNSET when absent) and the names the
-    event's own time may be under when ``time_field`` is not set (`c1`..., the raw JSON
-    value, UNSET when absent: `agent.encode.times`); other keys are validated, not built.
-    Neither is tracked by the garbage collector: a million of them a second would only keep
-    it busy."""
+    the block, null too, at once, as the block path never takes one; UNSET when absent),
+    the static field names (`f1`..., raw: a value is not read, as the line path forwards
+    it; UNSET when absent) and the names the event's own time may be under when
+    ``time_field`` is not set (`c1`..., the raw JSON value, UNSET when absent:
+    `agent.encode.times`); other keys are validated, not built. Neither is tracked by the
+    garbage collector: a million of them a second would only keep it busy."""
     candidates = candidates or []
-    fields: list[tuple[str, Any, Any]] = [("f0", datetime | int | float | None, msgspec.UNSET)]
+    fields: list[tuple[str, Any, Any]] = [("f0", datetime | int | float, msgspec.UNSET)]
     fields += [(f"f{i}", msgspec.Raw, msgspec.UNSET) for i in range(1, len(field_names) + 1)]
     fields += [(f"c{i}", msgspec.Raw, msgspec.UNSET) for i in range(1, len(candidates) + 1)]
     names = [time_field, *field_names]
