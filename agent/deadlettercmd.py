@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from agent.batch.batcher import Batcher
 from agent.batch.queue import ByteQueue
 from agent.config import Config, SpoolConfig
+from agent.config.polaris import valid_connection
 from agent.delivery import Delivery
 from agent.records import Batch, FileId, Origin, Piece, Ticket
 from agent.state.acks import AckTracker
@@ -129,13 +130,21 @@ def connection_of(config: Config, letter: StoredLetter) -> str:
     """The connection the event was sent to: the record's own, else that of the source whose
     globs match its path, else polaris.connection."""
     named = letter.record.get("connection")
-    if isinstance(named, str) and named:
-        return named
+    if isinstance(named, str) and named and _is_connection_name(named):
+        return named  # not a name (`../..`): it would steer the event elsewhere on the API
     path = str(letter.record.get("path", ""))
     for source in config.sources:
         if any(fnmatch.fnmatch(path, pattern) for pattern in source.include):
             return source.connection or config.polaris.connection
     return config.polaris.connection
+
+
+def _is_connection_name(name: str) -> bool:
+    try:
+        valid_connection(name)
+    except ValueError:
+        return False
+    return True
 
 
 async def _replay(

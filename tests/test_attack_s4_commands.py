@@ -5,6 +5,7 @@ are still counted, listed and written."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -20,9 +21,15 @@ from typing import ClassVar, TypeVar
 import orjson
 import pytest
 
+from agent.devserver import DevServer
 from agent.state.deadletter import DeadLetterLimits, DeadLetters, read_letters
 from agent.state.files import private_dir
-from tests.support.config import agent_config, render_toml
+from tests.support import endpoint, process
+from tests.support.config import API_KEY, CONNECTION, agent_config, render_toml
+
+dev_server = endpoint.dev_server
+log_dir = endpoint.log_dir
+make_agent = process.make_agent
 
 T = TypeVar("T")
 
@@ -280,3 +287,37 @@ def test_dead_letters_list_streams_a_huge_file_and_lists_the_records_around_its_
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert [orjson.loads(line)["offset"] for line in done.stdout.splitlines()] == [0, 1, 2, 3]
+
+
+async def test_replay_sends_a_record_naming_no_connection_to_its_sources_connection(
+    make_agent, log_dir: Path, dev_server: DevServer
+) -> None:
+    """The agent writes no `connection` into a record; one that names a path (`../..`) is not
+    a connection and must not steer the event elsewhere on the API."""
+    agent = make_agent()
+    private_dir(agent.data_dir / "dead-letter")
+    record = {
+        "time": "2026-11-01T00:00:00.000Z",
+        "reason": "http_rejected",
+        "path": str(log_dir / "app.log"),
+        "offset": 0,
+        "bytes": 9,
+        "line": '{"n":77}',
+        "connection": "../../test-project/events/elsewhere",
+    }
+    record["bytes"] = len(str(record["line"]))
+    (agent.data_dir / "dead-letter" / "2026-11-01.ndjson").write_bytes(orjson.dumps(record) + b"\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent",
+        "dead-letters",
+        "replay",
+        "--config",
+        str(agent.config),
+        env={**os.environ, "TEST_POLARIS_KEY": API_KEY},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert [orjson.loads(x) for x in dev_server.received_lines(CONNECTION)] == [{"n": 77}]
