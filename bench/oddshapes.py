@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -39,7 +39,7 @@ class OddShape:
     blocks: Callable[[], list[bytes]]
 
 
-def _bench(fmt: str) -> list[bytes]:
+def _bench(fmt: Literal["json", "text"]) -> list[bytes]:
     generator = LineGenerator(fmt)
     return [generator.lines(i * BLOCK_LINES, BLOCK_LINES) for i in range(BLOCKS)]
 
