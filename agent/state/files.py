@@ -218,7 +218,10 @@ def _create_exclusive(path: Path, *, append: bool = False) -> int:
     try:
         return os.open(path, flags, FILE_MODE)
     except FileExistsError:
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except IsADirectoryError:  # a directory at a fixed temp name: every write failed
+            _move_aside(path, "a directory")
         return os.open(path, flags, FILE_MODE)
 
 

@@ -235,3 +235,13 @@ def test_streamed_dead_letters_are_what_reading_the_file_whole_gives(tmp_path: P
     whole = [(index, raw) for index, raw in enumerate(data.split(b"\n")) if raw.startswith(b"{")]
     assert len(data) > 3 * 2**20
     assert [(x.index, x.raw) for x in read_letters(directory)] == whole
+
+
+def test_a_directory_at_the_temp_name_does_not_stop_every_checkpoint_save(tmp_path: Path) -> None:
+    """The temp file's name is fixed (`.checkpoints.json.tmp`): a directory there made every
+    save fail (EISDIR from the unlink), for as long as the agent ran."""
+    store = CheckpointStore(private_dir(tmp_path / "data") / "checkpoints.json")
+    (store.path.parent / ".checkpoints.json.tmp").mkdir()
+    (store.path.parent / ".checkpoints.json.tmp" / "inside").write_bytes(b"x")
+    assert store.save([FileCheckpoint(**GOOD)]) is True
+    assert store.load() == [FileCheckpoint(**GOOD)]
