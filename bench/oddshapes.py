@@ -217,8 +217,11 @@ def ms_per_mb(shape: OddShape, blocks: list[bytes], rounds: int) -> tuple[float,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.oddshapes")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("only", nargs="*", help="shapes whose name holds one of these words")
     args = parser.parse_args(argv)
     for shape in SHAPES:
+        if args.only and not any(word in shape.name for word in args.only):
+            continue
         blocks = shape.blocks()
         cost, refused = ms_per_mb(shape, blocks, args.rounds)
         note = f"  ({refused} lines refused, on purpose)" if refused else ""
