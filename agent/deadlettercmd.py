@@ -70,12 +70,16 @@ def list_main(
 
 
 def replayable(letter: StoredLetter) -> bool:
-    """An event Polaris refused, stored whole."""
+    """An event Polaris refused, stored whole: one line, not blank. A record holding several
+    lines (or none) is not one event: sent as one, a refusal of its second line raised
+    IndexError out of the splitter, after half of it was delivered."""
     line = letter.record.get("line")
     return (
         letter.reason.startswith("http_")
         and isinstance(line, str)
         and letter.record.get("bytes") == len(line.encode())
+        and "\n" not in line
+        and bool(line.strip())
     )
 
 

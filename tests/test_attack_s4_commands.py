@@ -321,3 +321,35 @@ async def test_replay_sends_a_record_naming_no_connection_to_its_sources_connect
     _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     assert [orjson.loads(x) for x in dev_server.received_lines(CONNECTION)] == [{"n": 77}]
+
+
+@pytest.mark.parametrize("line", ['{"a":1}\n{"b":"BAD"}', "", "\n\n\n", " "])
+async def test_replay_skips_a_record_whose_line_is_not_one_event(
+    make_agent, dev_server: DevServer, line: str
+) -> None:
+    """An event Polaris refused is one line; a record holding none, or several (edited, or
+    not the agent's), is not one event: sent as one, a refusal of its second line raised
+    IndexError out of the splitter (a traceback, half of it delivered)."""
+    agent = make_agent()
+    private_dir(agent.data_dir / "dead-letter")
+    records = [
+        {**RECORD, "reason": "http_rejected", "bytes": len(text.encode()), "line": text}
+        for text in (line, '{"n":1}')
+    ]
+    (agent.data_dir / "dead-letter" / "2026-11-01.ndjson").write_bytes(
+        b"".join(orjson.dumps(r) + b"\n" for r in records)
+    )
+    dev_server.faults.refuse_events_containing("BAD")
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "agent", "dead-letters", "replay"),
+        *("--config", str(agent.config), "--timeout", "10s"),
+        env={**os.environ, "TEST_POLARIS_KEY": API_KEY},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert "Traceback" not in err.decode(), err.decode()
+    assert process.returncode == 0, err.decode()
+    assert "skipped 1 records" in err.decode()
+    assert [orjson.loads(x) for x in dev_server.received_lines(CONNECTION)] == [{"n": 1}]
+    [kept] = list(read_letters(agent.data_dir / "dead-letter"))
+    assert kept.record["line"] == line
