@@ -22,7 +22,7 @@ import orjson
 import structlog
 
 from agent.records import FileId, Ticket
-from agent.state.files import write_atomically
+from agent.state.files import UnsafeState, private_dir, write_atomically
 
 log = structlog.get_logger("agent.journal")
 
@@ -136,13 +136,23 @@ class CursorStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{self.path}.tmp")  # a leftover of a crash mid-save, by older versions
         try:
-            write_atomically(Path(self.path), body)
-        except OSError as error:
+            self._write(body)
+        except (OSError, UnsafeState) as error:
             log.error(
                 "journal_cursor_save_failed",
                 source=self.source,
                 path=self.path,
-                error=error.strerror or str(error),
+                error=(error.strerror if isinstance(error, OSError) else None) or str(error),
             )
             return False
         return True
+
+    def _write(self, body: bytes) -> None:
+        path = Path(self.path)
+        try:
+            write_atomically(path, body)
+        except FileNotFoundError:
+            # data_dir (or its journal/) was deleted under the running agent: made again,
+            # 0700 and checked, or no cursor would be saved until a restart.
+            private_dir(path.parent)
+            write_atomically(path, body)

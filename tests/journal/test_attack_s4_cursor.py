@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -152,3 +154,13 @@ def test_a_symlinked_journal_directory_is_refused(tmp_path: Path) -> None:
 
 async def no_emit(piece: Piece) -> None:
     raise AssertionError("nothing is read here")
+
+
+def test_a_cursor_directory_deleted_while_running_is_made_again_private(tmp_path: Path) -> None:
+    journal_dir = private_dir(tmp_path / "data" / "journal")
+    store = CursorStore(str(journal_dir / "app.cursor"), "app")
+    assert store.save("s=1;i=1") is True
+    shutil.rmtree(tmp_path / "data")  # data_dir removed under the running agent
+    assert store.save("s=1;i=2") is True
+    assert store.load() == "s=1;i=2"
+    assert stat.S_IMODE(journal_dir.stat().st_mode) == 0o700
