@@ -6,11 +6,14 @@ must look); dead letters a full disk refuses are neither raised nor torn nor los
 from __future__ import annotations
 
 import contextlib
+import gzip
 import math
 import os
 import random
 import stat
+import struct
 import subprocess
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from agent.ops.events import Events
 from agent.records import Origin
 from agent.ship.compress import gzip_compressor
 from agent.ship.payload import EventOrigins, Payload
-from agent.ship.spool import decode_entry, encode_entry
+from agent.ship.spool import SpoolCorrupt, decode_entry, encode_entry
 from agent.state.checkpoint import CHECKPOINT_UNREADABLE, CheckpointStore, FileCheckpoint
 from agent.state.deadletter import DeadLetters, read_letters
 from agent.state.files import private_dir
@@ -245,3 +248,30 @@ def test_a_directory_at_the_temp_name_does_not_stop_every_checkpoint_save(tmp_pa
     (store.path.parent / ".checkpoints.json.tmp" / "inside").write_bytes(b"x")
     assert store.save([FileCheckpoint(**GOOD)]) is True
     assert store.load() == [FileCheckpoint(**GOOD)]
+
+
+def spool_bytes(header: object, body: bytes) -> bytes:
+    raw = orjson.dumps(header)
+    crc = zlib.crc32(body, zlib.crc32(raw))
+    return struct.pack("<4sIIQ", b"PAS1", crc, len(raw), len(body)) + raw + body
+
+
+@settings(max_examples=400, derandomize=True)
+@given(
+    header=json_values
+    | st.fixed_dictionaries(
+        {"connection": json_values, "events": json_values, "origins": json_values},
+        optional={"size": json_values},
+    )
+)
+def test_any_header_with_a_valid_crc_decodes_well_typed_or_is_corrupt(header: object) -> None:
+    try:
+        entry = decode_entry(spool_bytes(header, gzip.compress(b'{"a":1}\n')))
+    except SpoolCorrupt:
+        return
+    assert isinstance(entry.connection, str) and "/" not in entry.connection
+    assert type(entry.events) is int and entry.events >= 0
+    assert isinstance(entry.origins, EventOrigins)
+    for origin in entry.origins.origins:
+        assert isinstance(origin.path, str)
+        assert all(type(o) is int and o >= -1 for o in origin.offsets)
