@@ -364,7 +364,10 @@ class Spool:
         """Files left by an earlier run; a stray tmp file from a crash is removed."""
         for path in sorted(self.directory.iterdir()):
             if path.name.startswith(".") and path.name.endswith(".tmp"):
-                _unlink(path)
+                try:
+                    _unlink(path)
+                except OSError as exc:  # a directory there: not ours to remove, not fatal
+                    log.warning("spool_stray_left", file=path.name, error=exc.strerror)
             elif path.name.endswith(SUFFIX):
                 info = path.lstat()  # a symlink is listed, then quarantined unread
                 if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):

@@ -27,7 +27,7 @@ from agent.ops.events import Events
 from agent.records import Origin
 from agent.ship.compress import gzip_compressor
 from agent.ship.payload import EventOrigins, Payload
-from agent.ship.spool import SpoolCorrupt, decode_entry, encode_entry
+from agent.ship.spool import Spool, SpoolCorrupt, decode_entry, encode_entry
 from agent.state.checkpoint import CHECKPOINT_UNREADABLE, CheckpointStore, FileCheckpoint
 from agent.state.deadletter import DeadLetters, read_letters
 from agent.state.files import private_dir
@@ -275,3 +275,16 @@ def test_any_header_with_a_valid_crc_decodes_well_typed_or_is_corrupt(header: ob
     for origin in entry.origins.origins:
         assert isinstance(origin.path, str)
         assert all(type(o) is int and o >= -1 for o in origin.offsets)
+
+
+@pytest.mark.parametrize("name", [".0001-1-00000001.spool.tmp", "0001-1-00000001.spool"])
+async def test_a_directory_among_the_spool_files_does_not_stop_the_start(
+    tmp_path: Path, name: str
+) -> None:
+    """`.tmp` names are removed at start (a crash's leftovers): a directory there raised
+    IsADirectoryError out of the spool's start, at every start."""
+    directory = private_dir(tmp_path / "spool")
+    (directory / name).mkdir()
+    (directory / name / "inside").write_bytes(b"x")
+    spool = Spool(directory, 2**20, "block")
+    assert spool.oldest() is None
