@@ -33,7 +33,7 @@ from agent.records import FileId, LineStarts, Origin, Piece
 from agent.snapshots import SourceSnapshot
 from agent.state.acks import AckTracker
 from agent.state.deadletter import DeadLetters
-from agent.state.files import private_dir
+from agent.state.files import UnsafeState, private_dir
 
 log = structlog.get_logger("agent.journal")
 
@@ -244,7 +244,11 @@ class JournalSources:
                     with contextlib.suppress(ValueError):
                         self._retired.remove(replaced)
                     self._acks.forget(replaced.cursors.file)
-                run = self.runs[name] = self._build(source)
+                try:
+                    run = self.runs[name] = self._build(source)
+                except UnsafeState as unsafe:  # running and shipping: this source, not all
+                    log.error("journal_source_failed", source=name, error=str(unsafe))
+                    continue
                 if self._group is not None:
                     self._start(run)
                 log.info("journal_source_started", source=name, resume=run.saved)

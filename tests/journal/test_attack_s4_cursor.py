@@ -19,8 +19,9 @@ from typing import TypeVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
-from agent.config import parse_config
+from agent.config import Config, parse_config
 from agent.journal import CursorFileError, CursorStore
 from agent.journal.runner import JournalSources
 from agent.records import Piece
@@ -150,6 +151,46 @@ def test_a_symlinked_journal_directory_is_refused(tmp_path: Path) -> None:
             piece_bytes=1000,
         )
     assert not list(elsewhere.iterdir())
+
+
+def test_a_journal_directory_made_unsafe_before_a_reload_costs_that_source_not_the_agent(
+    tmp_path: Path,
+) -> None:
+    """At start an unsafe journal/ is refused (a person must look); at a SIGHUP the agent is
+    running and shipping: the new source is not started, and said so, the rest goes on."""
+    data_dir = private_dir(tmp_path / "data")
+    sources = JournalSources(
+        journald_config(data_dir, "app").sources,
+        data_dir,
+        acks=AckTracker(),
+        dead_letters=DeadLetters(data_dir / "dead-letter"),
+        emit=no_emit,
+        piece_bytes=1000,
+    )
+    shutil.rmtree(data_dir / "journal")
+    (data_dir / "journal").symlink_to(private_dir(tmp_path / "elsewhere"))
+    with capture_logs() as logged:
+        sources.reconfigure(journald_config(data_dir, "app", "other").sources, 1000)
+    assert sorted(sources.runs) == ["app"]
+    [failed] = [e for e in logged if e["event"] == "journal_source_failed"]
+    assert failed["source"] == "other" and "symlink" in failed["error"]
+
+
+def journald_config(data_dir: Path, *names: str) -> Config:
+    return parse_config(
+        {
+            "data_dir": str(data_dir),
+            "polaris": {
+                "url": "http://127.0.0.1:9",
+                "project_id": "p",
+                "connection": "c",
+                "api_key": "k",
+            },
+            "sources": [{"name": name, "type": "journald"} for name in names],
+        },
+        "agent.toml",
+        {},
+    )
 
 
 async def no_emit(piece: Piece) -> None:
