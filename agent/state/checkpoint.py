@@ -7,7 +7,6 @@ again and finished, and a new file on a reused inode starts from its beginning.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from agent.ops.events import Event, Events
 from agent.state.files import (
     UnsafeState,
     is_link_error,
+    move_aside,
     private_dir,
     read_private,
     write_atomically,
@@ -127,7 +127,12 @@ class CheckpointStore:
         return True
 
     def _write(self, data: bytes) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
+            self.path.replace(self.previous)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # a directory at `.prev`: every save failed on it
+            move_aside(self.previous, "a directory")
             self.path.replace(self.previous)
         try:
             write_atomically(self.path, data)

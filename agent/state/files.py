@@ -171,7 +171,7 @@ def open_append(path: Path) -> int:
         problem = _OPEN_PROBLEMS.get(exc.errno or 0)
         if problem is None:
             raise
-        _move_aside(path, problem)
+        move_aside(path, problem)
         return _create_exclusive(path, append=True)
     info = os.fstat(fd)
     problem = _append_problem(info)
@@ -179,7 +179,7 @@ def open_append(path: Path) -> int:
         os.set_blocking(fd, True)
         return fd
     os.close(fd)
-    _move_aside(path, problem)
+    move_aside(path, problem)
     return _create_exclusive(path, append=True)
 
 
@@ -221,11 +221,11 @@ def _create_exclusive(path: Path, *, append: bool = False) -> int:
         try:
             os.unlink(path)
         except IsADirectoryError:  # a directory at a fixed temp name: every write failed
-            _move_aside(path, "a directory")
+            move_aside(path, "a directory")
         return os.open(path, flags, FILE_MODE)
 
 
-def _move_aside(path: Path, problem: str) -> None:
+def move_aside(path: Path, problem: str) -> None:
     """Rename (never follow) what sits at `path`; the rename touches only the name."""
     aside = path.with_name(f"{path.name}.unsafe-{time.time_ns()}")
     os.rename(path, aside)

@@ -288,3 +288,15 @@ async def test_a_directory_among_the_spool_files_does_not_stop_the_start(
     (directory / name / "inside").write_bytes(b"x")
     spool = Spool(directory, 2**20, "block")
     assert spool.oldest() is None
+
+
+def test_a_directory_at_the_previous_checkpoint_does_not_stop_every_save(tmp_path: Path) -> None:
+    """Each save renames the current file to `.prev`: a directory there (not empty) made that
+    rename, so every save, fail for as long as the agent ran."""
+    store = CheckpointStore(private_dir(tmp_path / "data") / "checkpoints.json")
+    assert store.save([FileCheckpoint(**GOOD)]) is True
+    store.previous.mkdir()
+    (store.previous / "inside").write_bytes(b"x")
+    moved = {**GOOD, "offset": 900}
+    assert store.save([FileCheckpoint(**moved)]) is True
+    assert store.load() == [FileCheckpoint(**moved)]
