@@ -92,3 +92,35 @@ def test_once_timeout_is_the_default_unless_given_and_zero_means_never(
     args = _parser().parse_args(["run", "--config", "agent.toml", "--once", *given])
 
     assert once_timeout(args) == seconds
+
+
+SECTIONS_BUILT_AT_IMPORT = """\
+import agent.config as c
+sections = (c.BatchConfig, c.QueueConfig, c.SenderConfig, c.SpoolConfig, c.ApiConfig,
+            c.LogConfig, c.PolarisConfig, c.SourceConfig, c.JobConfig, c.Config)
+print(" ".join(s.__name__ for s in sections if s.__pydantic_complete__))
+"""
+
+
+def test_importing_the_config_builds_no_validator_of_a_section() -> None:
+    """`Config` validates every section with its own validator, built at first use: one
+    more per section, at import, was start-up time of every command."""
+    done = subprocess.run(
+        [sys.executable, "-c", SECTIONS_BUILT_AT_IMPORT], capture_output=True, text=True
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
+
+
+def test_a_section_left_out_is_the_section_with_its_defaults(tmp_path: Path) -> None:
+    from agent.config import ApiConfig, QueueConfig, SpoolConfig, load_config
+
+    left_out = load_config(write_config(tmp_path), {"TEST_POLARIS_KEY": API_KEY})
+
+    assert (left_out.queue, left_out.spool, left_out.api) == (
+        QueueConfig(),
+        SpoolConfig(),
+        ApiConfig(),
+    )
+    assert left_out.model_dump()["spool"] == SpoolConfig().model_dump()

@@ -276,20 +276,27 @@ class JobConfig(Section):
         return self
 
 
+def _table() -> Any:
+    """The default of a section: a table left out is an empty one, validated as such by
+    `Config`. Not an instance made at import, which would build the section's own validator
+    (`Section` defers it) for a value `Config` builds anyway."""
+    return Field(default={}, validate_default=True)
+
+
 class Config(Section):
     data_dir: Path = Path("/var/lib/polaris-agent")
     shutdown_timeout: Duration = 10.0
     checkpoint_interval: Interval = 0.25
     polaris: PolarisConfig
     sources: list[SourceConfig] = Field(min_length=1)
-    batch: BatchConfig = BatchConfig()
-    queue: QueueConfig = QueueConfig()
-    sender: SenderConfig = SenderConfig()
-    spool: SpoolConfig = SpoolConfig()
-    dead_letter: DeadLetterConfig = DeadLetterConfig()
-    api: ApiConfig = ApiConfig()
-    log: LogConfig = LogConfig()
-    kubernetes: KubernetesApiConfig = KubernetesApiConfig()  # pod metadata (agent/kube)
+    batch: BatchConfig = _table()
+    queue: QueueConfig = _table()
+    sender: SenderConfig = _table()
+    spool: SpoolConfig = _table()
+    dead_letter: DeadLetterConfig = _table()
+    api: ApiConfig = _table()
+    log: LogConfig = _table()
+    kubernetes: KubernetesApiConfig = _table()  # pod metadata (agent/kube)
     job: JobConfig | None = None
 
     @field_validator("data_dir")
