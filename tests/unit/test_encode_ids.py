@@ -295,6 +295,7 @@ def lines(draw: st.DrawFn) -> bytes:
     st.sampled_from([200, 2000]),
 )
 @example([[b'{"a":1}'] * 3, [b'{"event_id":"x","a":2}']], {}, 200)
+@example([[b"\xef\xbb\xbf{}"]], {}, 200)  # the oracle once gave it the id of offset 3
 def test_the_block_path_writes_what_the_definition_writes(
     blocks: list[list[bytes]], fields: dict[str, str], piece_bytes: int
 ) -> None:
@@ -320,9 +321,11 @@ def test_the_block_path_writes_what_the_definition_writes(
         assert shipped + len(got.rejected) + got.blank == len(block_lines)
         reference = plain.encode(block, offset)
         plain_events = dict(zip(_offsets(reference), events(reference), strict=True))
+        bom = offset == 0 and block.startswith(b"\xef\xbb\xbf")
         for start, event in zip(_offsets(got), events(got), strict=True):
             expected = json.loads(plain_events.pop(start))
-            expected["event_id"] = event_id(IDENTITY, start)
+            # the line after a BOM keeps the id of offset 0, as the parsing path numbered it
+            expected["event_id"] = event_id(IDENTITY, 0 if bom and start == 3 else start)
             assert read(event) == expected
         assert set(plain_events) <= {r.offset for r in got.rejected}
         offset += len(block)
