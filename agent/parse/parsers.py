@@ -18,10 +18,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import methodcaller
 from typing import Any, Final
 
 import orjson
-import regex
 
 from agent.parse.settings import ParserOptions
 from agent.parse.userregex import (
@@ -202,8 +202,8 @@ def regex_block(pattern: str) -> BlockParse | None:
     flags = _GLOBAL_FLAGS.match(pattern)
     head = "" if flags is None else flags.group()
     try:
-        whole = compile_user(rf"{head}^[^\n]*?(?:{pattern[len(head) :]})", regex.M)
-    except (regex.error, ValueError):
+        whole = compile_user(rf"{head}^[^\n]*?(?:{pattern[len(head) :]})", multiline=True)
+    except ValueError:  # UnsupportedPattern
         return None
     present = present_groups(whole)
 
@@ -528,8 +528,8 @@ def parse_json(text: str) -> Fields | None:
     return value if type(value) is dict else None
 
 
-_START: Final = regex.Match.start
-_GROUP: Final = regex.Match.group
+_START: Final = methodcaller("start")
+_GROUP: Final = methodcaller("group")
 
 
 def _present(match: re.Match[str]) -> Fields:

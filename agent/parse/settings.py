@@ -15,11 +15,10 @@ import re
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import regex
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from agent.parse.timestamps import NAMED_FORMATS, check_strptime
-from agent.parse.userregex import compile_user
+from agent.parse.userregex import UnsupportedPattern, compile_user
 from agent.schema import Duration, Section, Size
 
 DAY = 86_400.0
@@ -204,7 +203,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         raise ValueError(f"invalid regular expression: {exc}") from None
     try:
         compile_user(pattern)
-    except (regex.error, ValueError) as exc:  # ValueError: PatternTooLarge
+    except UnsupportedPattern as exc:
         raise ValueError(f"regular expression not supported: {exc}") from None
     return compiled
 

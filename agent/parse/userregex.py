@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-import regex
+if TYPE_CHECKING:  # imported by the first `compile_user`: ~20 ms and ~2 MB a source without
+    import regex  # a user pattern does not pay
 
 UserPattern: TypeAlias = "regex.Pattern[str]"
 UserMatch: TypeAlias = "regex.Match[str]"
@@ -70,7 +71,11 @@ MAX_UNROLLED: Final = 10_000
 ``\\d{4}`` or ``.{64}``."""
 
 
-class PatternTooLarge(ValueError):
+class UnsupportedPattern(ValueError):
+    """A pattern `re` takes but the engine cannot run as `re` means it."""
+
+
+class PatternTooLarge(UnsupportedPattern):
     """A pattern whose required repeats `regex` would write out past `MAX_UNROLLED` items."""
 
     def __init__(self, items: int) -> None:
@@ -81,7 +86,7 @@ class PatternTooLarge(ValueError):
         self.items = items
 
 
-class PosixClass(ValueError):
+class PosixClass(UnsupportedPattern):
     """A pattern holding ``[:alpha:]`` in a set: a POSIX class to `regex`, the characters
     ``[:alph`` and ``]`` to `re` (which warns about it). The same config must not mean two
     things, so neither reading is guessed."""
@@ -96,15 +101,22 @@ class PosixClass(ValueError):
 _POSIX_CLASS: Final = re.compile(r"\[:\^?[A-Za-z]+:\]")
 
 
-def compile_user(pattern: str, flags: int = 0) -> UserPattern:
-    """`pattern` compiled as `re` would read it (`regex.VERSION0`); raises `regex.error`, or
-    (before `regex` tries) `PatternTooLarge` or `PosixClass`."""
+def compile_user(pattern: str, *, multiline: bool = False) -> UserPattern:
+    """`pattern` compiled as `re` would read it (`regex.VERSION0`), with ``re.M`` when
+    `multiline`; raises `UnsupportedPattern` (`PatternTooLarge` and `PosixClass` before
+    `regex` tries)."""
     items = unrolled_items(pattern)
     if items > MAX_UNROLLED:
         raise PatternTooLarge(items)
     if _POSIX_CLASS.search(pattern) is not None and _posix_class(pattern):
         raise PosixClass()
-    return regex.compile(pattern, flags | regex.VERSION0)
+    import regex  # here, not above: see TYPE_CHECKING
+
+    flags = regex.VERSION0 | (regex.MULTILINE if multiline else 0)
+    try:
+        return regex.compile(pattern, flags)
+    except (regex.error, ValueError) as exc:  # ValueError: an inline (?V1) against VERSION0
+        raise UnsupportedPattern(str(exc)) from None
 
 
 def _posix_class(pattern: str) -> bool:
