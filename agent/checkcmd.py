@@ -36,7 +36,6 @@ from agent.config import (
     load_config,
     redact,
 )
-from agent.encode.times import describe_files
 from agent.state.files import UnsafeState, check_private_dir
 from agent.state.layout import dead_letter_dir, spool_dir
 
@@ -95,6 +94,8 @@ def _is_glob_warning(key: str) -> bool:
 
 def summary(path: Path, config: Config) -> str:
     """A few lines: what will be read, where it goes, where state lives."""
+    from agent.encode.times import describe_files  # here: `check --quiet` reads no lines
+
     lines = [f"config ok: {path}"]
     for source in config.sources:
         what = ", ".join(source.include) if source.include else getattr(source, "type", "")

@@ -71,6 +71,17 @@ def test_checking_a_file_only_config_loads_neither_the_journal_nor_the_running_a
     assert [m for m in loaded if m.startswith(NOT_IN_A_FILE_CHECK)] == []
 
 
+def test_a_quiet_check_loads_no_encoder(tmp_path: Path) -> None:
+    """`check --quiet` (the systemd unit's ExecStartPre and ExecReload) prints no summary, so
+    it does not read the first lines of the files to say where their event time comes from."""
+    config = write_config(tmp_path)
+    code, loaded = loaded_by(tmp_path, "check", "--quiet", "--config", str(config))
+
+    assert code == 0
+    assert "agent.checkcmd" in loaded
+    assert [m for m in loaded if m.startswith("agent.encode")] == []
+
+
 def test_checking_a_journald_source_still_asks_for_journalctl(tmp_path: Path) -> None:
     config = write_config(tmp_path, extra_sources=[{"name": "journal", "type": "journald"}])
     _, loaded = loaded_by(tmp_path, "check", "--config", str(config))  # 78 without journalctl
