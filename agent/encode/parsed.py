@@ -29,7 +29,9 @@ import msgspec
 import orjson
 
 from agent.config import SourceConfig
+from agent.encode.crlf import crlf_block
 from agent.encode.cut import cut_events
+from agent.encode.halves import in_halves
 from agent.encode.scan import (
     BLANK_LINE,
     MAX_NESTING_DEPTH,
@@ -109,17 +111,37 @@ class ParsedEncoder:
         return self._assembler.next_flush()
 
     def encode(self, block: bytes, start_offset: int) -> Encoded:
-        """`block` holds whole lines, each ending in a newline, starting at `start_offset`."""
+        """`block` holds whole lines, each ending in a newline, starting at `start_offset`.
+
+        A source whose lines are each one record (`_block_parse`: no joining, so no state
+        from line to line) has a block it cannot parse whole halved until its odd lines are
+        found (`agent.encode.halves`), and CRLF lines read as LF lines (`agent.encode.crlf`):
+        one unmatched line in a thousand, or Windows line ends, made an nginx file go line
+        by line, at 60-70k lines/s instead of 160k-240k."""
         if self._assembler.pending_offset is None:
-            encoded = None
             if self._block_parse is not None:
-                encoded = self._whole_block(block, start_offset)
-            elif self._docker:
+                return in_halves(
+                    self._parsed_block, self._by_line, block, start_offset, self._piece_bytes
+                )
+            encoded = None
+            if self._docker:
                 encoded = self._docker_block(block, start_offset)
             elif self._cri is not None:
                 encoded = self._cri_block(block, start_offset)
             if encoded is not None:
                 return encoded
+        return self._by_line(block, start_offset)
+
+    def _parsed_block(self, block: bytes, start_offset: int) -> Encoded | None:
+        """`_whole_block`, for CRLF lines too."""
+        if b"\r" in block:
+            found = crlf_block(self._whole_block, block, start_offset)
+            if found is not None:
+                return found
+        return self._whole_block(block, start_offset)
+
+    def _by_line(self, block: bytes, start_offset: int) -> Encoded:
+        """`block` record by record: the definition the block paths are compared with."""
         lines: list[tuple[bytes, int, int]] = []
         rejected: list[Rejected] = []
         offset = start_offset

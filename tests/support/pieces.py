@@ -18,8 +18,8 @@ def events_and_offsets(encoded: Encoded) -> tuple[object, ...]:
         b"".join(p.data for p in encoded.pieces),
         [offset for p in encoded.pieces for offset in p.offsets],
         encoded.pieces[-1].end_offset,
-        encoded.rejected,
-        encoded.blank,
+        sorted(encoded.rejected, key=lambda letter: letter.offset),  # a parsed line path
+        encoded.blank,  # lists its too long lines first
     )
 
 

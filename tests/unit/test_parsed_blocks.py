@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from agent.config import SourceConfig
 from agent.encode import Encoded
+from agent.encode.halves import LEAF_BYTES
 from agent.encode.parsed import SLICE_BYTES, ParsedEncoder
 from agent.parse.parsers import _ACCESS, _QUOTED, _REQUEST, _SYSLOG_5424, access_fields
+from tests.support.pieces import events_and_offsets, pieces_keep_their_rules
 
 NOW = 1_764_028_800.0  # 2025-11-25T00:00:00Z
 
@@ -45,6 +47,16 @@ def outcome(encoded: Encoded) -> tuple[object, ...]:
 def line_by_line(enc: ParsedEncoder, block: bytes, start: int) -> Encoded:
     enc._block_parse = None  # the reference: record by record
     return enc.encode(block, start)
+
+
+def same_as_line_path(got: Encoded, want: Encoded, block: bytes) -> None:
+    """`got` is what the line path makes of `block`: piece for piece for a block of one
+    leaf; a bigger one refused whole is halved (`agent.encode.halves`) and may cut its
+    pieces at the halves' bounds too, so its events and offsets are compared across them."""
+    assert events_and_offsets(got) == events_and_offsets(want)
+    if len(block) <= LEAF_BYTES:
+        assert outcome(got) == outcome(want)
+    pieces_keep_their_rules(got, 600)
 
 
 def test_a_block_of_access_lines_takes_the_block_path() -> None:
@@ -129,7 +141,7 @@ def test_the_block_path_writes_what_the_line_path_writes(
     taken = fast._block_parse is not None and fast._whole_block(block, 3) is not None
     event("block path" if taken else "line path")
     fast = encoder(parser=parser, **extra)
-    assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
+    same_as_line_path(fast.encode(block, 3), line_by_line(slow, block, 3), block)
     assert fast.take_counts() == slow.take_counts()
     assert fast.pending_offset == slow.pending_offset
 
@@ -178,7 +190,7 @@ def test_syslog_blocks_write_what_the_line_path_writes(
     taken = fast._whole_block(block, 3)
     event("block path" if taken is not None else "line path")
     fast = encoder(parser="syslog")
-    assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
+    same_as_line_path(fast.encode(block, 3), line_by_line(slow, block, 3), block)
     assert fast.take_counts() == slow.take_counts()
 
 
@@ -247,7 +259,7 @@ def test_logfmt_blocks_write_what_the_line_path_writes(
     taken = fast._whole_block(block, 3)
     event("block path" if taken is not None else "line path")
     fast = encoder(parser="logfmt", **extra)
-    assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
+    same_as_line_path(fast.encode(block, 3), line_by_line(slow, block, 3), block)
     assert fast.take_counts() == slow.take_counts()
 
 
@@ -305,7 +317,7 @@ def test_regex_blocks_write_what_the_line_path_writes(
     taken = fast._block_parse is not None and fast._whole_block(block, 3) is not None
     event("block path" if taken else "line path")
     fast = encoder(parser=parser, **extra)
-    assert outcome(fast.encode(block, 3)) == outcome(line_by_line(slow, block, 3))
+    same_as_line_path(fast.encode(block, 3), line_by_line(slow, block, 3), block)
     assert fast.take_counts() == slow.take_counts()
 
 
@@ -324,7 +336,7 @@ def test_regex_matches_that_cross_or_share_lines_go_line_by_line(
     parser = {"type": "regex", "pattern": pattern}
     fast, slow = encoder(parser=parser), encoder(parser=parser)
     assert fast._whole_block(block, 0) is None
-    assert outcome(fast.encode(block, 0)) == outcome(line_by_line(slow, block, 0))
+    same_as_line_path(fast.encode(block, 0), line_by_line(slow, block, 0), block)
 
 
 def test_a_block_of_regex_lines_takes_the_block_path() -> None:
@@ -687,3 +699,47 @@ def test_cri_records_completing_out_of_order_across_slices_go_line_by_line() -> 
     fast._piece_bytes = 3000
     slow._cri = None
     assert outcome(fast.encode(block, 0)) == outcome(slow.encode(block, 0))
+
+
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+@given(
+    lines=st.lists(access, min_size=150, max_size=300),
+    odd=st.lists(st.tuples(st.integers(0, 300), other), max_size=3),
+    crlf=st.booleans(),
+    parser=st.sampled_from(["nginx", "apache"]),
+)
+def test_big_blocks_with_odd_lines_or_crlf_write_what_the_line_path_writes(
+    lines: list[str], odd: list[tuple[int, str]], crlf: bool, parser: str
+) -> None:
+    """Blocks of several leaves (`LEAF_BYTES`): one odd line (one the parser does not match,
+    a blank one, one too long) no longer sends the whole block line by line, it is halved
+    until the odd lines are found; a block of CRLF lines is parsed as LF lines, its
+    offsets moved back. Both must write what the line path writes."""
+    for at, line in odd:
+        lines.insert(at, line)
+    end = "\r\n" if crlf else "\n"
+    block = "".join(line + end for line in lines).encode()
+    fast, slow = encoder(parser=parser), encoder(parser=parser)
+    same_as_line_path(fast.encode(block, 3), line_by_line(slow, block, 3), block)
+    assert fast.take_counts() == slow.take_counts()
+
+
+def test_a_crlf_block_and_one_odd_line_take_the_block_path_for_the_rest() -> None:
+    line = b'10.0.0.1 - bob [24/Nov/2025:10:00:00 +0000] "GET /a HTTP/1.1" 200 512 "-" "curl"'
+    fast = encoder(parser="nginx")
+    by_line = fast._by_line
+    seen: list[bytes] = []
+
+    def counted(part: bytes, start_offset: int) -> Encoded:
+        seen.append(part)
+        return by_line(part, start_offset)
+
+    fast._by_line = counted  # type: ignore[method-assign]
+    crlf = (line + b"\r\n") * 300
+    assert sum(p.events for p in fast.encode(crlf, 0).pieces) == 300
+    assert not seen, "CRLF lines read a block at a time"
+    odd = (line + b"\n") * 150 + b"-- not an access line --\n" + (line + b"\n") * 150
+    assert sum(p.events for p in fast.encode(odd, 0).pieces) == 301
+    assert len(seen) == 1 and len(seen[0]) <= LEAF_BYTES, "only the odd line's stretch"

@@ -16,6 +16,7 @@ from agent.config import SourceConfig
 from agent.encode import Encoded
 from agent.encode.parsed import SLICE_BYTES, ParsedEncoder
 from agent.parse.event import PARSE_TIMEOUT
+from tests.unit.test_parsed_blocks import same_as_line_path
 
 pytestmark = pytest.mark.timeout(60)  # the old engine never finished: fail, do not hang
 
@@ -87,7 +88,7 @@ def test_a_block_with_a_hostile_line_writes_what_the_line_path_writes(
 
     encoded = fast.encode(block, 3)
 
-    assert outcome(encoded) == outcome(line_by_line(slow, block, 3))
+    same_as_line_path(encoded, line_by_line(slow, block, 3), block)
     counts = fast.take_counts()
     assert counts == slow.take_counts()
     assert counts["parse_timeout"] == lines.count(HOSTILE)
@@ -105,7 +106,7 @@ def test_a_polynomial_line_is_dead_lettered_on_both_paths() -> None:
 
     encoded = fast.encode(block, 0)
 
-    assert outcome(encoded) == outcome(line_by_line(slow, block, 0))
+    same_as_line_path(encoded, line_by_line(slow, block, 0), block)
     [rejected] = encoded.rejected
     assert (rejected.reason, rejected.offset) == (PARSE_TIMEOUT, len("info a b c d\n"))
     assert "did not finish within 0.2 CPU-s" in rejected.detail
