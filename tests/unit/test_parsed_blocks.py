@@ -738,7 +738,7 @@ def test_a_crlf_block_and_one_odd_line_take_the_block_path_for_the_rest() -> Non
 
     fast._by_line = counted  # type: ignore[method-assign]
     crlf = (line + b"\r\n") * 300
-    assert sum(p.events for p in fast.encode(crlf, 0).pieces) == 300
+    same_as_line_path(fast.encode(crlf, 0), line_by_line(encoder(parser="nginx"), crlf, 0), crlf)
     assert not seen, "CRLF lines read a block at a time"
     odd = (line + b"\n") * 150 + b"-- not an access line --\n" + (line + b"\n") * 150
     assert sum(p.events for p in fast.encode(odd, 0).pieces) == 301
