@@ -305,6 +305,8 @@ class Agent:
 
     def _save(self) -> None:
         self.dead_letters.sync()  # a checkpoint may only move past lines durably dead-lettered
+        if self.dead_letters.unwritten:  # the disk refused some: their lines stay behind it
+            return
         self.store.save(self.tailer.checkpoints())
         self.journals.save()  # the journald sources' cursors, only safe ones
 
