@@ -33,6 +33,9 @@ NOT_IN_A_FILE_CHECK = (
     "agent.ship",
     "agent.ops.events",
     "aiohttp",
+    "asyncio",
+    "ssl",
+    "structlog",
 )
 
 

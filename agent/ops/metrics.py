@@ -55,6 +55,7 @@ DEAD_LETTER_REASONS: Final = (
     "http_too_large",
     "invalid_json",
     "line_too_long",
+    "parse_timeout",
     "too_deeply_nested",
     "too_early",
     "too_late",

@@ -46,7 +46,10 @@ class PieceOrigins:
             if position < begin + size:
                 if origin is None:
                     return UNKNOWN
-                return origin.path, _bound(origin, body, begin)[body.count(b"\n", begin, position)]
+                offsets = _bound(origin, body, begin)
+                index = body.count(b"\n", begin, position)
+                # a piece with more lines than offsets (a hand-made spool or letter): unknown
+                return (origin.path, offsets[index]) if index < len(offsets) else UNKNOWN
             begin += size
         return UNKNOWN
 

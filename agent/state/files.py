@@ -25,10 +25,6 @@ import time
 from pathlib import Path
 from typing import Final
 
-import structlog
-
-log = structlog.get_logger("agent.state")
-
 DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
 _NOFOLLOW: Final = os.O_NOFOLLOW | os.O_CLOEXEC
@@ -229,4 +225,8 @@ def move_aside(path: Path, problem: str) -> None:
     """Rename (never follow) what sits at `path`; the rename touches only the name."""
     aside = path.with_name(f"{path.name}.unsafe-{time.time_ns()}")
     os.rename(path, aside)
-    log.error("state_file_moved_aside", path=str(path), problem=problem, moved_to=str(aside))
+    import structlog  # here only: `check` reads state without loading asyncio and ssl with it
+
+    structlog.get_logger("agent.state").error(
+        "state_file_moved_aside", path=str(path), problem=problem, moved_to=str(aside)
+    )
