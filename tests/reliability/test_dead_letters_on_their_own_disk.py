@@ -33,14 +33,14 @@ def small_dead_letter_disk(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(point)], check=True
     )
-    fd = os.open(point / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        with pytest.raises(OSError):  # ENOSPC: every free byte taken
-            while True:
-                os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-    try:
+        fd = os.open(point / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            with pytest.raises(OSError):  # ENOSPC: every free byte taken
+                while True:
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
         yield point
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False)
