@@ -28,6 +28,7 @@ from agent.records import Piece
 from agent.state.acks import AckTracker
 from agent.state.deadletter import DeadLetters
 from agent.state.files import UnsafeState, private_dir
+from tests.support.disks import fill
 
 T = TypeVar("T")
 HANG_BOUND = 30.0
@@ -96,18 +97,6 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
     )
     yield point
     subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_a_cursor_the_full_disk_refuses_is_not_raised_and_saved_once_it_has_room(

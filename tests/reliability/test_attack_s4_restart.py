@@ -3,7 +3,6 @@ behind, ships every line and exits 0 instead of exiting 1 at every start."""
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import shutil
@@ -20,6 +19,7 @@ import pytest
 from agent.devserver import DevServer
 from agent.state.deadletter import read_letters
 from agent.state.files import private_dir
+from tests.support.disks import fill
 from tests.support.lines import Ledger
 from tests.support.process import AgentProcess
 from tests.support.waiting import Condition, wait_until
@@ -73,17 +73,6 @@ def full_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def fill(directory: Path) -> None:
-    """Take every free byte of `directory`'s filesystem (in `filler`)."""
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
 
 
 def exited_or(agent: AgentProcess, event: str) -> Condition:

@@ -17,6 +17,7 @@ import pytest
 
 from agent.devserver import DevServer
 from agent.state.deadletter import read_letters
+from tests.support.disks import fill
 from tests.support.lines import Ledger
 from tests.support.process import AgentProcess
 
@@ -34,13 +35,7 @@ def small_dead_letter_disk(tmp_path: Path) -> Iterator[Path]:
         ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(point)], check=True
     )
     try:
-        fd = os.open(point / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            with pytest.raises(OSError):  # ENOSPC: every free byte taken
-                while True:
-                    os.write(fd, b"\0" * 4096)
-        finally:
-            os.close(fd)
+        fill(point)
         yield point
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False)

@@ -5,7 +5,6 @@ must look); dead letters a full disk refuses are neither raised nor torn nor los
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import math
 import os
@@ -31,6 +30,7 @@ from agent.ship.spool import Spool, SpoolCorrupt, decode_entry, encode_entry
 from agent.state.checkpoint import CHECKPOINT_UNREADABLE, CheckpointStore, FileCheckpoint
 from agent.state.deadletter import DeadLetters, read_letters
 from agent.state.files import private_dir
+from tests.support.disks import fill
 
 GOOD = {
     "fingerprint": "4dd433b62e023677",
@@ -162,19 +162,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     )
     yield point
     subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Take every free byte of `directory`'s filesystem; the file that does it."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_dead_letters_the_disk_refuses_are_kept_and_written_once_it_has_room(

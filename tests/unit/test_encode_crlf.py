@@ -18,6 +18,7 @@ from agent.records import Batch, Origin, Piece, Ticket
 from tests.support.pieces import events_and_offsets, pieces_keep_their_rules
 from tests.unit.test_encode_fuzz import encoder, line_groups
 from tests.unit.test_encode_ids import ids
+from tests.unit.test_encode_shapes import outcome
 
 TIME = b'"2025-11-24T00:00:00Z"'
 GOOD = [
@@ -29,15 +30,6 @@ GOOD = [
     b"   ",
 ]
 ENDINGS = [b"\r\n"] * 6 + [b"\n", b"\r\r\n", b"\r \n"]
-
-
-def outcome(encoded: Encoded) -> tuple[object, ...]:
-    return (
-        [(p.data, p.events, p.end_offset, list(p.offsets)) for p in encoded.pieces if p.events],
-        encoded.pieces[-1].end_offset,
-        encoded.rejected,
-        encoded.blank,
-    )
 
 
 lines = st.one_of(st.sampled_from(GOOD), line_groups.map(lambda group: group[0]))
