@@ -88,7 +88,7 @@ class Attempt:
         return sent
 
     async def _once(self, payload: Payload, refresh: bool = True) -> Sent | DeliveryError | Answer:
-        connection = payload.connection
+        connection = self.resolve(payload.connection)
         while True:
             pacer = self.pacer(connection)
             if await pacer.acquire(self._stopping):
@@ -176,6 +176,14 @@ class Attempt:
         every connection (Polaris' RateLimit-* headers count the whole organization)."""
         return self._pacer
 
+    def resolve(self, connection: str) -> str:
+        """The connection a payload goes to: its own, or "" for the default one as configured
+        now. A batch for the default connection keeps "" in its payload and spool entry, so
+        that a reload renaming the default (another organization's connection) sends what
+        was spooled before it to the new name: resolved when taken, it went to the old name,
+        404 (kept and retried) forever, the spool wedged behind it."""
+        return connection or self.default_connection
+
     def refusing(self, connection: str) -> bool:
         """The connection refused (400-class) BLANKET_REFUSALS requests since its last 2xx."""
-        return self._refused.get(connection, 0) >= BLANKET_REFUSALS
+        return self._refused.get(self.resolve(connection), 0) >= BLANKET_REFUSALS

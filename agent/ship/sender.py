@@ -188,8 +188,8 @@ class Sender:
                     batches.put_nowait(None)  # let the other workers see the end too
                     return None
                 self.in_flight += 1
-                connection = batch.connection or self.settings.connection
-                job = Job(batch.seq, Payload.of_batch(batch, connection), batch.tickets)
+                # "" (the default connection) stays unresolved until it is posted
+                job = Job(batch.seq, Payload.of_batch(batch, batch.connection), batch.tickets)
                 del batch  # only the payload holds the bytes now
                 if self.outage and self._spool is not None:
                     try:

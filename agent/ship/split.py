@@ -73,7 +73,7 @@ class Splitter:
                 split = await self.split(payload, payload.body, outcome, budget)
             if isinstance(split, list):
                 return split
-            self._health.refused(split, payload.connection, split.message)
+            self._health.refused(split, self._attempt.resolve(payload.connection), split.message)
             if await self._policy.wait(split, budget):
                 return everything
 

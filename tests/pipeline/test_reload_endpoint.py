@@ -115,16 +115,6 @@ async def test_after_the_reload_no_batch_and_not_the_new_key_go_to_the_old_host(
     assert KEY_B not in agent.stderr.read_text()
 
 
-STUCK_ON_OLD_NAME = (
-    "a batch's connection is resolved when a worker takes it (Sender._take: batch.connection "
-    "or the default) and written into its spool entry, so after the default connection is "
-    "renamed the spool replays to the old name: 404 connection_missing, kept and retried "
-    "forever, the spool wedged behind it (a restart too). Needs the default kept unresolved "
-    "(None/'' in Payload and the spool entry) and resolved at post time in Attempt."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=STUCK_ON_OLD_NAME)
 async def test_data_spooled_for_the_old_connection_reaches_the_renamed_one_on_the_new_host(
     make_agent: Callable[..., AgentProcess], dev_server: DevServer, log_dir: Path
 ) -> None:
