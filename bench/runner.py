@@ -70,6 +70,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "no plain loop); print the top 25",
     )
     parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="shapes only: run the agent and the plain loop under `perf record` and print "
+        "their CPU by library side by side (bench/perfprofile.py)",
+    )
+    parser.add_argument(
         "--cpus",
         default="1",
         help="shapes only: 1 pins the shipper to core 0 and the endpoint to core 1; "
@@ -187,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                             shape_settings(args, settings),
                             cpus,
                             profile=work / "agent.prof" if args.profile else None,
+                            perf=args.perf,
                         )
                     else:
                         ran = [run_one(name, endpoint_client, work, settings)]

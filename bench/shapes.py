@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import scenarios
+from bench import perfprofile, scenarios
 from bench.endpoint import EndpointClient
 from bench.gen import CHUNK_LINES, LineGenerator
 from bench.procs import Monitored
@@ -290,9 +290,12 @@ def run_shape(
     settings: scenarios.Settings,
     cpus: int,
     profile: Path | None = None,
+    perf: bool = False,
 ) -> list[Result]:
     """The agent (and the plain loop) on the shape's file; with `profile`, the agent alone
-    under cProfile (its top functions printed; no start-up run, no plain loop)."""
+    under cProfile (its top functions printed; no start-up run, no plain loop); with `perf`,
+    each under ``perf record``, their CPU by library printed side by side
+    (`bench.perfprofile`; CPU figures then include perf's own)."""
     events = max(settings.lines // shape.lines_divisor, 1000)
     data = write_shape(shape, work / "logs", events)
     label = f"{shape.name} ({cpus} core{'s' if cpus > 1 else ''})"
@@ -300,20 +303,14 @@ def run_shape(
     idle = work / "start-up"
     idle.mkdir()
     idle_config = shape_config(idle, endpoint, shape, ShapeFile(idle / "logs" / "x", 0, 0, 0))
-    agent = _measure(
-        label,
-        "agent",
-        endpoint,
-        data,
-        pinned(scenarios.agent_argv(config, once=True, profile=profile), cpus),
-        work,
-        settings,
-    )
+    argv = _traced(scenarios.agent_argv(config, once=True, profile=profile), work, "agent", perf)
+    agent = _measure(label, "agent", endpoint, data, pinned(argv, cpus), work, settings)
     results = [agent]
     if profile is not None:
         scenarios.print_profile(profile)
         return results
-    start_up(agent, pinned(scenarios.agent_argv(idle_config, once=True), cpus), work)
+    idle_argv = _traced(scenarios.agent_argv(idle_config, once=True), work, "agent-start-up", perf)
+    start_up(agent, pinned(idle_argv, cpus), work)
     if shape.parsed:
         # lines/s from the first event received to the last: the agent's start-up (about
         # 0.5 s of a run this short) is not the parser's rate
@@ -323,20 +320,50 @@ def run_shape(
         agent.check(
             f">={TARGET_PARSED_LINES_S:,.0f} lines/s ({rate:,.0f})", rate >= TARGET_PARSED_LINES_S
         )
-        return results
-    if shape.plain_loop:
+    elif shape.plain_loop:
         url = f"{endpoint.url}/v1/projects/bench/events/logs"
-        argv = [
+        loop_argv = [
             sys.executable, "-m", "bench.plainloop", "--url", url, "--key", scenarios.API_KEY,
             *(["--text"] if shape.fmt == "text" else []), str(data.path),
         ]  # fmt: skip
-        loop = _measure(label, "plain-loop", endpoint, data, pinned(argv, cpus), work, settings)
+        traced = pinned(_traced(loop_argv, work, "plain-loop", perf), cpus)
+        loop = _measure(label, "plain-loop", endpoint, data, traced, work, settings)
         empty = work / "empty.log"
         empty.write_bytes(b"")
-        start_up(loop, pinned([*argv[:-1], str(empty)], cpus), work)
+        idle_loop = _traced([*loop_argv[:-1], str(empty)], work, "plain-loop-start-up", perf)
+        start_up(loop, pinned(idle_loop, cpus), work)
         results.append(loop)
         compare(agent, loop)
+    if perf:
+        print_perf(work, results)
     return results
+
+
+def _traced(argv: list[str], work: Path, tool: str, perf: bool) -> list[str]:
+    """`argv` under ``perf record`` into ``work/<tool>.perf`` when `perf`."""
+    return perfprofile.recorded(argv, work / f"{tool}.perf") if perf else argv
+
+
+def print_perf(work: Path, results: list[Result]) -> None:
+    """Each traced tool's CPU by library, its start-up taken out, side by side."""
+    profiled = []
+    for result in results:
+        run, start = work / f"{result.tool}.perf", work / f"{result.tool}-start-up.perf"
+        if not (run.exists() and start.exists() and result.cpu and result.raw_bytes):
+            continue
+        start_cpu = float(result.extra.get("start_up_cpu") or 0.0)
+        rows = perfprofile.report_rows(run)
+        profiled.append(
+            perfprofile.Profiled(
+                result.tool,
+                perfprofile.costs(rows, result.cpu),
+                perfprofile.costs(perfprofile.report_rows(start), start_cpu),
+                result.raw_bytes / 1e9,
+            )
+        )
+        print(f"\n{result.scenario} {result.tool}, its top symbols in the whole run:")
+        print(perfprofile.top_symbols(rows))
+    print("\n" + perfprofile.side_by_side(results[0].scenario, profiled))
 
 
 def start_up(result: Result, argv: list[str], work: Path) -> None:
