@@ -39,7 +39,10 @@ def text_times_inside(times: list[Any], inside_millis: tuple[float, float]) -> b
         text = "\n".join(times).encode("ascii")
     except (TypeError, UnicodeEncodeError):
         return False  # not all strings, or not ASCII: no shape of ours
-    shapes = set(text.translate(_DIGITS_AS_ZERO).split(b"\n"))
+    written = text.translate(_DIGITS_AS_ZERO).split(b"\n")
+    if len(written) != len(times):
+        return False  # a time holding a newline: more shapes than times, none of them its own
+    shapes = set(written)
     if len(shapes) != 1 or ORDERED.fullmatch(shapes.pop()) is None:
         return False
     for second in set(map(_SECOND, times)):
