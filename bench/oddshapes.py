@@ -18,12 +18,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Literal
 
 import orjson
 
 from agent.config import SourceConfig
-from agent.encode import EncodeLimits, encoder_for
+from agent.encode import EncodeLimits, LineEncoder, encoder_for
 from bench.gen import LineGenerator
 
 BLOCK_LINES = 1260  # about 368,000 bytes of the bench's lines: what the tailer reads at once
@@ -37,6 +38,7 @@ class OddShape:
     name: str
     options: dict[str, Any]
     blocks: Callable[[], list[bytes]]
+    fresh: bool = False  # a new encoder at offset 0 each round (a file read from its start)
 
 
 def _bench(fmt: Literal["json", "text"]) -> list[bytes]:
@@ -60,6 +62,40 @@ def _among(blocks: list[bytes], every: int, odd: bytes) -> list[bytes]:
             (line + b"\n" + odd) if i % every == every - 1 else line for i, line in enumerate(lines)
         ]
         out.append(b"\n".join(extra) + b"\n")
+    return out
+
+
+def _charset(blocks: list[bytes], charset: str, plain: bytes, odd: str) -> list[bytes]:
+    """`blocks` written in `charset`, `plain` in each line made `odd` (a non-ASCII word)."""
+    return [b.replace(plain, odd.encode("utf-8")).decode("utf-8").encode(charset) for b in blocks]
+
+
+def _utf16le(blocks: list[bytes]) -> list[bytes]:
+    """UTF-16LE text with a BOM, cut as the tailer cuts it: after the byte 0x0A, so each
+    block ends in the first half of its newline and the next one starts with the other."""
+    data = b"\xff\xfe" + b"".join(blocks).decode("utf-8").encode("utf-16-le")
+    out, position = [], 0
+    for size in accumulate(len(b.decode("utf-8")) for b in blocks):
+        end = 2 * (size - 1) + 3  # just after the 0x0A of the block's last newline
+        out.append(data[position:end])
+        position = end
+    return out
+
+
+def _nginx(blocks: list[bytes]) -> list[bytes]:
+    """The bench's lines as nginx access lines."""
+    out = []
+    for block in blocks:
+        lines = []
+        for seq, line in enumerate(block.split(b"\n")[:-1]):
+            stamp = line[:19].decode()
+            day = time.strptime(stamp, "%Y-%m-%dT%H:%M:%S")
+            when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", day).encode()
+            lines.append(
+                b'10.0.%d.%d - - [%s] "GET /caf\xe9/%d HTTP/1.1" 200 %d "-" "curl/8.4.0"\n'
+                % (seq >> 8 & 255, seq & 255, when, seq, len(line))
+            )
+        out.append(b"".join(lines))
     return out
 
 
@@ -188,6 +224,28 @@ SHAPES = [
         {"format": "text"},
         lambda: [b.replace(b"request", "请求已完成".encode()) for b in _bench("text")],
     ),
+    OddShape(
+        "latin-1 text",
+        {"format": "text", "charset": "latin-1"},
+        lambda: _charset(_bench("text"), "latin-1", b"request", "requête"),
+    ),
+    OddShape(
+        "windows-1252 nginx",
+        {"format": "text", "charset": "windows-1252", "parser": {"type": "nginx"}},
+        lambda: _nginx(_bench("text")),
+    ),
+    OddShape(
+        "UTF-16LE text, BOM",
+        {"format": "text", "charset": "utf-16"},
+        lambda: _utf16le(_bench("text")),
+        fresh=True,
+    ),
+    OddShape(
+        "UTF-16LE JSON, BOM",
+        {"charset": "utf-16"},
+        lambda: _utf16le(_bench("json")),
+        fresh=True,
+    ),
 ]
 
 
@@ -196,19 +254,24 @@ def ms_per_mb(shape: OddShape, blocks: list[bytes], rounds: int) -> tuple[float,
     source = SourceConfig.model_validate(
         {"name": "odd", "include": ["/odd/*.log"], **shape.options}
     )
-    encoder = encoder_for(
-        source,
-        EncodeLimits.for_batch(1_000_000),
-        path="/odd/app.log",
-        identity=lambda: "0123456789abcdef",
-        start_offset=0,
-    )
-    best, offset, refused = float("inf"), 0, 0
+
+    def encoder() -> LineEncoder:
+        return encoder_for(
+            source,
+            EncodeLimits.for_batch(1_000_000),
+            path="/odd/app.log",
+            identity=lambda: "0123456789abcdef",
+            start_offset=0,
+        )
+
+    best, offset, refused, reading = float("inf"), 0, 0, encoder()
     for _ in range(rounds + 1):  # the first warms up
         refused = 0
+        if shape.fresh:
+            reading, offset = encoder(), 0
         started = time.thread_time()
         for block in blocks:
-            refused += len(encoder.encode(block, offset).rejected)
+            refused += len(reading.encode(block, offset).rejected)
             offset += len(block)
         best = min(best, time.thread_time() - started)
     return best / sum(map(len, blocks)) * 1e9, refused
