@@ -7,11 +7,17 @@ that found nothing (said in the report that added it)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from agent.encode import Encoded
+from agent.encode.fast import UTF8_BOM
 from tests.support.pieces import events_and_offsets, pieces_keep_their_rules
 from tests.unit.test_encode_fuzz import encoder
+from tests.unit.test_encode_ids import ids
 
 PIECE_BYTES = 256  # the test encoder's
 TEXT_TIMED = b'{"timestamp":"2025-11-24 00:00:00,123","n":%d}'
@@ -43,3 +49,205 @@ def test_a_text_time_holding_an_escaped_newline_between_two_times_is_no_time() -
         lines = [TEXT_TIMED % n for n in range(10)]
         lines.insert(position, odd)
         agree(block_of(lines))
+
+
+NOW = 1_764_028_800  # the test encoder's read time, 2025-11-25T00:00:00Z
+LATE, EARLY, DAY = 30 * 86400, 2000 * 86400, 86400  # the default windows
+EDGES = [NOW - LATE, NOW - LATE + DAY, NOW + EARLY - DAY, NOW + EARLY]
+INTS = [
+    *(edge + step for edge in EDGES for step in (-1, 0, 1)),
+    *(1_763_942_400 * 10**k + 123 for k in (3, 6, 9)),
+    1_763_942_400,
+    99_999_999_999,
+    100_000_000_000,
+    99_999_999_999_999,
+    2**63 - 1,
+    2**63,
+    2**64,
+    10**30,
+    0,
+    1,
+    -1_763_942_400,
+]
+FLOATS = [
+    *(edge + step for edge in EDGES for step in (-0.5, 0.0, 1e-4, 0.9999999)),
+    1_763_942_400.5,
+    1.7639424e9,
+    1.763942400123e12,
+    1763942400123.5,
+    1.7639424001234e15,
+    1.76394240012345e18,
+    99_999_999_999.99998,
+    1e11,
+    1e14,
+    1e17,
+    -0.0,
+    0.0,
+    1e-300,
+    -1_763_942_400.5,
+    1e308,
+    b"1e400",
+    b"1.7639424E+9",
+    b"17639424000e-1",
+    b"1763942400.000000000000000000001",
+]
+TEXTS = [
+    "2025-11-24 00:00:00,123",
+    "2025-11-24 00:00:00.123",
+    "2025-11-24 00:00:00",
+    "2025-11-24 23:59:59,999",
+    "2025-11-24 23:59:60,123",  # a leap second: datetime refuses it
+    "2025-11-24 24:00:00,000",
+    "2025-02-29 00:00:00,000",  # no such day
+    "2024-02-29 00:00:00,000",
+    "2025-11-24 00:00:00,123456789",
+    "2025-11-24 00:00:00,1234567891",  # ten digits
+    "2025-11-24 00:00:00,",
+    "2025-11-24 00:00:00,123Z",
+    "2025-11-24T00:00:00,123Z",
+    "2025-11-24 00:00:00,123+01:00",
+    "2025-11-24 00:00:00,123 ",
+    " 2025-11-24 00:00:00,123",
+    "2025-11-24  0:00:00,123",
+    "2025-11-24 00:00:00,123\n2025-11-24 00:00:00,123",
+    "2025-11-24 00:00:00,123\x00",
+    "2025-1-124 00:00:00,123",
+    "20251-1-24 00:00:00,123",
+    "0000-11-24 00:00:00,123",
+    "9999-12-31 23:59:59,999",
+    "0001-01-01 00:00:00,000",
+    "2025-10-26 00:00:00,000",  # a day inside the late edge
+    "2025-10-27 00:00:00,000",
+    "2031-05-17 00:00:00,000",  # near the early edge
+    "2031-05-18 00:00:00,000",
+    "2025-11-24 00:00:00\uff0c123",
+    "\u0662025-11-24 00:00:00,123",  # an Arabic-Indic digit: fromisoformat takes it?
+]
+
+
+def timed_line(name: str, value: object, n: int) -> bytes:
+    """`value` as JSON (raw when bytes: what json.dumps cannot write)."""
+    written = value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False)
+    return b'{"%s":%s,"n":%d}' % (
+        name.encode(),
+        written.encode() if isinstance(written, str) else written,
+        n,
+    )
+
+
+@st.composite
+def time_blocks(draw: st.DrawFn) -> tuple[list[bytes], list[bytes]]:
+    """A teaching block of plausible times of one kind and a next block whose times are of
+    that kind (or any), at the windows' edges, out of range, of other resolutions or shapes;
+    sometimes long enough to be halved."""
+    kind = draw(st.sampled_from(["int", "float", "text", "mixed"]))
+    name = draw(st.sampled_from(["timestamp", "timestamp", "ts", "time"]))
+    pool = {"int": INTS, "float": FLOATS, "text": TEXTS, "mixed": INTS + FLOATS + TEXTS}[kind]
+    plausible = {"int": 1_763_942_400, "float": 1_763_942_400.25, "text": TEXTS[0]}
+    good = plausible.get(kind, 1_763_942_400)
+    teach = [timed_line(name, good, n) for n in range(4)]
+    count = draw(st.sampled_from([3, 20, 400]))
+    values = [good] * count
+    for _ in range(draw(st.integers(1, 6))):
+        values.insert(draw(st.integers(0, len(values))), draw(st.sampled_from(pool)))
+    if draw(st.booleans()):  # a run of one value (edges read as least and greatest)
+        values = [draw(st.sampled_from(pool))] * len(values)
+    return teach, [timed_line(name, value, n) for n, value in enumerate(values)]
+
+
+def crlf(lines: list[bytes], draw: st.DrawFn) -> bytes:
+    ending = draw(st.sampled_from([b"\n", b"\n", b"\r\n"]))
+    return b"".join(line + ending for line in lines)
+
+
+@settings(
+    max_examples=600, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+@given(blocks=time_blocks(), data=st.data())
+def test_times_at_every_edge_after_a_taught_shape_give_the_line_paths_events(
+    blocks: tuple[list[bytes], list[bytes]], data: st.DataObject
+) -> None:
+    teach, lines = blocks
+    options = data.draw(st.sampled_from([{}, {"time_field": "ts"}, {"fields": {"env": "p"}}]))
+    fast, slow = encoder(**options), encoder(**options)
+    first = crlf(teach, data.draw)
+    fast.encode(first, 0)
+    slow._line_by_line(first, 0)
+    block = crlf(lines, data.draw)
+    got, want = fast.encode(block, len(first)), slow._line_by_line(block, len(first))
+    assert events_and_offsets(got) == events_and_offsets(want)
+    assert fast.take_counts() == slow.take_counts()
+    pieces_keep_their_rules(got, PIECE_BYTES)
+
+
+ODD = [
+    b"",
+    b"\r",
+    b"java.lang.NullPointerException: boom",
+    b'{"timestamp":"2025-11-24T00:00:00Z","broken":',
+    b'{"timestamp":"2033-01-01T00:00:00Z","n":-1}',
+    b'{"timestamp":"2025-11-24 00:00:00,123","n":-2}',
+    b'{"timestamp":1763942400,"n":-3}',
+    b'{"n":-4}',
+    b'{"event_id":"mine","timestamp":"2025-11-24T00:00:00Z"}',
+    b"caf\xe9",
+    b"x" * 3000,
+    b'{"timestamp":"2025-11-24T00:00:00Z","mid":"a\rb"}',
+]
+
+
+@st.composite
+def long_blocks(draw: st.DrawFn) -> bytes:
+    """Over `LEAF_BYTES` of good lines of one kind (so whole stretches go by the block path)
+    with odd lines among them, at either end too, each line ending in LF or CRLF (all alike,
+    or not); sometimes a BOM first."""
+    good = draw(st.sampled_from([GOOD_ISO, TEXT_TIMED, GOOD_EPOCH]))
+    lines = [good % n for n in range(draw(st.integers(100, 500)))]
+    for _ in range(draw(st.integers(0, 4))):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(ODD)))
+    if draw(st.booleans()):
+        lines.insert(0, draw(st.sampled_from(ODD)))
+    if draw(st.booleans()):
+        lines.append(draw(st.sampled_from(ODD)))
+    endings = draw(st.sampled_from(["lf", "crlf", "mixed"]))
+    if endings == "mixed":
+        block = b"".join(line + draw(st.sampled_from([b"\n", b"\r\n"])) for line in lines)
+    else:
+        block = b"".join(line + (b"\r\n" if endings == "crlf" else b"\n") for line in lines)
+    return (UTF8_BOM if draw(st.integers(0, 4)) == 0 else b"") + block
+
+
+GOOD_ISO = b'{"timestamp":"2025-11-24T00:00:00Z","n":%d,"msg":"a line of a JSON log"}'
+GOOD_EPOCH = b'{"timestamp":1763942400.5,"n":%d,"msg":"a line of a JSON log"}'
+
+
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+@given(block=long_blocks())
+def test_ids_of_halved_and_crlf_blocks_are_those_of_the_line_paths_events(block: bytes) -> None:
+    """The ids' oracle: the line path's events, each with the id of its line's offset."""
+    fast, slow = ids(), ids(whole_blocks=False)
+    slow._encoder.encode = slow._encoder._line_by_line  # type: ignore[method-assign]
+    start = 0 if block.startswith(UTF8_BOM) else 11
+    got = fast.encode(block, start)
+    want = slow.encode(block, start)  # (it drops the BOM itself: the first id is offset 0's)
+    assert events_and_offsets(got) == events_and_offsets(want)
+    pieces_keep_their_rules(got, 300)
+
+
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+@given(block=long_blocks(), options=st.sampled_from([{}, {"fields": {"env": "p"}}]))
+def test_halved_and_crlf_blocks_give_the_line_paths_events(
+    block: bytes, options: dict[str, Any]
+) -> None:
+    start = 0 if block.startswith(UTF8_BOM) else 11
+    fast, slow = encoder(**options), encoder(**options)
+    fast._strip_bom = True
+    got = fast.encode(block, start)
+    want = slow._line_by_line(block[3:], 3) if start == 0 else slow._line_by_line(block, start)
+    assert events_and_offsets(got) == events_and_offsets(want)
+    assert fast.take_counts() == slow.take_counts()
+    pieces_keep_their_rules(got, PIECE_BYTES)
