@@ -41,13 +41,14 @@ from agent.encode.scan import (
     nesting_depth,
     unremarkable,
 )
+from agent.encode.transcode import single_byte, single_byte_lines, wide_lines
 from agent.encode.values import NOW, Encoded, EncodedPiece, Rejected
 from agent.parse.assemble import Assembler, Record
 from agent.parse.charset import BOM
 from agent.parse.event import EventBuilder, Rejection
 from agent.parse.kubernetes import PodDirectory
 from agent.parse.parsers import BlockParse, block_parser
-from agent.parse.settings import ParserOptions, SourceParsing
+from agent.parse.settings import WIDE_CHARSETS, ParserOptions, SourceParsing
 
 
 def _library_options(source: SourceConfig) -> SourceParsing:
@@ -97,6 +98,9 @@ class ParsedEncoder:
         self._block_parse = _block_parser(options)
         self._docker = _docker_blocks(options)
         self._cri = _cri_blocks(options)  # the longest joined record, or None
+        self._charset = _charset_blocks(options)
+        self._options_charset = options.charset
+        self._charset_parse = None if options.parser is None else block_parser(options.parser)
 
     def __repr__(self) -> str:
         return f"<ParsedEncoder {self._assembler.path} pending={self.pending_offset}>"
@@ -119,6 +123,13 @@ class ParsedEncoder:
         one unmatched line in a thousand, or Windows line ends, made an nginx file go line
         by line, at 60-70k lines/s instead of 160k-240k."""
         if self._assembler.pending_offset is None:
+            if self._charset == _SINGLE_BYTE:
+                return in_halves(
+                    self._charset_block, self._by_line, block, start_offset, self._piece_bytes
+                )
+            if self._charset == _WIDE:  # not halved: a cut after a 0x0A may be mid-character
+                encoded = self._charset_block(block, start_offset)
+                return self._by_line(block, start_offset) if encoded is None else encoded
             if self._block_parse is not None:
                 return in_halves(
                     self._parsed_block, self._by_line, block, start_offset, self._piece_bytes
@@ -184,6 +195,74 @@ class ParsedEncoder:
         starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=start_offset))
         built = self._builder.build_parsed(parsed, starts)
         return None if built is None else _Slice(built[0], starts, 0, built[1])
+
+    def _charset_block(self, block: bytes, start_offset: int) -> Encoded | None:
+        """A block in a charset other than UTF-8 decoded at once (`agent.encode.transcode`),
+        its lines made records as the line path makes them and built without a record each
+        (`_charset_events`), offsets those of the file's own bytes: the same events, counts
+        and framer state `encode` gives line by line (tests/unit/test_s5_charset_blocks.py).
+        None for a block with a line over ``max_line_bytes`` (measured on the file's bytes,
+        as the line path measures it), that the charset cannot vouch for at once (see
+        `wide_lines`), whose lines all are blank, or whose events need the line path (a
+        line the parser does not match, a time it must read, an event too large)."""
+        if not lines_within(block, self._max_line):
+            return None
+        assembler = self._assembler
+        if self._charset == _WIDE:
+            assert assembler.framer is not None
+            found = wide_lines(assembler.framer, block, start_offset)
+        else:
+            found = single_byte_lines(block, start_offset, self._options_charset)
+        if found is None:
+            return None
+        self._resolve_identity()
+        chunks: list[bytes] = []
+        sizes: list[int] = []
+        starts: list[int] = []
+        blank = missing = 0
+        for first in range(0, len(found.lines), _CHARSET_SLICE):
+            lines = found.lines[first : first + _CHARSET_SLICE]
+            kept = list(map(bool, map(str.strip, lines)))  # a blank record is no event
+            line_starts = found.starts[first : first + len(lines)]
+            if not all(kept):
+                blank += len(kept) - sum(kept)
+                lines, line_starts = list(compress(lines, kept)), list(compress(line_starts, kept))
+            if not lines:
+                continue
+            built = self._charset_events(lines, line_starts)
+            if built is None:
+                return None
+            sizes += map(len, built[0])
+            chunks.append(b"\n".join(built[0]))
+            starts += line_starts
+            missing += built[1]
+        encoded = self._cut(chunks, sizes, starts, start_offset + len(block), blank, missing)
+        if encoded is not None:
+            assembler.counters.invalid_bytes += found.invalid
+            assembler.counters.bom_stripped += found.boms
+            if found.wide is not None:
+                assert assembler.framer is not None
+                assembler.framer.take(found.wide)
+        return encoded
+
+    def _charset_events(
+        self, lines: list[str], starts: list[int]
+    ) -> tuple[list[bytes], int] | None:
+        """The events of records `lines` (none blank) from `starts`, as `EventBuilder.build`
+        makes each (`build_parsed`), and how many had no time; None when a record needs the
+        line path."""
+        if self._charset_parse is not None:
+            parsed = self._charset_parse("\n".join(lines) + "\n", len(lines))
+        elif self._json:
+            parsed = _json_objects(lines)
+        else:
+            parsed = [{"message": line} for line in lines]
+        if parsed is None:
+            return None
+        try:
+            return self._builder.build_parsed(parsed, starts)
+        except (orjson.JSONEncodeError, RecursionError):
+            return None  # the line path dead-letters it
 
     def _docker_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """A block of Docker json-file lines, each a whole line (its ``log`` ends in a
@@ -489,6 +568,44 @@ def _block_parser(options: SourceParsing) -> BlockParse | None:
     if options.charset != "utf-8":
         return None
     return block_parser(options.parser)
+
+
+_SINGLE_BYTE: Final = "single-byte"
+_WIDE: Final = "wide"
+_CHARSET_SLICE: Final = 256
+"""Records of a charset block built at a time: their dicts and events are many, and a slice
+at a time keeps their peak memory small (`SLICE_BYTES`)."""
+
+
+def _charset_blocks(options: SourceParsing) -> str | None:
+    """How a source's blocks may be decoded at once (`_SINGLE_BYTE`, `_WIDE`), when it is in
+    a charset other than UTF-8 and each of its lines is one record (no container format, no
+    multiline) built from the line alone (no parser, JSON, or a parser with a block form)."""
+    if options.kubernetes is not None or options.multiline is not None:
+        return None
+    parser = options.parser
+    if parser is not None and parser.type != "json" and block_parser(parser) is None:
+        return None
+    if options.charset in WIDE_CHARSETS:
+        return _WIDE
+    if options.charset != "utf-8" and single_byte(options.charset):
+        return _SINGLE_BYTE
+    return None
+
+
+def _json_objects(lines: list[str]) -> list[dict[str, Any]] | None:
+    """Each line as the JSON object the json parser reads it as; None when one is not an
+    object (the parser does not match it: the line path counts it) or is nested too deep
+    (the line path dead-letters it)."""
+    if any(map(_too_deep, lines)):
+        return None
+    try:
+        values = list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        return None
+    if set(map(type, values)) != {dict}:
+        return None
+    return values
 
 
 SLICE_BYTES: Final = 16 * 1024

@@ -240,6 +240,12 @@ class Assembler:
             starts.append(self._framer.held_offset)
         return min(starts, default=None)
 
+    @property
+    def framer(self) -> WideFramer | None:
+        """The re-framing of a UTF-16/32 file's lines, None for any other charset: a
+        whole-block decode (`agent.encode.transcode`) reads and moves its state."""
+        return self._framer
+
     def feed(
         self, lines: Iterable[tuple[bytes, int, int]], now: float | None = None
     ) -> list[Record]:

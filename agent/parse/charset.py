@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import threading
 from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import add
 from typing import Final
 
 BOM: Final = "\ufeff"
@@ -43,6 +45,17 @@ class Frame:
     data: bytes  # one line in the wide charset, without its newline
     start: int
     end: int  # first byte after the newline
+
+
+@dataclass(frozen=True, slots=True)
+class WideBlock:
+    """A block's wide lines at once (`WideFramer.frame_block`): what `push` and
+    `release_open_line` would frame of it, and the framer's state once they had."""
+
+    text: str  # the lines decoded, each ending in "\n"
+    starts: list[int]  # each line's start in the file, and one more: where the next starts
+    charset: str  # the byte order they were read in
+    skip: bytes  # the rest of the last newline, counted, still to come (little endian)
 
 
 class WideFramer:
@@ -78,9 +91,8 @@ class WideFramer:
     def push(self, data: bytes, start: int, end: int) -> list[Frame]:
         """One byte line from the tailer (0x0A removed) -> the whole wide lines it completes."""
         if self._skip:
-            skip, self._skip = self._skip, b""
-            if start + 1 == self._start and data.startswith(skip):
-                data, start = data[len(skip) :], start + len(skip)
+            data, start = self._skipped(data, start)
+            self._skip = b""
         if self._buffer and start != self._start + len(self._buffer):
             self._buffer = b""  # the file was rewound or truncated: start over where we are
         if not self._buffer:
@@ -90,12 +102,61 @@ class WideFramer:
         self._buffer += data + b"\n" * max(0, min(1, end - start - len(data)))
         return self._cut()
 
+    def _skipped(self, data: bytes, start: int) -> tuple[bytes, int]:
+        """`data` at `start` without the rest of a newline already counted, if it is due."""
+        skip = self._skip
+        if skip and start + 1 == self._start and data.startswith(skip):
+            return data[len(skip) :], start + len(skip)
+        return data, start
+
     def _detect(self, head: bytes) -> None:
+        self.charset = self._detected(head)
+
+    def _detected(self, head: bytes) -> str:
         family = self.charset[:-3]
         if head.startswith((b"\xfe\xff", b"\x00\x00\xfe\xff")):
-            self.charset = family + "-be"
-        elif head.startswith((b"\xff\xfe", b"\xff\xfe\x00\x00")):
-            self.charset = family + "-le"
+            return family + "-be"
+        if head.startswith((b"\xff\xfe", b"\xff\xfe\x00\x00")):
+            return family + "-le"
+        return self.charset
+
+    def frame_block(self, block: bytes, start: int) -> WideBlock | None:
+        """The wide lines of `block` (byte lines at `start`, as the tailer cuts them) at once:
+        one decode instead of a `push` per byte line, for a block that leaves nothing held.
+        None (push it line by line) when something is held already, or the block is not
+        whole aligned lines that decode without an error once a little-endian newline cut
+        after its 0x0A is completed as `release_open_line` completes it. Changes nothing:
+        `take` the result once it has been used."""
+        if self._buffer:
+            return None
+        data, start = self._skipped(block, start)
+        if start % self._unit:
+            return None
+        charset = self._detected(data) if start == 0 and self._auto else self.charset
+        newline = "\n".encode(charset)
+        skip = b""
+        if not data.endswith(newline) and newline[0] == 0x0A and data.endswith(b"\n"):
+            skip = newline[1:]
+            data += skip
+        if len(data) % self._unit or not data.endswith(newline):
+            return None
+        try:
+            text = data.decode(charset)
+        except UnicodeDecodeError:
+            return None
+        lines = data.split(newline)
+        lines.pop()
+        if len(lines) != text.count("\n"):
+            return None  # a newline's bytes across two characters: aligned ones only
+        starts = list(accumulate(map(add, map(len, lines), repeat(len(newline))), initial=start))
+        return WideBlock(text, starts, charset, skip)
+
+    def take(self, block: WideBlock) -> None:
+        """The framer's state once `block`'s byte lines have been pushed and released."""
+        self.charset = block.charset
+        self._buffer = b""
+        self._start = block.starts[-1]
+        self._skip = block.skip
 
     def _cut(self) -> list[Frame]:
         frames: list[Frame] = []
