@@ -6,6 +6,13 @@ nothing for `once_timeout` while data waits to be sent (a refused key, an unreac
 failing endpoint): the agent stops as on SIGTERM (what is not delivered goes to the spool or
 stays behind the checkpoint) and `outcome` says 1. A slow but moving backfill is never cut:
 the bound is on time without progress, not on the whole run.
+
+A refused key ends the run much sooner (`AuthRefusal`): an operator with a wrong key learns it
+in about `AUTH_PATIENCE` seconds, not after `once_timeout`, from an error that names the status
+and what to do. The bound tolerates a key still being propagated: the key must have been
+refused continuously (no success in between) for `AUTH_PATIENCE` and at least twice, the last
+refusal that long after the first, so a key that starts working within it never ends a run.
+Nothing is lost either way: the agent stops as on SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 from agent.ops.events import Event, Events
@@ -20,6 +28,10 @@ from agent.ops.snapshot import AgentSnapshot
 from agent.ship.retry import sleep_or_stop
 
 DEFAULT_ONCE_TIMEOUT: Final = 300.0
+AUTH_PATIENCE: Final = 15.0
+"""Seconds a key must stay refused (from its first refusal to a later one, nothing accepted
+in between) before `run --once` gives up on it: longer than a new key takes to propagate."""
+AUTH_STATUSES: Final = ("401", "403")
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 
@@ -35,12 +47,78 @@ ONCE_INCOMPLETE: Final = Event(
     "the spool, by the next run).",
     level="error",
 )
-EVENTS: Final = (ONCE_GAVE_UP, ONCE_INCOMPLETE)
+ONCE_AUTH_REFUSED: Final = Event(
+    "once_auth_refused",
+    "`run --once` stopped: Polaris refused the credentials (401/403) on every try for "
+    "AUTH_PATIENCE (15 s). Nothing is lost (spooled, or read again): fix polaris.api_key "
+    "(or [polaris.oauth]) and run again. The run exits 1.",
+    level="error",
+)
+EVENTS: Final = (ONCE_GAVE_UP, ONCE_INCOMPLETE, ONCE_AUTH_REFUSED)
+AUTH_HINT: Final = (
+    "Polaris refused the credentials: check polaris.api_key (or the [polaris.oauth] client id "
+    "and secret) and that it may write to the connection, then run --once again. Nothing was "
+    "lost: what was read is in the spool or behind the checkpoint, and the next run sends it."
+)
 
 
 def _waiting(snap: AgentSnapshot) -> bool:
     """Data read and not yet delivered: in the queue, in a request, or in the spool."""
     return snap.queue_bytes > 0 or snap.in_flight_batches > 0 or snap.spool_files > 0
+
+
+def _auth_refusals(snap: AgentSnapshot) -> int:
+    """Tries refused for the credentials so far: 401/403 answers, plus the tries that got no
+    answer and no transport error (the OAuth token endpoint refused the client, so nothing
+    was posted; the sender times every try, answered or not)."""
+    answered = sum(snap.requests.values())
+    unanswered = max(snap.request_latency.count - answered, 0)
+    return sum(snap.requests.get(status, 0) for status in AUTH_STATUSES) + unanswered
+
+
+def _refusal_status(before: AgentSnapshot | None, snap: AgentSnapshot) -> int | None:
+    """The status of the latest refusals (403 wins a tie: it names a permission, not a key);
+    None when only the OAuth token endpoint refused."""
+    for status in reversed(AUTH_STATUSES):
+        previous = before.requests.get(status, 0) if before is not None else 0
+        if snap.requests.get(status, 0) > previous:
+            return int(status)
+    return None
+
+
+@dataclass(slots=True)
+class AuthRefusal:
+    """One episode of a refused key, as `run --once` watches it: from the first snapshot
+    that shows `auth_failing` until a success (or the flag clears)."""
+
+    patience: float = AUTH_PATIENCE
+    first_at: float | None = None  # when the episode was first seen
+    last_at: float = 0.0  # when a further refusal was last seen
+    refusals: int = 0  # refusals seen in this episode
+    counted: int = 0  # `_auth_refusals` at the last look
+    delivered: int = -1  # events acknowledged at the last look
+    status: int | None = None
+    seen: AgentSnapshot | None = field(default=None, repr=False)  # the last look
+
+    def observe(self, snap: AgentSnapshot, now: float) -> bool:
+        """True when the key has been refused long enough, and more than once, to give up."""
+        previous, self.seen = self.seen, snap
+        counted = _auth_refusals(snap)
+        if snap.events_sent != self.delivered:  # a success since the last look: a new episode
+            self.first_at, self.delivered = None, snap.events_sent
+        if not snap.auth_failing:
+            self.first_at, self.counted = None, counted
+            return False
+        if self.first_at is None:  # the refusal that set the flag, and any since the last look
+            self.first_at = self.last_at = now
+            self.refusals = max(counted - self.counted, 1)
+            self.status = _refusal_status(previous, snap)
+        elif counted > self.counted:
+            self.refusals += counted - self.counted
+            self.last_at = now
+            self.status = _refusal_status(previous, snap) or self.status
+        self.counted = counted
+        return self.refusals >= 2 and self.last_at - self.first_at >= self.patience
 
 
 async def watch_stall(
@@ -50,14 +128,31 @@ async def watch_stall(
     done: asyncio.Event,
     patience: float,
     clock: Callable[[], float] = time.monotonic,
+    auth_patience: float = AUTH_PATIENCE,
 ) -> bool:
     """Call `stop("once_timeout")` when nothing was delivered for `patience` seconds while data
-    waited; True when it did. Ends when `done` is set."""
-    tick = min(max(patience / 10, 0.05), 1.0)
+    waited, or `stop("auth_refused")` when the key stayed refused for `auth_patience` (see
+    `AuthRefusal`); True when it did either. Ends when `done` is set."""
+    tick = min(max(min(patience, auth_patience) / 10, 0.05), 1.0)
     delivered = -1
     since = clock()
+    refusal = AuthRefusal(auth_patience)
     while not await sleep_or_stop(done, tick):
         snap = snapshot()
+        if refusal.observe(snap, clock()):
+            assert refusal.first_at is not None
+            events.emit(
+                ONCE_AUTH_REFUSED,
+                status=refusal.status,
+                refusals=refusal.refusals,
+                refused_for_seconds=round(refusal.last_at - refusal.first_at, 1),
+                hint=AUTH_HINT,
+                queue_bytes=snap.queue_bytes,
+                in_flight_batches=snap.in_flight_batches,
+                spool_files=snap.spool_files,
+            )
+            stop("auth_refused")
+            return True
         if snap.events_sent != delivered or not _waiting(snap):
             delivered, since = snap.events_sent, clock()
             continue

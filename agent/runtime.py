@@ -71,7 +71,10 @@ AGENT_STOPPING: Final = Event(
     "agent_stopping",
     "A signal asked the agent to stop: reading ends, batches drain, checkpoints are saved.",
     labels=(
-        Label("signal", frozenset({"SIGTERM", "SIGINT", "requested", "test", "once_timeout"})),
+        Label(
+            "signal",
+            frozenset({"SIGTERM", "SIGINT", "requested", "test", "once_timeout", "auth_refused"}),
+        ),
     ),
 )
 AGENT_STOPPED: Final = Event("agent_stopped", "The agent saved its checkpoints and stopped.")
@@ -228,7 +231,8 @@ class Agent:
 
     async def _pipeline(self, *, once: bool, once_timeout: float | None = None) -> bool:
         """Every stage in one TaskGroup, ended in data-flow order; True when `run --once`
-        gave up (nothing delivered for `once_timeout` while data waited)."""
+        gave up (nothing delivered for `once_timeout` while data waited, or the key refused
+        for `agent.once.AUTH_PATIENCE`)."""
         config, delivery = self.config, self.delivery
         done = asyncio.Event()  # the data has been made safe: background helpers end
         async with asyncio.TaskGroup() as tasks:
