@@ -100,6 +100,11 @@ class ParsedEncoder:
         self._cri = _cri_blocks(options)  # the longest joined record, or None
         self._charset = _charset_blocks(options)
         self._options_charset = options.charset
+        self._plain_text = (
+            options.parser is None
+            and options.event_id is None
+            and (options.time.field or options.time_field) != "message"
+        )
         self._charset_parse = None if options.parser is None else block_parser(options.parser)
 
     def __repr__(self) -> str:
@@ -255,6 +260,8 @@ class ParsedEncoder:
             parsed = self._charset_parse("\n".join(lines) + "\n", len(lines))
         elif self._json:
             parsed = _json_objects(lines)
+        elif self._plain_text:
+            return self._text_events(lines, starts)
         else:
             parsed = [{"message": line} for line in lines]
         if parsed is None:
@@ -263,6 +270,22 @@ class ParsedEncoder:
             return self._builder.build_parsed(parsed, starts)
         except (orjson.JSONEncodeError, RecursionError):
             return None  # the line path dead-letters it
+
+    def _text_events(self, lines: list[str], starts: list[int]) -> tuple[list[bytes], int] | None:
+        """`_charset_events` of text records whose event is their message in one and the same
+        frame (no parser, no id, a time that is not the message): the event `build_parsed`
+        makes of a DEL, its DEL replaced by each message as `orjson.dumps` writes it, all
+        messages escaped by one call (DEL, which JSON writes as itself, joining them, as
+        `TextBlocks._whole_text` does). None when a message holds a DEL."""
+        joined = _DEL.join(lines)
+        if joined.count(_DEL) != len(lines) - 1:
+            return None
+        found = self._builder.build_parsed([{"message": _DEL}], starts[:1])
+        if found is None or found[0][0].count(b"\x7f") != 1:
+            return None
+        head, _, tail = found[0][0].partition(b"\x7f")
+        escaped = orjson.dumps(joined)[1:-1].replace(b"\x7f", tail + b"\n" + head)
+        return (head + escaped + tail).split(b"\n"), found[1] * len(lines)
 
     def _docker_block(self, block: bytes, start_offset: int) -> Encoded | None:
         """A block of Docker json-file lines, each a whole line (its ``log`` ends in a
@@ -570,6 +593,7 @@ def _block_parser(options: SourceParsing) -> BlockParse | None:
     return block_parser(options.parser)
 
 
+_DEL: Final = "\x7f"
 _SINGLE_BYTE: Final = "single-byte"
 _WIDE: Final = "wide"
 _CHARSET_SLICE: Final = 256

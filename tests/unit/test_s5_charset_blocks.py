@@ -29,6 +29,8 @@ FORMATS: dict[str, dict[str, Any]] = {
         "parser": {"type": "regex", "pattern": r"(?P<level>[A-Z]+) (?P<msg>.*)"},
     },
     "ids": {"format": "text", "event_id": True},
+    "fields": {"format": "text", "fields": {"env": "prod", "message": "m"}},
+    "time is message": {"format": "text", "time_field": "message"},
 }
 
 
@@ -112,6 +114,7 @@ WORDS = [
     "{",
     '"',
     "x" * 45,
+    "\x7f",
 ]
 line_text = st.lists(st.sampled_from(WORDS), max_size=6).map("".join)
 
