@@ -12,14 +12,20 @@ dropped) is done to the lines here, so the block paths see the records the line 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate, repeat
-from operator import add, methodcaller
+from operator import add, methodcaller, mul
+from typing import Final
 
 from agent.parse.charset import BOM, WideBlock, WideFramer, decode
 
 _STARTS_WITH_BOM = methodcaller("startswith", BOM)
+_LAST_OF_ONE_UNIT: Final = "\uffff"
+_BLANK_LINE: Final = re.compile(r"^[^\S\n]*$", re.M)
+"""A line of whitespace only (``\\s`` is what `str.isspace` calls space), or empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class TextLines:
     starts: list[int]
     invalid: int
     boms: int
+    blank_free: bool  # no line is blank (none is whitespace only): none to mask out
     wide: WideBlock | None = None
 
 
@@ -55,12 +62,10 @@ def single_byte(charset: str) -> bool:
 
 
 def single_byte_lines(block: bytes, start_offset: int, charset: str) -> TextLines:
-    """The lines of `block` (whole lines at `start_offset`) in a `single_byte` charset."""
+    """The lines of `block` (whole lines at `start_offset`) in a `single_byte` charset: each
+    character one byte, so each line's offset counts the characters before it."""
     text, invalid = decode(block, charset)
-    raw = block.split(b"\n")
-    raw.pop()
-    starts = list(accumulate(map(add, map(len, raw), repeat(1)), initial=start_offset))
-    return records(text, starts, invalid)
+    return records(text, start_offset, 1, charset, invalid)
 
 
 def wide_lines(framer: WideFramer, block: bytes, start_offset: int) -> TextLines | None:
@@ -70,20 +75,31 @@ def wide_lines(framer: WideFramer, block: bytes, start_offset: int) -> TextLines
     framed = framer.frame_block(block, start_offset)
     if framed is None:
         return None
-    found = records(framed.text, framed.starts, 0)
-    return TextLines(found.lines, found.starts, 0, found.boms, framed)
+    unit = 4 if framed.charset.startswith("utf-32") else 2
+    found = records(framed.text, framed.start, unit, framed.charset, 0)
+    if found.starts[-1] != framed.end:
+        return None  # cannot be: the lines are what was decoded
+    return TextLines(found.lines, found.starts, 0, found.boms, found.blank_free, framed)
 
 
-def records(text: str, starts: list[int], invalid: int) -> TextLines:
-    """`text` (lines each ending in a newline, starting at `starts`) as `Assembler._text`
+def records(text: str, start_offset: int, unit: int, charset: str, invalid: int) -> TextLines:
+    """`text` (lines each ending in a newline, the first at `start_offset`, each character
+    `unit` bytes in `charset` but those UTF-16 writes in two units) as `Assembler._text`
     makes each line: a leading BOM stripped (and counted), then one CR before its end."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
     lines = text.split("\n")
     lines.pop()
+    if unit == 2 and text and max(text) > _LAST_OF_ONE_UNIT:
+        sizes: Iterable[int] = map(len, map(methodcaller("encode", charset), lines))
+    else:
+        sizes = map(mul, map(len, lines), repeat(unit))
+    starts = list(accumulate(map(add, sizes, repeat(unit)), initial=start_offset))
+    if "\r" in text:
+        lines = text.replace("\r\n", "\n").split("\n")
+        lines.pop()
     boms = 0
     if BOM in text:
         boms = sum(map(_STARTS_WITH_BOM, lines))
         if boms:
             lines = [line[1:] if line.startswith(BOM) else line for line in lines]
-    return TextLines(lines, starts, invalid, boms)
+    blank_free = not boms and _BLANK_LINE.search(text, 0, len(text) - 1) is None
+    return TextLines(lines, starts, invalid, boms, blank_free)

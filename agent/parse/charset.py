@@ -11,8 +11,6 @@ from __future__ import annotations
 import codecs
 import threading
 from dataclasses import dataclass
-from itertools import accumulate, repeat
-from operator import add
 from typing import Final
 
 BOM: Final = "\ufeff"
@@ -53,7 +51,8 @@ class WideBlock:
     `release_open_line` would frame of it, and the framer's state once they had."""
 
     text: str  # the lines decoded, each ending in "\n"
-    starts: list[int]  # each line's start in the file, and one more: where the next starts
+    start: int  # where the first line starts in the file
+    end: int  # where the next line starts (a little-endian newline's rest counted)
     charset: str  # the byte order they were read in
     skip: bytes  # the rest of the last newline, counted, still to come (little endian)
 
@@ -144,18 +143,13 @@ class WideFramer:
             text = data.decode(charset)
         except UnicodeDecodeError:
             return None
-        lines = data.split(newline)
-        lines.pop()
-        if len(lines) != text.count("\n"):
-            return None  # a newline's bytes across two characters: aligned ones only
-        starts = list(accumulate(map(add, map(len, lines), repeat(len(newline))), initial=start))
-        return WideBlock(text, starts, charset, skip)
+        return WideBlock(text, start, start + len(data), charset, skip)
 
     def take(self, block: WideBlock) -> None:
         """The framer's state once `block`'s byte lines have been pushed and released."""
         self.charset = block.charset
         self._buffer = b""
-        self._start = block.starts[-1]
+        self._start = block.end
         self._skip = block.skip
 
     def _cut(self) -> list[Frame]:

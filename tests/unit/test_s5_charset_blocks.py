@@ -115,6 +115,7 @@ WORDS = [
     '"',
     "x" * 45,
     "\x7f",
+    "\x1c",
 ]
 line_text = st.lists(st.sampled_from(WORDS), max_size=6).map("".join)
 
