@@ -19,7 +19,7 @@ because that is what every dashboard and alert rule expects.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate
+from itertools import accumulate, product
 from typing import Final
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -33,7 +33,7 @@ from prometheus_client.metrics_core import (
 )
 
 from agent import __version__
-from agent.ops.events import EventCount
+from agent.ops.events import Event, EventCount
 from agent.ops.families import counter, gauge, labelled_counter, metric_name
 from agent.ops.health import DELIVERY_PROBLEMS, delivery_problems, readiness
 from agent.ops.snapshot import AgentSnapshot, LatencySnapshot
@@ -67,6 +67,10 @@ DROP_REASONS: Final = ("spool_full",)
 
 PRUNE_REASONS: Final = ("age", "size")
 """The `[dead_letter]` bounds that delete dead letters: `max_age`, `max_size`."""
+
+ENDPOINT_REFUSALS: Final = ("blanket_refusal", "not_found", "redirect")
+"""The reasons `endpoint_refusing` shows (agent.ship.errors' EndpointRefused but auth; ops may
+not import ship, a test keeps the two equal), each at 0 until it happens."""
 
 
 class SnapshotCollector:
@@ -274,21 +278,31 @@ def _health_metrics(snap: AgentSnapshot) -> Iterator[Metric]:
         "not_found, blanket 400): data is kept; fix polaris.url or the connection.",
         labels=["reason"],
     )
-    refusing.add_metric([snap.endpoint_refusing], 1 if snap.endpoint_refusing else 0)
+    for reason in sorted({*ENDPOINT_REFUSALS, snap.endpoint_refusing}):
+        refusing.add_metric([reason], 1 if reason and reason == snap.endpoint_refusing else 0)
     yield refusing
     yield gauge("uptime_seconds", "Seconds since the agent started.", snap.uptime_seconds)
 
 
 def _event_metrics(events: Iterable[EventCount]) -> Iterator[Metric]:
-    """One counter per named event (agent.ops.events), labelled as the event declares."""
+    """One counter per named event (agent.ops.events), labelled as the event declares; every
+    combination of declared label values is there (0) before it first happens."""
     for count in events:
         event = count.event
         family = CounterMetricFamily(
             metric_name(event.name), event.help, labels=[label.name for label in event.labels]
         )
         if event.labels:
-            for key in sorted(count.counts):
-                family.add_metric(list(key), count.counts[key])
+            for key in sorted({*count.counts, *declared_keys(event)}):
+                family.add_metric(list(key), count.counts.get(key, 0))
         else:
             family.add_metric([], count.total)
         yield family
+
+
+def declared_keys(event: Event) -> Iterator[tuple[str, ...]]:
+    """Every combination of `event`'s declared label values; none when a label has no closed
+    set (its values come from the config or the code, and appear when first counted)."""
+    if any(label.values is None for label in event.labels):
+        return
+    yield from product(*(sorted(label.values or ()) for label in event.labels))
