@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 import structlog
 
-from agent.state.files import open_append, private_dir, sync_dir, write_atomically
+from agent.state.files import open_append, private_dir, sync_dir
 
 log = structlog.get_logger("agent.dead_letter")
 MAX_STORED_BYTES = 1_048_576
@@ -429,33 +429,145 @@ def _record_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def remove_letters(letters: Iterable[StoredLetter]) -> int:
     """Delete these records from their files (each rewritten under its lock; a record whose
-    line changed since it was read stays); the number removed."""
+    line changed since it was read stays); the number removed. Every other byte of a file
+    stays as it was, in order. Streamed through a temp file: a file may be GiB-sized, and
+    each was read whole and split (a MemoryError in `dead-letters replay`)."""
     by_file: dict[Path, dict[int, bytes]] = {}
     for letter in letters:
         by_file.setdefault(letter.file, {})[letter.index] = letter.raw
     removed = 0
     for path, lines in by_file.items():
         try:
-            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
             fcntl.flock(fd, fcntl.LOCK_EX)
-            data = _read_fd(fd)
-            kept: list[bytes] = []
-            for index, raw in enumerate(data.split(b"\n")):
-                if lines.get(index) == raw and raw:
-                    removed += 1
-                elif raw:
-                    kept.append(raw)
-            if kept:
-                write_atomically(path, b"\n".join(kept) + b"\n")
-            else:
-                path.unlink()
-                sync_dir(path.parent)
+            removed += _rewrite_without(fd, path, lines)
         finally:
             os.close(fd)  # releases the lock, after the rename: the writer reopens then
     return removed
+
+
+def _rewrite_without(fd: int, path: Path, lines: dict[int, bytes]) -> int:
+    """Copy `fd` to a private temp file without the lines at these indexes that still hold
+    these bytes, then rename it over `path` (or remove `path` when no record is left); the
+    number of lines left out. Memory: one read, one write buffer and the longest line
+    being compared, whatever the file's size."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    copy = _LineFilter(_create_private(tmp), lines)
+    try:
+        try:
+            position = 0
+            while chunk := os.pread(fd, _CHUNK, position):
+                position += len(chunk)
+                copy.feed(chunk)
+            copy.finish()
+            os.fsync(copy.out)
+        finally:
+            os.close(copy.out)
+        if not copy.removed:
+            os.unlink(tmp)
+        elif copy.kept_records:
+            os.replace(tmp, path)
+        else:
+            os.unlink(tmp)
+            path.unlink()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if copy.removed:
+        sync_dir(path.parent)
+    return copy.removed
+
+
+_CHUNK = 1 << 20
+
+
+class _LineFilter:
+    """Writes what it is fed to `out`, except the lines to remove. A line is held in memory
+    only while it may still be one of them (its index is listed and it is no longer than
+    the listed bytes); any other line passes straight through, a piece at a time."""
+
+    def __init__(self, out: int, lines: dict[int, bytes]) -> None:
+        self.out = out
+        self.removed = 0
+        self.kept_records = False  # a non-empty line was kept: the file stays
+        self._lines = lines
+        self._index = 0
+        self._target = lines.get(0)
+        self._held = bytearray()  # the current line, while it may be a target
+        self._started = False  # the current line has bytes (written or held)
+        self._buffer = bytearray()
+
+    def __repr__(self) -> str:
+        return f"<_LineFilter line={self._index} removed={self.removed}>"
+
+    def feed(self, chunk: bytes) -> None:
+        view, start = memoryview(chunk), 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            self._piece(view[start:end])
+            self._end_line(newline=True)
+            start = end + 1
+        self._piece(view[start:])
+
+    def finish(self) -> None:
+        if self._started or self._held:
+            self._end_line(newline=False)
+        self._flush()
+
+    def _piece(self, piece: memoryview) -> None:
+        if not piece:
+            return
+        self._started = True
+        if self._target is not None:
+            if len(self._held) + len(piece) <= len(self._target):
+                self._held += piece
+                return
+            self._target = None  # longer than the record replayed: not it
+            self._write(self._held)
+            self._held = bytearray()
+        self._write(piece)
+
+    def _end_line(self, *, newline: bool) -> None:
+        if self._target is not None and self._started and self._held == self._target:
+            self.removed += 1
+        else:
+            if self._started:
+                self.kept_records = True
+            self._write(self._held)
+            if newline:
+                self._write(b"\n")
+        self._held = bytearray()
+        self._started = False
+        self._index += 1
+        self._target = self._lines.get(self._index)
+
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        self._buffer += data
+        if len(self._buffer) >= _CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        view = memoryview(self._buffer)
+        while view:
+            view = view[os.write(self.out, view) :]
+        view.release()
+        self._buffer.clear()
+
+
+def _create_private(path: Path) -> int:
+    """A new file at `path` (0600), never through a link: whatever is at its name (a stale
+    temp file, a planted link) is unlinked first, never written through."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except FileExistsError:
+        os.unlink(path)
+        return os.open(path, flags, 0o600)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -512,24 +624,6 @@ def _open_record_file(path: Path) -> int:
         os.close(fd)
         raise FileNotFoundError(errno.ENOENT, "not a regular file", str(path))
     return fd
-
-
-def _read_locked(path: Path) -> bytes:
-    fd = _open_record_file(path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        return _read_fd(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_fd(fd: int) -> bytes:
-    chunks = []
-    position = 0
-    while chunk := os.pread(fd, 1 << 20, position):
-        chunks.append(chunk)
-        position += len(chunk)
-    return b"".join(chunks)
 
 
 def _count_records(path: Path) -> int:
