@@ -228,7 +228,7 @@ class ParsedEncoder:
         for first in range(0, len(found.lines), _CHARSET_SLICE):
             lines = found.lines[first : first + _CHARSET_SLICE]
             line_starts = found.starts[first : first + len(lines)]
-            kept = [] if found.blank_free else list(map(bool, map(str.strip, lines)))
+            kept = list(map(bool, map(str.strip, lines)))
             if not all(kept):  # a blank record is no event
                 blank += len(kept) - sum(kept)
                 lines, line_starts = list(compress(lines, kept)), list(compress(line_starts, kept))

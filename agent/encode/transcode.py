@@ -12,20 +12,15 @@ dropped) is done to the lines here, so the block paths see the records the line 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate, repeat
 from operator import add, methodcaller, mul
-from typing import Final
 
 from agent.parse.charset import BOM, WideBlock, WideFramer, decode
 
 _STARTS_WITH_BOM = methodcaller("startswith", BOM)
-_LAST_OF_ONE_UNIT: Final = "\uffff"
-_BLANK_LINE: Final = re.compile(r"^[^\S\n]*$", re.M)
-"""A line of whitespace only (``\\s`` is what `str.isspace` calls space), or empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +35,6 @@ class TextLines:
     starts: list[int]
     invalid: int
     boms: int
-    blank_free: bool  # no line is blank (none is whitespace only): none to mask out
     wide: WideBlock | None = None
 
 
@@ -65,7 +59,7 @@ def single_byte_lines(block: bytes, start_offset: int, charset: str) -> TextLine
     """The lines of `block` (whole lines at `start_offset`) in a `single_byte` charset: each
     character one byte, so each line's offset counts the characters before it."""
     text, invalid = decode(block, charset)
-    return records(text, start_offset, 1, charset, invalid)
+    return records(text, start_offset, 1, None, invalid)
 
 
 def wide_lines(framer: WideFramer, block: bytes, start_offset: int) -> TextLines | None:
@@ -76,20 +70,21 @@ def wide_lines(framer: WideFramer, block: bytes, start_offset: int) -> TextLines
     if framed is None:
         return None
     unit = 4 if framed.charset.startswith("utf-32") else 2
-    found = records(framed.text, framed.start, unit, framed.charset, 0)
+    astral = unit == 2 and len(framed.text) * 2 != framed.end - framed.start
+    found = records(framed.text, framed.start, unit, framed.charset if astral else None, 0)
     if found.starts[-1] != framed.end:
         return None  # cannot be: the lines are what was decoded
-    return TextLines(found.lines, found.starts, 0, found.boms, found.blank_free, framed)
+    return TextLines(found.lines, found.starts, 0, found.boms, framed)
 
 
-def records(text: str, start_offset: int, unit: int, charset: str, invalid: int) -> TextLines:
+def records(text: str, start_offset: int, unit: int, astral: str | None, invalid: int) -> TextLines:
     """`text` (lines each ending in a newline, the first at `start_offset`, each character
-    `unit` bytes in `charset` but those UTF-16 writes in two units) as `Assembler._text`
+    `unit` bytes, or measured in charset `astral` when some are not) as `Assembler._text`
     makes each line: a leading BOM stripped (and counted), then one CR before its end."""
     lines = text.split("\n")
     lines.pop()
-    if unit == 2 and text and max(text) > _LAST_OF_ONE_UNIT:
-        sizes: Iterable[int] = map(len, map(methodcaller("encode", charset), lines))
+    if astral is not None:  # characters UTF-16 writes in two units: each line measured
+        sizes: Iterable[int] = map(len, map(methodcaller("encode", astral), lines))
     else:
         sizes = map(mul, map(len, lines), repeat(unit))
     starts = list(accumulate(map(add, sizes, repeat(unit)), initial=start_offset))
@@ -101,5 +96,4 @@ def records(text: str, start_offset: int, unit: int, charset: str, invalid: int)
         boms = sum(map(_STARTS_WITH_BOM, lines))
         if boms:
             lines = [line[1:] if line.startswith(BOM) else line for line in lines]
-    blank_free = not boms and _BLANK_LINE.search(text, 0, len(text) - 1) is None
-    return TextLines(lines, starts, invalid, boms, blank_free)
+    return TextLines(lines, starts, invalid, boms)
