@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,8 @@ from agent.encode.fast import UTF8_BOM
 from tests.support.pieces import events_and_offsets, pieces_keep_their_rules
 from tests.unit.test_encode_fuzz import encoder
 from tests.unit.test_encode_ids import ids
+from tests.unit.test_parsed_blocks import encoder as parsed_encoder
+from tests.unit.test_parsed_blocks import line_by_line as parsed_line_by_line
 
 PIECE_BYTES = 256  # the test encoder's
 TEXT_TIMED = b'{"timestamp":"2025-11-24 00:00:00,123","n":%d}'
@@ -251,3 +254,88 @@ def test_halved_and_crlf_blocks_give_the_line_paths_events(
     assert events_and_offsets(got) == events_and_offsets(want)
     assert fast.take_counts() == slow.take_counts()
     pieces_keep_their_rules(got, PIECE_BYTES)
+
+
+PARSED_LINES = {
+    "regex": b"2025-11-24T10:00:00.123456Z INFO hello %d",
+    "logfmt": b'time=2025-11-24T10:00:00.123Z level=info msg="hello %d"',
+    "syslog": b"<34>1 2025-11-24T10:00:00.123Z host app 12 ID47 - hello %d",
+    "nginx": b'10.0.0.1 - bob [24/Nov/2025:10:00:00 +0000] "GET /a HTTP/1.1" 200 %d "-" "c"',
+}
+PARSERS: list[object] = [
+    {"type": "regex", "pattern": r"^(?P<time>\S+) (?P<level>[A-Z]+) (?P<message>.*)$"},
+    {"type": "regex", "pattern": r"(?P<level>[A-Z]+)\s+(?P<rest>[\s\S]*)"},
+    {"type": "regex", "pattern": r"(?P<level>[A-Z]+)(?P<space>\s*)"},
+    "logfmt",
+    "syslog",
+    "nginx",
+]
+PARSED_ODD = [b"", b"\r", b"\r\r", b"a\rb", b"INFO \r", b"INFO", b" x", b"\r INFO x", b"\xff"]
+
+
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+@given(
+    parser=st.sampled_from(PARSERS),
+    count=st.sampled_from([3, 40, 300]),
+    odd=st.lists(st.tuples(st.integers(0, 300), st.sampled_from(PARSED_ODD)), max_size=3),
+    endings=st.sampled_from(["lf", "crlf", "mixed"]),
+    extra=st.sampled_from([{}, {"event_id": True}]),
+    data=st.data(),
+)
+def test_parsed_blocks_with_crs_anywhere_give_the_line_paths_events(
+    parser: object,
+    count: int,
+    odd: list[tuple[int, bytes]],
+    endings: str,
+    extra: dict[str, Any],
+    data: st.DataObject,
+) -> None:
+    """Line-per-record parsed sources (a user regex, logfmt, syslog, nginx) halve and read
+    CRLF blocks: a CR in the middle of a line, a line of CRs, a lone CR before the newline
+    or two, among LF or CRLF lines, at either end."""
+    if extra and endings != "lf":
+        return  # ids of CRLF lines: the strict xfail below, until parsed.py is fixed
+    good = PARSED_LINES["regex" if isinstance(parser, dict) else str(parser)]
+    lines = [good % n for n in range(count)]
+    for at, line in odd:
+        lines.insert(min(at, len(lines)), line)
+    if endings == "mixed":
+        ends = [data.draw(st.sampled_from([b"\n", b"\r\n"])) for _ in lines]
+    else:
+        ends = [b"\r\n" if endings == "crlf" else b"\n"] * len(lines)
+    block = b"".join(map(bytes.__add__, lines, ends))
+    fast, slow = parsed_encoder(parser=parser, **extra), parsed_encoder(parser=parser, **extra)
+    got, want = fast.encode(block, 3), parsed_line_by_line(slow, block, 3)
+    assert events_and_offsets(got) == events_and_offsets(want)
+    assert fast.take_counts() == slow.take_counts()
+    pieces_keep_their_rules(got, 600)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/encode/parsed.py (not this helper's file): the CRLF block path gives each"
+    " event the id of its offset in the block with its CRs taken out",
+)
+def test_a_parsed_crlf_lines_id_is_that_of_its_offset_wherever_its_block_starts() -> None:
+    """An event id is the line's file identity and offset, so that a line read again (after a
+    restart, from the checkpoint) gets the same one and Polaris' duplicates can be told. A
+    parsed CRLF block is read with its CRs taken out (`agent.encode.crlf`), and the events'
+    ids were made from the offsets in that text: line k's id was that of its offset less k,
+    k counted from wherever the block started. Seen failing: lines 2 and 3 differ from the
+    line path's ids, and line 3's id differs when its block starts at line 2."""
+    parser = {"type": "regex", "pattern": r"^(?P<time>\S+) (?P<level>[A-Z]+) (?P<message>.*)$"}
+    lines = [PARSED_LINES["regex"] % n + b"\r\n" for n in range(3)]
+    block = b"".join(lines)
+
+    def ids_of(encoded: Encoded) -> list[str]:
+        data = b"".join(piece.data for piece in encoded.pieces)
+        return [json.loads(event)["event_id"] for event in data.splitlines()]
+
+    whole = ids_of(parsed_encoder(parser=parser, event_id=True).encode(block, 0))
+    by_line = parsed_line_by_line(parsed_encoder(parser=parser, event_id=True), block, 0)
+    restarted = parsed_encoder(parser=parser, event_id=True).encode(block[len(lines[0]) :], 42)
+    assert len(lines[0]) == 42
+    assert whole == ids_of(by_line)
+    assert ids_of(restarted) == whole[1:]
