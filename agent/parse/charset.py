@@ -102,9 +102,11 @@ class WideFramer:
         return self._cut()
 
     def _skipped(self, data: bytes, start: int) -> tuple[bytes, int]:
-        """`data` at `start` without the rest of a newline already counted, if it is due."""
+        """`data` at `start` without the rest of a newline already counted, if it is due: it
+        starts where that newline's first byte ended (`len(skip)` before the line after it;
+        once ``start + 1``, true for UTF-16 alone: UTF-32's next line began with three NULs)."""
         skip = self._skip
-        if skip and start + 1 == self._start and data.startswith(skip):
+        if skip and start + len(skip) == self._start and data.startswith(skip):
             return data[len(skip) :], start + len(skip)
         return data, start
 
