@@ -89,9 +89,8 @@ class WideFramer:
 
     def push(self, data: bytes, start: int, end: int) -> list[Frame]:
         """One byte line from the tailer (0x0A removed) -> the whole wide lines it completes."""
-        if self._skip:
-            data, start = self._skipped(data, start)
-            self._skip = b""
+        data, start = self._skipped(data, start)
+        self._skip = b""
         if self._buffer and start != self._start + len(self._buffer):
             self._buffer = b""  # the file was rewound or truncated: start over where we are
         if not self._buffer:
@@ -104,10 +103,17 @@ class WideFramer:
     def _skipped(self, data: bytes, start: int) -> tuple[bytes, int]:
         """`data` at `start` without the rest of a newline already counted, if it is due: it
         starts where that newline's first byte ended (`len(skip)` before the line after it;
-        once ``start + 1``, true for UTF-16 alone: UTF-32's next line began with three NULs)."""
+        once ``start + 1``, true for UTF-16 alone: UTF-32's next line began with three NULs).
+        A new framer (the agent restarted, its checkpoint where the last one released such a
+        line) sees the same bytes one past an aligned offset, where no line can start: they
+        were taken as the start of a line, and every character after them read misaligned."""
         skip = self._skip
         if skip and start + len(skip) == self._start and data.startswith(skip):
             return data[len(skip) :], start + len(skip)
+        rest = self.newline[1:]
+        resumed = not self._buffer and start % self._unit == 1 and self.newline[0] == 0x0A
+        if resumed and data.startswith(rest):  # a new framer where the last one stopped
+            return data[len(rest) :], start + len(rest)
         return data, start
 
     def _detect(self, head: bytes) -> None:

@@ -31,3 +31,21 @@ def test_lines_released_at_each_batch_end_come_out_whole(charset: str) -> None:
     assert [r.text for r in records] == ["ab", "cd", "ef"]
     assert [r.start_offset for r in records] == [0, 3 * unit, 6 * unit]
     assert wide.counters.invalid_bytes == 0
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "utf-16-le", "utf-32-le"])
+def test_a_restart_resumes_after_the_first_byte_of_a_released_newline(charset: str) -> None:
+    """The checkpoint of a file whose last line was released at once stands after its
+    newline's first byte; the agent restarted, a new assembler reads on from there."""
+    order = "utf-32-le" if "32" in charset else "utf-16-le"
+    data = "ab\ncd\nef\n".encode(order)
+    source = SourceConfig.model_validate({"name": "s", "include": ["/x/*"], "charset": charset})
+    first = Assembler(source)
+    batches = batches_cut_after_each_newline(data)
+    [released] = first.feed(batches[0])
+    checkpoint = released.start_offset + data.index(b"\n") + 1
+    again = Assembler(source)
+    records = [r for batch in batches[1:] for r in again.feed(batch)]
+    assert batches[1][0][1] == checkpoint
+    assert [r.text for r in records] == ["cd", "ef"]
+    assert again.counters.invalid_bytes == 0
