@@ -28,6 +28,7 @@ FORMATS: dict[str, dict[str, Any]] = {
         "format": "text",
         "parser": {"type": "regex", "pattern": r"(?P<level>[A-Z]+) (?P<msg>.*)"},
     },
+    "nginx": {"format": "text", "parser": {"type": "nginx"}},
     "ids": {"format": "text", "event_id": True},
     "fields": {"format": "text", "fields": {"env": "prod", "message": "m"}},
     "time is message": {"format": "text", "time_field": "message"},
@@ -117,7 +118,11 @@ WORDS = [
     "\x7f",
     "\x1c",
 ]
-line_text = st.lists(st.sampled_from(WORDS), max_size=6).map("".join)
+NGINX = '10.0.0.1 - - [24/Nov/2025:10:00:00 +0000] "GET /caf\u00e9 HTTP/1.1" 200 5 "-" "c"'
+line_text = st.one_of(
+    st.lists(st.sampled_from(WORDS), max_size=6).map("".join),
+    st.sampled_from([NGINX, NGINX + "\r", " " + NGINX, NGINX.replace("200", "x")]),
+)
 
 
 def cut_after_newlines(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -185,7 +190,7 @@ def agree(charset: str, shape: str, max_line: int, blocks: list[bytes]) -> None:
 
 
 @settings(
-    max_examples=400, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=800, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
 )
 @given(single_byte_file(), st.sampled_from(list(FORMATS)), st.sampled_from([10_000, 30, 60]))
 def test_single_byte_blocks_make_what_the_line_path_makes(
@@ -197,7 +202,7 @@ def test_single_byte_blocks_make_what_the_line_path_makes(
 
 
 @settings(
-    max_examples=400, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=800, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
 )
 @given(wide_file(), st.sampled_from(list(FORMATS)), st.sampled_from([10_000, 30, 90]))
 def test_wide_blocks_make_what_the_line_path_makes(
@@ -211,17 +216,22 @@ def test_wide_blocks_make_what_the_line_path_makes(
 LATIN_LINES = "".join(f"INFO requête {i} traitée\n" for i in range(300)).encode("latin-1")
 
 
-@pytest.mark.parametrize("shape", ["text", "regex", "json"])
-def test_a_latin1_block_goes_whole_with_the_files_offsets(shape: str) -> None:
-    """The block path is taken (no record per line), and its offsets are the latin-1 file's,
-    not those of the UTF-8 it became (where each é is two bytes)."""
+@pytest.mark.parametrize("shape", ["text", "regex", "json", "nginx", "fields"])
+@pytest.mark.parametrize("charset", ["latin-1", "windows-1252"])
+def test_a_single_byte_block_goes_whole_with_the_files_offsets(charset: str, shape: str) -> None:
+    """The block path is taken (no record per line), and its offsets are the file's, not
+    those of the UTF-8 it became (where each é is two bytes)."""
     lines = LATIN_LINES
     if shape == "json":
-        lines = "".join(f'{{"m":"requête {i}"}}\n' for i in range(300)).encode("latin-1")
-    enc = encoder("latin-1", shape)
+        lines = "".join(f'{{"m":"requête {i}"}}\n' for i in range(300)).encode(charset)
+    if shape == "nginx":
+        lines = "".join(NGINX.replace("GET /", f"GET /{i}") + "\n" for i in range(300)).encode(
+            charset
+        )
+    enc = encoder(charset, shape)
     encoded = enc._charset_block(lines, 1000)
     assert encoded is not None
-    want = encoder("latin-1", shape)._by_line(lines, 1000)
+    want = encoder(charset, shape)._by_line(lines, 1000)
     assert events_and_offsets(encoded) == events_and_offsets(want)
     assert encoded.pieces[-1].end_offset == 1000 + len(lines)
 
