@@ -27,13 +27,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from enum import Enum
 
 import structlog
 
 from agent.records import Batch, Ticket
-from agent.ship.attempt import Attempt
+from agent.ship.attempt import Attempt, Sent
 from agent.ship.client import Poster
 from agent.ship.compress import Compressor
+from agent.ship.errors import DeliveryError
 from agent.ship.health import EndpointHealth
 from agent.ship.payload import Payload, PayloadDamaged, Span
 from agent.ship.policy import RetryBudget, RetryPolicy
@@ -65,6 +67,30 @@ class Job:
     seq: int
     payload: Payload
     tickets: list[Ticket]
+
+
+class Placed(Enum):
+    """Where the undelivered part of a batch ended up after it was given up to the spool."""
+
+    SPOOLED = "spooled"
+    DELIVERED = "delivered"  # the spool's disk refused it and Polaris took it meanwhile
+    ABANDONED = "abandoned"  # stopping first: kept behind the checkpoint
+
+
+@dataclass(slots=True)
+class _Offer:
+    """The spool's `meanwhile` for one batch the disk refuses: offer it to Polaris, and
+    remember whether Polaris took it."""
+
+    sender: Sender
+    payload: Payload
+    delivered: bool = False
+
+    async def __call__(self) -> bool:
+        self.delivered = await self.sender.offer(self.payload)
+        if self.delivered:
+            log.info("spool_refused_batch_delivered", events=self.payload.events)
+        return self.delivered
 
 
 class Sender:
@@ -219,25 +245,47 @@ class Sender:
         left = await self._splitter.deliver(job.payload, self._budget(may_spool=True))
         if not left:
             self.stats.batches_delivered += 1
-        elif not await self._to_spool(job.payload, left):
-            log.info("batch_abandoned_at_shutdown", batch=job.seq, events=job.payload.events)
-            return
+        else:
+            placed = await self._to_spool(job.payload, left)
+            if placed is Placed.ABANDONED:
+                log.info("batch_abandoned_at_shutdown", batch=job.seq, events=job.payload.events)
+                return
+            if placed is Placed.DELIVERED:
+                self.stats.batches_delivered += 1
         for ticket in job.tickets:
             self._acks.complete(ticket)
 
-    async def _to_spool(self, payload: Payload, left: list[Span]) -> bool:
-        """Write the undelivered spans of `payload` to the spool; True once they are durable.
-        A payload left whole is written as it is (its gzip, not compressed again). One at a
-        time: when an outage begins, every worker gives up at once."""
+    async def _to_spool(self, payload: Payload, left: list[Span]) -> Placed:
+        """Write the undelivered spans of `payload` to the spool; SPOOLED once they are
+        durable. A payload left whole is written as it is (its gzip, not compressed again).
+        One at a time: when an outage begins, every worker gives up at once. While the disk
+        refuses the write, the spans are offered to Polaris before each wait for the disk:
+        DELIVERED when Polaris takes them first (no spool file then holds them to replay,
+        so without this nothing would probe the endpoint while the disk stays full)."""
         if self._spool is None:
-            return False
+            return Placed.ABANDONED
         async with self._spooling:
             rest = payload if left == [(0, payload.size)] else payload.rest(payload.body, left)
-            if not await self._spool.put(rest, self._stopping):
-                return False
-        self.stats.batches_spooled += 1
-        self.spooled.set()
-        return True
+            offer = _Offer(self, rest)
+            if await self._spool.put(rest, self._stopping, meanwhile=offer):
+                self.stats.batches_spooled += 1
+                self.spooled.set()
+                return Placed.SPOOLED
+        return Placed.DELIVERED if offer.delivered else Placed.ABANDONED
+
+    async def offer(self, payload: Payload) -> bool:
+        """One try to deliver `payload` now, past the outage (which only a success ends);
+        True when every event of it is safe. A refusal of its content is split and sent as
+        a replayed batch is (retried until it is delivered or dead-lettered, or stopping)."""
+        prepared = await self._compressor(payload)
+        outcome = await self._attempt(prepared)
+        if outcome is Sent.DELIVERED:
+            return True
+        if isinstance(outcome, DeliveryError) and not outcome.retryable:
+            return not await self._splitter.deliver(prepared, self._budget(may_spool=False))
+        if isinstance(outcome, DeliveryError):
+            self.stats.retries += 1
+        return False
 
     async def replay(self, done: asyncio.Event) -> None:
         """Deliver spooled batches, oldest first, until stopping or `done`."""

@@ -19,7 +19,9 @@ that cannot be read *now* (permissions, too many open files, an I/O error) is no
 it is set aside, logged once, and tried again every `UNREADABLE_RETRY_SECS`, while the
 files after it replay. A write the disk refuses (full, read-only, an I/O error) is not
 raised: the batch stays in memory, unacknowledged, and is written again once a file goes or
-every `DISK_RETRY_SECS` (logged once, `spool_write_failed`); the readers wait meanwhile.
+every `DISK_RETRY_SECS` (logged once, `spool_write_failed`); the readers wait meanwhile, and
+before each wait the writer may place it elsewhere (`put(meanwhile=...)`: the sender offers
+it to Polaris, so a full disk does not hold a batch back from an endpoint that is back).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import stat
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,9 +234,19 @@ class Spool:
         self.max_bytes = section.max_size
         self.when_full = section.when_full
 
-    async def put(self, entry: SpoolEntry, stopping: asyncio.Event | None = None) -> bool:
+    async def put(
+        self,
+        entry: SpoolEntry,
+        stopping: asyncio.Event | None = None,
+        *,
+        meanwhile: Callable[[], Awaitable[bool]] | None = None,
+    ) -> bool:
         """Write `entry` durably; True once it is on disk. With `block`, waits for room
-        (False if `stopping` is set first); with `drop_oldest`, deletes the oldest files."""
+        (False if `stopping` is set first); with `drop_oldest`, deletes the oldest files.
+
+        While the disk refuses the write, `meanwhile` is tried before each wait (the sender
+        offers the batch to Polaris): when it returns True the entry is needed no more, and
+        put returns False without writing it."""
         data = await self._run(encode_entry, entry, self._compress)
         if not await self._make_room(len(data), stopping):
             return False
@@ -249,7 +261,10 @@ class Spool:
                 failure = exc
             finally:
                 self._reserved -= len(data)
-            if not await self._wait_for_disk(failure, stopping):
+            self._refused(failure)
+            if meanwhile is not None and await meanwhile():
+                return False
+            if not await self._wait_for_disk(stopping):
                 return False
         if self._write_failing:
             self._write_failing = False
@@ -260,12 +275,9 @@ class Spool:
         await self._notify()
         return True
 
-    async def _wait_for_disk(self, failure: OSError, stopping: asyncio.Event | None) -> bool:
-        """After a write the disk refused (ENOSPC, EDQUOT, EROFS, EIO, the directory gone):
-        wait for a file to go or `DISK_RETRY_SECS`, then the caller writes again; False when
-        `stopping` is set first. The batch stays in memory, unacknowledged, meanwhile: the
-        readers wait (the log files are the buffer) and nothing is dropped. Raising here
-        ended the agent with exit 1, at every start while the disk stayed full."""
+    def _refused(self, failure: OSError) -> None:
+        """A write the disk refused (ENOSPC, EDQUOT, EROFS, EIO, the directory gone): logged
+        once, until a write works again."""
         if not self._write_failing:
             self._write_failing = True
             log.error(
@@ -274,6 +286,13 @@ class Spool:
                 error=failure.strerror or str(failure),
                 retry_in_seconds=self._retry_write,
             )
+
+    async def _wait_for_disk(self, stopping: asyncio.Event | None) -> bool:
+        """After a refused write: wait for a file to go or `DISK_RETRY_SECS`, then the caller
+        writes again; False when `stopping` is set first. The batch stays in memory,
+        unacknowledged, meanwhile: the readers wait (the log files are the buffer) and
+        nothing is dropped. Raising here ended the agent with exit 1, at every start while
+        the disk stayed full."""
         if stopping is not None and stopping.is_set():
             return False
         async with self._changed:
