@@ -144,6 +144,7 @@ async def watch_stall(
             events.emit(
                 ONCE_AUTH_REFUSED,
                 status=refusal.status,
+                refused_by="events_api" if refusal.status else "oauth_token_endpoint",
                 refusals=refusal.refusals,
                 refused_for_seconds=round(refusal.last_at - refusal.first_at, 1),
                 hint=AUTH_HINT,

@@ -45,7 +45,7 @@ async def backfill_with_wrong_key_then_right_key(
 
     [refused] = refused_once_events(agent)
     assert refused["level"] == "error"
-    assert refused["status"] == 401
+    assert (refused["status"], refused["refused_by"]) == (401, "events_api")
     assert refused["refusals"] >= 2
     assert "api_key" in refused["hint"]
     assert "run --once again" in refused["hint"]
