@@ -24,10 +24,10 @@ EXIT_CODES = f"""\
 exit codes:
   {EXIT_OK:<3} done: the command did what it was asked (run --once: everything read reached
       Polaris or a dead letter; status: the agent answers and is ready)
-  {EXIT_FAILURE:<3} runtime failure: run --once left data undelivered, gave up on a key
-      refused for 15 s (once_auth_refused) or after --once-timeout without progress, status
-      found the agent not running or not ready, check --environment found a problem, a
-      replay left dead letters
+  {EXIT_FAILURE:<3} runtime failure: run --once left data undelivered, gave up on a key or a
+      connection refused for 15 s (once_auth_refused, once_endpoint_refused) or after
+      --once-timeout without progress, status found the agent not running or not ready,
+      check --environment found a problem, a replay left dead letters
   {EXIT_USAGE:<3} usage: unknown command or option
   {EXIT_DIFFERS:<3} setup: the job exists and differs from the config (--apply updates it)
   {EXIT_CONFIG:<3} config invalid (EX_CONFIG): every problem is printed with its key path
@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="with --once: give up (exit 1) when Polaris accepted nothing for this long while"
         " data waited, e.g. an unreachable endpoint (default 5m; 0: never). A key refused"
-        " (401/403) on every try for 15 s ends the run sooner, unless this is 0",
+        " (401/403) or a missing connection (404) on every try for 15 s ends the run sooner,"
+        " unless this is 0",
     )
     run.set_defaults(handler=_run)
 

@@ -12,6 +12,8 @@ in about `AUTH_PATIENCE` seconds, not after `once_timeout`, from an error that n
 and what to do. The bound tolerates a key still being propagated: the key must have been
 refused continuously (no success in between) for `AUTH_PATIENCE` and at least twice, the last
 refusal that long after the first, so a key that starts working within it never ends a run.
+An endpoint that refuses everything for a reason retrying cannot fix (a connection that does
+not exist, a redirect, a blanket 400: `EndpointRefusal`) ends it under the same bound.
 Nothing is lost either way: the agent stops as on SIGTERM.
 """
 
@@ -54,12 +56,30 @@ ONCE_AUTH_REFUSED: Final = Event(
     "(or [polaris.oauth]) and run again. The run exits 1.",
     level="error",
 )
-EVENTS: Final = (ONCE_GAVE_UP, ONCE_INCOMPLETE, ONCE_AUTH_REFUSED)
+ONCE_ENDPOINT_REFUSED: Final = Event(
+    "once_endpoint_refused",
+    "`run --once` stopped: the Events API refused every try for AUTH_PATIENCE (15 s) for a "
+    "reason retrying cannot fix (reason: not_found, redirect, blanket_refusal). Nothing is "
+    "lost: fix polaris.url or the connection and run again. The run exits 1.",
+    level="error",
+)
+EVENTS: Final = (ONCE_GAVE_UP, ONCE_INCOMPLETE, ONCE_AUTH_REFUSED, ONCE_ENDPOINT_REFUSED)
+KEPT: Final = (
+    " Nothing was lost: what was read is in the spool or behind the checkpoint, and the next "
+    "run sends it."
+)
 AUTH_HINT: Final = (
     "Polaris refused the credentials: check polaris.api_key (or the [polaris.oauth] client id "
-    "and secret) and that it may write to the connection, then run --once again. Nothing was "
-    "lost: what was read is in the spool or behind the checkpoint, and the next run sends it."
+    "and secret) and that it may write to the connection, then run --once again." + KEPT
 )
+ENDPOINT_HINTS: Final = {
+    "not_found": "The connection does not exist: create it (polaris-agent setup) or fix "
+    "polaris.connection (or the source's connection), then run --once again.",
+    "redirect": "polaris.url answers with a redirect (the console's address rather than the "
+    "API's?); redirects are never followed: fix polaris.url, then run --once again.",
+    "blanket_refusal": "Every request was refused alike (400): is the connection a push "
+    "streaming one? Fix it or polaris.connection, then run --once again.",
+}
 
 
 def _waiting(snap: AgentSnapshot) -> bool:
@@ -87,26 +107,33 @@ def _refusal_status(before: AgentSnapshot | None, snap: AgentSnapshot) -> int | 
 
 
 @dataclass(slots=True)
-class AuthRefusal:
-    """One episode of a refused key, as `run --once` watches it: from the first snapshot
-    that shows `auth_failing` until a success (or the flag clears)."""
+class Refusal:
+    """One episode of refusals that retrying cannot fix, as `run --once` watches it: from the
+    first snapshot that shows its flag until a success (or the flag clears). Subclasses say
+    which flag and which tries count."""
 
     patience: float = AUTH_PATIENCE
     first_at: float | None = None  # when the episode was first seen
     last_at: float = 0.0  # when a further refusal was last seen
     refusals: int = 0  # refusals seen in this episode
-    counted: int = 0  # `_auth_refusals` at the last look
+    counted: int = 0  # `tries` at the last look
     delivered: int = -1  # events acknowledged at the last look
     status: int | None = None
     seen: AgentSnapshot | None = field(default=None, repr=False)  # the last look
 
+    def failing(self, snap: AgentSnapshot) -> bool:
+        raise NotImplementedError
+
+    def tries(self, snap: AgentSnapshot) -> int:
+        raise NotImplementedError
+
     def observe(self, snap: AgentSnapshot, now: float) -> bool:
-        """True when the key has been refused long enough, and more than once, to give up."""
+        """True when the refusal has lasted long enough, over more than one try, to give up."""
         previous, self.seen = self.seen, snap
-        counted = _auth_refusals(snap)
+        counted = self.tries(snap)
         if snap.events_sent != self.delivered:  # a success since the last look: a new episode
             self.first_at, self.delivered = None, snap.events_sent
-        if not snap.auth_failing:
+        if not self.failing(snap):
             self.first_at, self.counted = None, counted
             return False
         if self.first_at is None:  # the refusal that set the flag, and any since the last look
@@ -119,6 +146,29 @@ class AuthRefusal:
             self.status = _refusal_status(previous, snap) or self.status
         self.counted = counted
         return self.refusals >= 2 and self.last_at - self.first_at >= self.patience
+
+
+@dataclass(slots=True)
+class AuthRefusal(Refusal):
+    """The credentials refused (401/403, or the OAuth token endpoint)."""
+
+    def failing(self, snap: AgentSnapshot) -> bool:
+        return snap.auth_failing
+
+    def tries(self, snap: AgentSnapshot) -> int:
+        return _auth_refusals(snap)
+
+
+@dataclass(slots=True)
+class EndpointRefusal(Refusal):
+    """The Events API refuses everything for a reason retrying cannot fix (a missing
+    connection, a redirect, a blanket 400): every try while it says so counts."""
+
+    def failing(self, snap: AgentSnapshot) -> bool:
+        return bool(snap.endpoint_refusing)
+
+    def tries(self, snap: AgentSnapshot) -> int:
+        return snap.request_latency.count
 
 
 async def watch_stall(
@@ -137,8 +187,24 @@ async def watch_stall(
     delivered = -1
     since = clock()
     refusal = AuthRefusal(auth_patience)
+    refused = EndpointRefusal(auth_patience)
     while not await sleep_or_stop(done, tick):
         snap = snapshot()
+        if refused.observe(snap, clock()):
+            assert refused.first_at is not None
+            reason = snap.endpoint_refusing
+            events.emit(
+                ONCE_ENDPOINT_REFUSED,
+                reason=reason,
+                refusals=refused.refusals,
+                refused_for_seconds=round(refused.last_at - refused.first_at, 1),
+                hint=ENDPOINT_HINTS.get(reason, ENDPOINT_HINTS["blanket_refusal"]) + KEPT,
+                queue_bytes=snap.queue_bytes,
+                in_flight_batches=snap.in_flight_batches,
+                spool_files=snap.spool_files,
+            )
+            stop("endpoint_refused")
+            return True
         if refusal.observe(snap, clock()):
             assert refusal.first_at is not None
             events.emit(

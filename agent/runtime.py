@@ -73,7 +73,10 @@ AGENT_STOPPING: Final = Event(
     labels=(
         Label(
             "signal",
-            frozenset({"SIGTERM", "SIGINT", "requested", "test", "once_timeout", "auth_refused"}),
+            frozenset(
+                {"SIGTERM", "SIGINT", "requested", "test", "once_timeout"}
+                | {"auth_refused", "endpoint_refused"}
+            ),
         ),
     ),
 )

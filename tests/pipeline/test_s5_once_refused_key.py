@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from agent.devserver import DevServer
 from tests.support.lines import sequence_numbers, write_json_lines
 from tests.support.process import AgentProcess
@@ -94,3 +96,25 @@ async def test_a_key_still_propagating_does_not_end_the_backfill(
     assert await agent.wait(GENEROUS) == 0
     assert refused_once_events(agent) == []
     assert sorted(sequence_numbers(dev_server)) == list(range(LINES))
+
+
+async def test_a_connection_that_does_not_exist_ends_a_backfill_soon_and_loses_nothing(
+    make_agent: Callable[..., AgentProcess], log_dir: Path, dev_server: DevServer
+) -> None:
+    """The same careless operator, one typo later: polaris.connection names no connection
+    (404). Retrying cannot fix it either: exit 1 soon, then `setup` (here: the connection
+    created) and the same command delivers every line."""
+    write_json_lines(log_dir / "app.log", 0, LINES)
+    agent = make_agent(polaris={"connection": "not-created-yet"})
+    await agent.start("--once")
+
+    assert await agent.wait(GENEROUS) == 1
+
+    [refused] = [e for e in agent.events() if e["event"] == "once_endpoint_refused"]
+    assert refused["reason"] == "not_found" and refused["refusals"] >= 2
+    assert "polaris-agent setup" in refused["hint"]
+
+    dev_server.create_connection("not-created-yet")
+    assert await agent.run_once() == 0
+    received = [orjson.loads(line)["seq"] for line in dev_server.received_lines("not-created-yet")]
+    assert sorted(received) == list(range(LINES))

@@ -7,7 +7,7 @@ single refusal followed by silence, or a success in between never ends the run.
 
 from __future__ import annotations
 
-from agent.once import AUTH_PATIENCE, AuthRefusal
+from agent.once import AUTH_PATIENCE, AuthRefusal, EndpointRefusal
 from agent.ops.snapshot import AgentSnapshot, LatencyHistogram
 from tests.ops.snapshots import healthy
 
@@ -68,3 +68,26 @@ def test_a_403_is_named_as_such() -> None:
     watch.observe(refused(1, status="403"), now=0.0)
     assert watch.observe(refused(2, status="403"), now=AUTH_PATIENCE)
     assert watch.status == 403
+
+
+def endpoint_refusing(tries: int, reason: str = "not_found") -> AgentSnapshot:
+    histogram = LatencyHistogram()
+    for _ in range(tries):
+        histogram.observe(0.01)
+    return healthy(
+        requests={"404": tries}, request_latency=histogram.frozen(), endpoint_refusing=reason
+    )
+
+
+def test_an_endpoint_refusing_everything_gives_up_under_the_same_rule() -> None:
+    watch = EndpointRefusal()
+    assert not watch.observe(endpoint_refusing(3), now=0.0)
+    assert not watch.observe(endpoint_refusing(3), now=AUTH_PATIENCE + 1)  # no new try
+    assert watch.observe(endpoint_refusing(4), now=AUTH_PATIENCE + 2)
+
+
+def test_an_endpoint_refusal_is_not_a_key_refusal() -> None:
+    key, endpoint = AuthRefusal(), EndpointRefusal()
+    for second, tries in ((0.0, 1), (AUTH_PATIENCE + 1, 2)):
+        assert not key.observe(endpoint_refusing(tries), now=second)
+        assert not endpoint.observe(refused(tries), now=second)
