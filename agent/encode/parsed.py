@@ -149,10 +149,16 @@ class ParsedEncoder:
         return self._by_line(block, start_offset)
 
     def _parsed_block(self, block: bytes, start_offset: int) -> Encoded | None:
-        """`_whole_block`, for CRLF lines too."""
-        if b"\r" in block:
+        """`_whole_block`, for CRLF lines too: read as the LF block, its offsets moved back
+        (`crlf_block`), the read position then the CRLF block's end (the LF block's was
+        short a byte a line: a forced flush after it ended a piece there and moved the
+        checkpoint back). Not with event ids, which `build_parsed` makes from the LF
+        block's offsets (line k's id would be that of its offset less k)."""
+        if b"\r" in block and self.source.event_id is None:
             found = crlf_block(self._whole_block, block, start_offset)
             if found is not None:
+                self._position = start_offset + len(block)
+                self._assembler.skip_to(self._position)
                 return found
         return self._whole_block(block, start_offset)
 

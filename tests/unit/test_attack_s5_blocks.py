@@ -295,8 +295,6 @@ def test_parsed_blocks_with_crs_anywhere_give_the_line_paths_events(
     """Line-per-record parsed sources (a user regex, logfmt, syslog, nginx) halve and read
     CRLF blocks: a CR in the middle of a line, a line of CRs, a lone CR before the newline
     or two, among LF or CRLF lines, at either end."""
-    if extra and endings != "lf":
-        return  # ids of CRLF lines: the strict xfail below, until parsed.py is fixed
     good = PARSED_LINES["regex" if isinstance(parser, dict) else str(parser)]
     lines = [good % n for n in range(count)]
     for at, line in odd:
@@ -313,11 +311,6 @@ def test_parsed_blocks_with_crs_anywhere_give_the_line_paths_events(
     pieces_keep_their_rules(got, 600)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/encode/parsed.py (not this helper's file): the CRLF block path gives each"
-    " event the id of its offset in the block with its CRs taken out",
-)
 def test_a_parsed_crlf_lines_id_is_that_of_its_offset_wherever_its_block_starts() -> None:
     """An event id is the line's file identity and offset, so that a line read again (after a
     restart, from the checkpoint) gets the same one and Polaris' duplicates can be told. A
@@ -341,11 +334,6 @@ def test_a_parsed_crlf_lines_id_is_that_of_its_offset_wherever_its_block_starts(
     assert ids_of(restarted) == whole[1:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/encode/parsed.py (not this helper's file): after a CRLF block read whole,"
-    " the encoder's read position is that block's end less its CRs",
-)
 @pytest.mark.parametrize("parser", [PARSERS[0], *PARSERS[3:]])  # those read whole
 def test_a_forced_flush_after_a_parsed_crlf_block_ends_where_the_block_ends(
     parser: object,
