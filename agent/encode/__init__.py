@@ -77,11 +77,13 @@ def encoder_for(
     start_offset: int,
     now: Callable[[], float] = time.time,
     pods: PodDirectory | None = None,
+    head: Callable[[], bytes] | None = None,
 ) -> LineEncoder:
     """The encoder of one file of `source`, reading from `start_offset`.
 
     `identity` gives the file's stable identity for event ids, asked once, when the first
-    block is encoded (only sources with event ids use it).
+    block is encoded (only sources with event ids use it); `head` its first bytes, asked
+    once when a UTF-16/32 file is read from past them (the BOM's byte order).
     """
     if not needs_parsing(source):
         return Encoder(
@@ -111,4 +113,5 @@ def encoder_for(
         start_offset=start_offset,
         now=now,
         pods=pods,
+        head=head,
     )

@@ -81,10 +81,13 @@ class ParsedEncoder:
         clock: Callable[[], float] = time.monotonic,
         environ: Mapping[str, str] | None = None,
         pods: PodDirectory | None = None,
+        head: Callable[[], bytes] | None = None,
     ) -> None:
+        """`head`: the file's first bytes, read once if the first block starts past them
+        (a UTF-16/32 file's byte order is its BOM's)."""
         self.source = source  # what it was built from: a reloaded source needs a new one
         options = _library_options(source)
-        self._assembler = Assembler(options, path=path, clock=clock)
+        self._assembler = Assembler(options, path=path, clock=clock, head=head)
         self._builder = EventBuilder(
             options, path=path, now=now, fields=source.fields, environ=environ, pods=pods
         )

@@ -198,12 +198,15 @@ class Assembler:
         *,
         path: str = "",
         clock: Callable[[], float] = time.monotonic,
+        head: Callable[[], bytes] | None = None,
     ) -> None:
+        """`head`: the file's first bytes, for a wide charset's byte order (`WideFramer`)."""
         self.path = path
         self.counters = AssemblyCounters()
         self._clock = clock
         self._charset = options.charset
-        self._framer = WideFramer(options.charset) if options.charset in WIDE_CHARSETS else None
+        wide = options.charset in WIDE_CHARSETS
+        self._framer = WideFramer(options.charset, head) if wide else None
         self._strict_utf8 = options.charset in ("utf-8", "utf-8-sig")
         kubernetes = options.kubernetes
         self._container: Callable[[str], ContainerLine | None] | None = None

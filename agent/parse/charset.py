@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -71,9 +72,14 @@ class WideFramer:
     character U+xx0A that straddles a tailer cut, such as U+010A, could be mistaken.)
     """
 
-    def __init__(self, charset: str) -> None:
+    def __init__(self, charset: str, head: Callable[[], bytes] | None = None) -> None:
+        """`head`: the file's first bytes, read when the first line pushed starts past
+        them (a new agent resuming at its checkpoint), for the BOM's byte order: without
+        it a big-endian file was read as little endian after a restart, no newline found,
+        its lines held forever."""
         self.charset = charset if charset.endswith(("-le", "-be")) else charset + "-le"
         self._auto = not charset.endswith(("-le", "-be"))
+        self._head = head if self._auto else None
         self._unit = 4 if charset.startswith("utf-32") else 2
         self._buffer = b""
         self._start = 0
@@ -89,6 +95,7 @@ class WideFramer:
 
     def push(self, data: bytes, start: int, end: int) -> list[Frame]:
         """One byte line from the tailer (0x0A removed) -> the whole wide lines it completes."""
+        self._resume(start)
         data, start = self._skipped(data, start)
         self._skip = b""
         if self._buffer and start != self._start + len(self._buffer):
@@ -116,6 +123,12 @@ class WideFramer:
             return data[len(rest) :], start + len(rest)
         return data, start
 
+    def _resume(self, start: int) -> None:
+        """Before the first line read past offset 0: the byte order of the file's BOM."""
+        head, self._head = self._head, None
+        if head is not None and start > 0:
+            self.charset = self._detected(head())
+
     def _detect(self, head: bytes) -> None:
         self.charset = self._detected(head)
 
@@ -136,6 +149,7 @@ class WideFramer:
         `take` the result once it has been used."""
         if self._buffer:
             return None
+        self._resume(start)
         data, start = self._skipped(block, start)
         if start % self._unit:
             return None

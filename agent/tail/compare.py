@@ -24,6 +24,14 @@ def identity_of(reader: Reader) -> str:
         return ""
 
 
+def head_of(reader: Reader) -> bytes:
+    """The file's first bytes (a BOM's at most), b"" once it is closed."""
+    try:
+        return os.pread(reader.fd, 4, 0)
+    except OSError:
+        return b""
+
+
 def same_file(record: FileCheckpoint, stat: os.stat_result) -> bool:
     return (record.dev, record.ino) == (stat.st_dev, stat.st_ino)
 

@@ -9,7 +9,7 @@ from agent.config import SourceConfig
 from agent.encode import Encoded, EncodeLimits, LineEncoder, encoder_for
 from agent.encode.values import NOTHING
 from agent.records import FileId
-from agent.tail.compare import identity_of
+from agent.tail.compare import head_of, identity_of
 from agent.tail.reader import Reader
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class FileEncoders:
                 self.limits,
                 path=reader.path,
                 identity=lambda: identity_of(reader),
+                head=lambda: head_of(reader),
                 start_offset=reader.offset,
                 pods=self._pods,
             )

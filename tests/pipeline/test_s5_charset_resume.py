@@ -56,3 +56,26 @@ async def test_a_file_read_appended_and_read_again_arrives_once_with_its_own_off
     assert len({e["event_id"] for e in events}) == len(events)
     unread = 1 if charset == "utf-16" else 0  # the 00 after the last 0x0A: read with the next line
     assert checkpoints(agent) == [path.stat().st_size - unread]
+
+
+async def test_a_big_endian_file_read_again_after_a_restart_is_read_in_its_own_byte_order(
+    inprocess_agent: Callable[..., InProcessAgent],
+    dev_server: DevServer,
+    log_dir: Path,
+) -> None:
+    """``charset = "utf-16"`` takes its byte order from the BOM at offset 0. A new agent
+    resumes at its checkpoint, past the BOM: it read the appended lines as little endian
+    (the default), found no newline of that order, and held them forever. Now the encoder
+    reads the file's own first bytes when it starts past them."""
+    first, more = lines(0, 300, True), lines(300, 200, True)
+    path = log_dir / "app.log"
+    path.write_bytes(b"\xfe\xff" + "".join(line + "\n" for line in first).encode("utf-16-be"))
+    agent = inprocess_agent(source={"format": "text", "charset": "utf-16", "event_id": True})
+    assert await agent.run_once() == 0
+    with path.open("ab") as file:
+        file.write("".join(line + "\n" for line in more).encode("utf-16-be"))
+    assert await agent.run_once() == 0
+    events = received(dev_server)
+    assert [e["message"] for e in events] == first + more
+    assert len({e["event_id"] for e in events}) == len(events)
+    assert checkpoints(agent) == [path.stat().st_size]
