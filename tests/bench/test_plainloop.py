@@ -56,6 +56,24 @@ def test_the_spread_between_json_shapes_is_judged_on_what_each_costs() -> None:
     assert lines[1].startswith("json-fields (1 core): 1.12x the cheapest")
 
 
+def test_shapes_pinned_to_one_core_are_not_held_to_a_scenario_run_on_two() -> None:
+    from bench import shapes
+    from bench.report import Result
+
+    def run(scenario: str, cpu: float) -> Result:
+        result = Result(scenario, tool="agent", lines=1, raw_bytes=146_000_000)
+        result.seconds, result.cpu = 1.0, cpu
+        return result
+
+    lines = shapes.spread([run("json-10", 0.9), run("json-timestamp (1 core)", 1.1)])
+
+    assert lines == [
+        "json-10: 1.00x the cheapest JSON shape's CPU-s/GB, 1.00 of the fastest one's MB/s",
+        "json-timestamp (1 core): 1.00x the cheapest JSON shape's CPU-s/GB, 1.00 of the "
+        "fastest one's MB/s",
+    ]
+
+
 def test_the_encoder_bench_measures_every_unparsed_shape(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
